@@ -1,0 +1,2 @@
+def main():
+    raise SystemExit("viz: command line not built yet")
