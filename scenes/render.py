@@ -1,0 +1,230 @@
+"""Render a scene kind to a file, in-process, atomically.
+
+    render_animation("conv", {"input": (7,), "channels": 5, "kernel": (3,), "stride": 2, ...},
+                     Path("conv.mp4"), "mp4", quality="low")
+
+- One table, `SCENES`, maps a figure kind to its scene class ("module:Class", imported lazily, so the
+  modules written by others load only when their kind is rendered).
+- Scene classes take their parameters as keyword arguments and forward any other keyword arguments
+  to `manim.Scene.__init__`:  `def __init__(self, *, input, kernel, ..., **scene_kwargs)`.
+  A scene may set `self.progress_total` (the number of `play`/`wait` calls it will make) for a
+  progress bar with a total.
+- Manim's `config` is process-global: everything is set inside one `tempconfig`, which restores it.
+  Manim's media folders live under `cache_dir()`, never in the working directory; each render works
+  in a private folder there and the finished file is renamed onto `out` (viz.io.atomic_path).
+- Same inputs, same frames: caching off, fixed scene order, no randomness in scenes.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from viz.io import MissingProgram, atomic_path
+
+from . import style
+
+SCENES: dict[str, str] = {
+    "conv": "scenes.conv:ConvSlide",
+    "conv-backward": "scenes.conv:ConvBackward",
+    "bptt": "scenes.bptt:GradientFlow",
+    "training": "scenes.training:TrainingCurve",
+}
+
+# quality name -> (Manim quality key, pixel width, pixel height, frames per second)
+QUALITIES: dict[str, tuple[str, int, int, int]] = {
+    "low": ("low_quality", 854, 480, 15),
+    "medium": ("medium_quality", 1280, 720, 30),
+    "high": ("high_quality", 1920, 1080, 60),
+}
+FORMATS = ("mp4", "gif", "webm", "png")
+
+CAIRO_HINT = ("Manim needs the Cairo and Pango libraries: apt-get install libcairo2-dev libpango1.0-dev "
+              "pkg-config, then reinstall (./tasks setup, or pip install --force-reinstall pycairo "
+              "manimpango)")
+
+
+def cache_dir() -> Path:
+    """Manim's media folder: $XDG_CACHE_HOME/viz/manim, else ~/.cache/viz/manim."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "viz" / "manim"
+
+
+def import_manim():
+    """Import manim, turning a missing Cairo/Pango into MissingProgram with the install line."""
+    try:
+        import manim
+    except (ImportError, OSError) as exc:  # pycairo/manimpango not built, or libcairo.so missing
+        raise MissingProgram(f"{CAIRO_HINT} ({exc})") from exc
+    return manim
+
+
+def scene_class(kind: str) -> type:
+    """The scene class registered for `kind` (imported on first use)."""
+    if kind not in SCENES:
+        raise ValueError(f"kind must be one of {', '.join(SCENES)} (got {kind!r})")
+    import_manim()
+    module_name, class_name = SCENES[kind].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def _manim_config(fmt: str, quality: str, workdir: Path) -> dict:
+    quality_key, width, height, fps = QUALITIES[quality]
+    return {
+        "media_dir": str(cache_dir()),  # Text's SVG cache lives here and is shared between renders
+        "video_dir": str(workdir),
+        "images_dir": str(workdir),
+        "partial_movie_dir": str(workdir / "partial"),
+        "output_file": "scene",
+        "format": fmt,
+        "quality": quality_key,
+        "pixel_width": width,
+        "pixel_height": height,
+        "frame_rate": fps,
+        "background_color": style.BACKGROUND,
+        "disable_caching": True,      # deterministic segment names; nothing stale reused
+        "flush_cache": False,
+        "verbosity": "ERROR",
+        "progress_bar": "none",       # replaced by one line per render (Progress below)
+        "log_to_file": False,
+        "preview": False,
+        "show_in_file_browser": False,
+        "dry_run": False,
+        "from_animation_number": 0,
+        "upto_animation_number": -1,
+        "write_all": False,
+        "save_sections": False,
+        "transparent": False,
+    }
+
+
+@contextlib.contextmanager
+def _workdir():
+    root = cache_dir() / "work"
+    root.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="render-", dir=root))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Progress:
+    """One progress line on stderr per render: animations played, seconds of video, wall time.
+
+    On a terminal the line is redrawn in place; otherwise a line is printed at most every 5 s and once
+    at the end, so logs stay short.
+    """
+
+    def __init__(self, name: str, stream=None, enabled: bool = True):
+        self.name = name
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.plays = 0
+        self.video_seconds = 0.0
+        self.total: int | None = None
+        self.start = time.perf_counter()
+        self.last_print = self.start
+
+    def _line(self) -> str:
+        elapsed = time.perf_counter() - self.start
+        if self.total:
+            done = min(self.plays, self.total)
+            width = 24
+            filled = round(width * done / self.total)
+            bar = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}"
+        else:
+            bar = f"{self.plays} animations"
+        return f"viz: {self.name} {bar}, {self.video_seconds:.1f} s of video, {elapsed:.1f} s"
+
+    def tick(self, duration: float, total: int | None) -> None:
+        self.plays += 1
+        self.video_seconds += duration
+        self.total = total
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if self.tty:
+            self.stream.write("\r" + self._line())
+            self.stream.flush()
+        elif now - self.last_print >= 5.0:
+            self.stream.write(self._line() + "\n")
+            self.last_print = now
+
+    def done(self) -> None:
+        if not self.enabled:
+            return
+        self.stream.write(("\r" if self.tty else "") + self._line() + " - done\n")
+        self.stream.flush()
+
+
+def _attach_progress(scene, progress: Progress) -> None:
+    """Count every play (Scene.wait goes through play too) without touching Manim's internals."""
+    play = scene.play
+
+    def counted_play(*args, **kwargs):
+        result = play(*args, **kwargs)
+        progress.tick(float(scene.duration), getattr(scene, "progress_total", None))
+        return result
+
+    scene.play = counted_play
+
+
+def render_scene(scene_factory, out: Path, fmt: str, quality: str = "low", progress: bool = True,
+                 name: str = "scene") -> None:
+    """Render the scene `scene_factory()` builds (inside the render's config) to `out`.
+
+    fmt: mp4 | gif | webm | png (png = the last frame as a still). quality: low | medium | high
+    (480p15, 720p30, 1080p60). The file appears whole at `out` or not at all.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {', '.join(FORMATS)} (got {fmt!r})")
+    if quality not in QUALITIES:
+        raise ValueError(f"quality must be one of {', '.join(QUALITIES)} (got {quality!r})")
+    manim = import_manim()
+    out = Path(out)
+    bar = Progress(name, enabled=progress)
+    with _workdir() as work, manim.tempconfig(_manim_config(fmt, quality, work)):
+        scene = scene_factory()
+        _attach_progress(scene, bar)
+        scene.render()
+        artifact = scene.renderer.file_writer.output_plan.primary_artifact
+        if artifact is None or not Path(artifact).is_file():
+            raise RuntimeError(f"manim produced no {fmt} file for {name} (expected {artifact})")
+        with atomic_path(out) as tmp:
+            shutil.move(str(artifact), str(tmp))
+    bar.done()
+
+
+def render_animation(kind: str, params: dict, out: Path, fmt: str, quality: str = "low",
+                     progress: bool = True) -> None:
+    """Render figure `kind` with `params` (validated by the registry, without quality/format) to `out`."""
+    cls = scene_class(kind)
+    render_scene(lambda: cls(**params), out, fmt, quality=quality, progress=progress, name=kind)
+
+
+def dry_run(kind: str, params: dict):
+    """Construct the scene for `kind` without drawing a frame or writing a file; return the scene.
+
+    For tests: the scene's recorded state (e.g. `scene.steps`) can be inspected afterwards.
+    """
+    cls = scene_class(kind)
+    return dry_run_scene(lambda **kw: cls(**params, **kw))
+
+
+def dry_run_scene(scene_factory):
+    """Run `scene_factory(skip_animations=True).construct()` under a dry-run config; return the scene."""
+    manim = import_manim()
+    with _workdir() as work:
+        cfg = _manim_config("png", "low", work)
+        cfg.update({"dry_run": True, "format": "none", "pixel_width": 160, "pixel_height": 90})
+        with manim.tempconfig(cfg):
+            scene = scene_factory(skip_animations=True)
+            scene.render()
+    return scene
