@@ -1,0 +1,483 @@
+"""The one registry of figure kinds behind every front end.
+
+Each kind declares its parameters (type, range, default, help) and how it renders. The click commands
+(`viz shape`, `viz diagram ...`, `viz animate ...`, `viz plot ...`), the `viz build` manifest validator and
+the `viz serve` explorer form are all generated from this table, so they cannot disagree about limits
+or error messages. Renderers are named by import string and loaded only when a file is rendered, so
+`import viz` stays NumPy-only.
+
+Every parse error is a `ParamError` whose message names the parameter (as its command-line flag) and
+the allowed range, e.g. ``--stride: must be an integer in 1..8 (got 0)``.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+
+class ParamError(ValueError):
+    """A parameter value outside its allowed range; `param` is the parameter's name."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(message)
+        self.param = param
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parameters
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a figure kind.
+
+    type is one of:
+      int, float       a number in [min, max]
+      choice           one of `choices`
+      flag             a boolean switch
+      shape            sizes per axis: ``7``, ``21x12`` (or a list in a manifest); each in [min, max]
+      padding          ``2``, ``1x2`` (per axis), ``1:2x0:1`` (lo:hi per axis), ``same`` or ``valid``
+      k                a positive int in [min, max], or ``inf`` (AttentionRNN(∞), stored as None)
+    """
+
+    name: str
+    type: str
+    default: Any
+    help: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    max_axes: int = 3
+    required: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def describe_range(self) -> str:
+        if self.type == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.type == "flag":
+            return "true or false"
+        if self.type == "int":
+            return f"an integer in {self.min}..{self.max}"
+        if self.type == "float":
+            return f"a number in {self.min:g}..{self.max:g}"
+        if self.type == "shape":
+            return f"sizes like 7 or 7x5 (up to {self.max_axes} axes), each in {self.min}..{self.max}"
+        if self.type == "padding":
+            return (f"padding like 1, 1x2, 1:2x0:1 (lo:hi per axis), same or valid, each in "
+                    f"{self.min}..{self.max}")
+        if self.type == "k":
+            return f"an integer in {self.min}..{self.max} or inf"
+        raise AssertionError(self.type)
+
+    def _fail(self, raw) -> ParamError:
+        return ParamError(self.name, f"{self.flag}: must be {self.describe_range()} (got {_show(raw)})")
+
+    def _int_in_range(self, raw, value) -> int:
+        if isinstance(value, bool):
+            raise self._fail(raw)
+        if isinstance(value, str):
+            if not re.fullmatch(r"[+-]?\d+", value.strip()):
+                raise self._fail(raw)
+            value = int(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or not (self.min <= value <= self.max):
+            raise self._fail(raw)
+        return value
+
+    def parse(self, raw):
+        """Turn a raw value (command-line string, manifest value or JSON value) into a typed value."""
+        if raw is None:
+            if self.type == "k" or self.default is None:
+                return None
+            raise self._fail(raw)
+        t = self.type
+        if t == "int":
+            return self._int_in_range(raw, raw)
+        if t == "float":
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                raise self._fail(raw) from None
+            if isinstance(raw, bool) or not (self.min <= value <= self.max):
+                raise self._fail(raw)
+            return value
+        if t == "choice":
+            if str(raw) not in self.choices:
+                raise self._fail(raw)
+            return str(raw)
+        if t == "flag":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise self._fail(raw)
+        if t == "k":
+            if isinstance(raw, str) and raw.strip().lower() in ("inf", "∞", "infinity", "none"):
+                return None
+            return self._int_in_range(raw, raw)
+        if t == "shape":
+            parts = _split_axes(raw)
+            if not 1 <= len(parts) <= self.max_axes:
+                raise self._fail(raw)
+            sizes = tuple(self._int_in_range(raw, p) for p in parts)
+            return sizes
+        if t == "padding":
+            if isinstance(raw, str) and raw.strip().lower() in ("same", "valid"):
+                return raw.strip().lower()
+            parts = _split_axes(raw)
+            if not 1 <= len(parts) <= self.max_axes:
+                raise self._fail(raw)
+            axes = []
+            for p in parts:
+                if isinstance(p, str) and ":" in p:
+                    lo, _, hi = p.partition(":")
+                    axes.append((self._int_in_range(raw, lo), self._int_in_range(raw, hi)))
+                elif isinstance(p, (list, tuple)):
+                    if len(p) != 2:
+                        raise self._fail(raw)
+                    axes.append((self._int_in_range(raw, p[0]), self._int_in_range(raw, p[1])))
+                else:
+                    axes.append(self._int_in_range(raw, p))
+            if len(axes) == 1 and not isinstance(axes[0], tuple):
+                return axes[0]
+            return tuple(axes)
+        raise AssertionError(t)
+
+    def format(self, value) -> str:
+        """The command-line spelling of a typed value (inverse of parse)."""
+        if self.type == "k" and value is None:
+            return "inf"
+        if self.type in ("shape", "padding") and isinstance(value, tuple):
+            return "x".join(f"{v[0]}:{v[1]}" if isinstance(v, tuple) else str(v) for v in value)
+        if self.type == "flag":
+            return "true" if value else "false"
+        if self.type == "float":
+            return f"{value:g}"
+        return str(value)
+
+    def to_json(self) -> dict:
+        """Plain description for the explorer's form and the manifest documentation."""
+        return {"name": self.name, "flag": self.flag, "type": self.type, "default": _jsonable(self.default),
+                "help": self.help, "min": self.min, "max": self.max, "choices": list(self.choices),
+                "range": self.describe_range()}
+
+
+def _split_axes(raw):
+    if isinstance(raw, (list, tuple)):
+        return list(raw)
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return [raw]
+    text = str(raw).strip().lower().replace("×", "x")
+    if not text:
+        return []
+    return [p.strip() for p in text.split("x")]
+
+
+def _show(raw) -> str:
+    if isinstance(raw, str):
+        return raw if raw.strip() else json.dumps(raw)
+    return repr(_jsonable(raw))
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------
+# Figure kinds
+
+
+@dataclass(frozen=True)
+class FigureKind:
+    """A kind of figure: `viz <command> <name>` on the command line, `kind = "<command> <name>"` in a
+    manifest. `check` validates combinations of parameters through the reference (for example, a
+    convolution geometry) and raises ValueError; `render` is "module:function" loaded lazily."""
+
+    command: str
+    name: str
+    summary: str
+    params: tuple[Param, ...]
+    formats: tuple[str, ...]
+    render: str
+    check: Callable[[dict], None] | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.command} {self.name}" if self.name else self.command
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def validate(self, raw: dict) -> dict:
+        """Typed, complete parameters from raw values; ParamError/ValueError naming the parameter."""
+        known = {p.name for p in self.params}
+        for name in raw:
+            if name.replace("-", "_") not in known:
+                allowed = ", ".join(sorted(known))
+                raise ParamError(name, f"unknown parameter {name!r} for {self.key} (allowed: {allowed})")
+        values = {}
+        for p in self.params:
+            given = raw.get(p.name, raw.get(p.name.replace("_", "-"), _MISSING))
+            if given is _MISSING and p.required:
+                raise ParamError(p.name, f"{p.flag}: is required ({p.describe_range()})")
+            values[p.name] = p.default if given is _MISSING else p.parse(given)
+        if self.check is not None:
+            self.check(values)
+        return values
+
+    def command_line(self, values: dict, fmt: str | None = None, out: str | None = None) -> str:
+        """The `viz ...` command that reproduces a figure (shown in galleries)."""
+        words = ["viz", self.command] + ([self.name] if self.name else [])
+        for p in self.params:
+            v = values.get(p.name, p.default)
+            if v == p.default:
+                continue
+            if p.type == "flag":
+                words.append(p.flag if v else f"--no-{p.flag[2:]}")
+            else:
+                words += [p.flag, p.format(v)]
+        if fmt is not None and self.command != "shape":
+            words += ["--format", fmt]
+        if out is not None:
+            words += ["-o", out]
+        return " ".join(words)
+
+    def render_to(self, values: dict, out: Path, fmt: str) -> None:
+        """Render validated parameters to `out` in format `fmt` (atomically, by the renderer)."""
+        if fmt not in self.formats:
+            raise ParamError("format", f"--format: must be one of {', '.join(self.formats)} (got {fmt!r})")
+        module, _, func = self.render.partition(":")
+        getattr(importlib.import_module(module), func)(self, dict(values), Path(out), fmt)
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "command": self.command, "name": self.name, "summary": self.summary,
+                "formats": list(self.formats), "params": [p.to_json() for p in self.params]}
+
+
+_MISSING = object()
+
+SEED = Param("seed", "int", 0, "Seed of the random weights and inputs (same seed, same figure).",
+             min=0, max=2**31 - 1)
+THEME = Param("theme", "choice", "light", "Colour theme.", choices=("light", "dark"))
+QUALITY = Param("quality", "choice", "low", "Video quality: low 480p15, medium 720p30, high 1080p60.",
+                choices=("low", "medium", "high"))
+
+
+def _conv_params(max_size: int, default_input, default_kernel, default_stride, channels: bool) -> tuple:
+    required = default_input is None
+    geo = 16 if max_size <= 32 else max_size  # animations keep geometry drawable; `viz shape` is arithmetic
+    params = [
+        Param("input", "shape", default_input, "Spatial input size per axis, e.g. 7 or 28x28.",
+              min=1, max=max_size, required=required),
+        Param("kernel", "shape", default_kernel, "Kernel size per axis, e.g. 3 or 4x5.", min=1, max=geo,
+              required=required),
+        Param("stride", "shape", default_stride, "Stride per axis, e.g. 2 or 2x1.", min=1, max=geo),
+        Param("padding", "padding", 0, "Zero padding: 1, 1x2 per axis, 1:2x0:1 as lo:hi, same or valid.",
+              min=0, max=geo),
+        Param("dilation", "shape", 1, "Kernel dilation per axis, e.g. 1 or 1x3.", min=1, max=geo),
+    ]
+    if channels:
+        params.append(Param("channels", "int", 5, "Input channels (drawn as stacked rows).", min=1, max=8))
+    return tuple(params)
+
+
+def _check_conv(values: dict) -> None:
+    """Invalid geometry gets the reference's own message (naming the axis and the range)."""
+    from viz import conv
+
+    if values.get("transposed"):
+        conv.conv_transpose_output_shape(values["input"], values["kernel"], values["stride"],
+                                         values["padding"], values["dilation"], values["output_padding"])
+    else:
+        conv.conv_output_shape(values["input"], values["kernel"], values["stride"], values["padding"],
+                               values["dilation"])
+
+
+def _check_conv_animation(values: dict) -> None:
+    if len(values["input"]) > 2:
+        raise ParamError("input", f"--input: animations show 1-D or 2-D inputs (got {len(values['input'])} axes)")
+    _check_conv(values)
+
+
+SHAPE = FigureKind(
+    command="shape", name="",
+    summary="Output shape of a (transposed) convolution, with the formula per axis and the unread inputs.",
+    params=_conv_params(100_000, None, None, 1, channels=False) + (
+        Param("in_channels", "int", None, "Input channels C (prints the weight shape).", min=1, max=100_000),
+        Param("filters", "int", None, "Number of filters F (prints the weight shape).", min=1, max=100_000),
+        Param("groups", "int", 1, "Channel groups (C and F must be divisible by it).", min=1, max=100_000),
+        Param("transposed", "flag", False, "Transposed convolution (the adjoint)."),
+        Param("output_padding", "shape", 0, "Transposed only: extra output rows, each below the stride.",
+              min=0, max=16),
+    ),
+    formats=("txt", "json", "md"),
+    render="viz.shape_report:render_shape",
+    check=_check_conv,
+)
+
+_DIAGRAM_COMMON = (
+    Param("view", "choice", "unrolled", "cell: one step; unrolled: T steps; backward: gradient path.",
+          choices=("cell", "unrolled", "backward")),
+    Param("steps", "int", 4, "Time steps T drawn.", min=1, max=64),
+)
+_DIAGRAM_TAIL = (
+    SEED,
+    Param("annotate", "choice", "shapes", "Annotate nodes: none, shapes, or values (norms/numbers).",
+          choices=("none", "shapes", "values")),
+    THEME,
+)
+
+GATED_DIAGRAM = FigureKind(
+    command="diagram", name="gated-rnn",
+    summary="Computation graph of the gated RNN: c[t] = σ(W_c x[t] + W_h h[t-1]), "
+            "h[t] = c[t] ⊙ h[t-1] + (1 - c[t]) ⊙ W_x x[t].",
+    params=_DIAGRAM_COMMON + (
+        Param("n", "int", 3, "Input size n.", min=1, max=8),
+        Param("m", "int", 3, "State size m.", min=1, max=8),
+        Param("preset", "choice", "none", "Weights: none (random, seed), or make gradients vanish/survive/explode.",
+              choices=("none", "vanish", "survive", "explode")),
+    ) + _DIAGRAM_TAIL,
+    formats=("svg", "png", "pdf", "dot"),
+    render="viz.figures:_render_diagram",
+)
+
+ATTENTION_DIAGRAM = FigureKind(
+    command="diagram", name="attention-rnn",
+    summary="Computation graph of AttentionRNN(k) / AttentionRNN(∞): softmax attention over the last k states.",
+    params=_DIAGRAM_COMMON[:1] + (
+        Param("steps", "int", 6, "Time steps T drawn.", min=1, max=64),
+        Param("k", "k", 2, "Attention span k (lags 1..k), or inf for AttentionRNN(∞).", min=1, max=64),
+        Param("n", "int", 3, "State size n.", min=1, max=8),
+        Param("base_case", "choice", "zeros",
+              "States before h[1]: zeros (literal rule, they take softmax mass) or mask (excluded).",
+              choices=("zeros", "mask")),
+    ) + _DIAGRAM_TAIL,
+    formats=("svg", "png", "pdf", "dot"),
+    render="viz.figures:_render_diagram",
+)
+
+_ANIMATION_FORMATS = ("mp4", "gif", "webm", "png")
+
+CONV_ANIMATION = FigureKind(
+    command="animate", name="conv",
+    summary="A strided / padded / dilated convolution sliding over its input, with the numbers.",
+    params=_conv_params(32, (7,), (3,), 2, channels=True) + (
+        Param("values", "choice", "int", "Example data: small integers (checkable by hand) or decimals.",
+              choices=("int", "float")),
+        SEED, QUALITY),
+    formats=_ANIMATION_FORMATS,
+    render="viz.figures:_render_animation",
+    check=_check_conv_animation,
+)
+
+CONV_BACKWARD_ANIMATION = FigureKind(
+    command="animate", name="conv-backward",
+    summary="Convolution backward: grad_w (stride becomes dilation) and grad_x (transposed convolution).",
+    params=CONV_ANIMATION.params,
+    formats=_ANIMATION_FORMATS,
+    render="viz.figures:_render_animation",
+    check=_check_conv_animation,
+)
+
+BPTT_ANIMATION = FigureKind(
+    command="animate", name="bptt",
+    summary="Gradients flowing backward through time, ||δ[t]|| on a log scale: vanish, survive or explode.",
+    params=(
+        Param("model", "choice", "gated", "Network: gated RNN or AttentionRNN.", choices=("gated", "attention")),
+        Param("k", "k", 2, "AttentionRNN span k, or inf.", min=1, max=24),
+        Param("steps", "int", 12, "Time steps T.", min=1, max=24),
+        Param("preset", "choice", "vanish", "Make gradients vanish, survive or explode.",
+              choices=("vanish", "survive", "explode")),
+        Param("n", "int", 3, "Input size n.", min=1, max=8),
+        Param("m", "int", 3, "State size m (gated RNN).", min=1, max=8),
+        SEED, QUALITY),
+    formats=_ANIMATION_FORMATS,
+    render="viz.figures:_render_animation",
+)
+
+_TRAINING_PARAMS = (
+    Param("model", "choice", "vanilla", "Network trained on the temporal-order task.",
+          choices=("vanilla", "gated")),
+    Param("clip", "float", 1.0, "Gradient-norm clip of the clipped run (shown beside the unclipped one).",
+          min=1e-6, max=1e6),
+    Param("steps", "int", 400, "Training steps.", min=1, max=20_000),
+    SEED,
+)
+
+TRAINING_ANIMATION = FigureKind(
+    command="animate", name="training",
+    summary="The training loss drawn as training proceeds; the first spike annotated with its gradient norm.",
+    params=_TRAINING_PARAMS + (QUALITY,),
+    formats=_ANIMATION_FORMATS,
+    render="viz.figures:_render_animation",
+)
+
+TRAINING_PLOT = FigureKind(
+    command="plot", name="training",
+    summary="Loss and accuracy on the temporal-order task, with and without gradient clipping.",
+    params=_TRAINING_PARAMS,
+    formats=("svg", "png", "pdf"),
+    render="viz.figures:_render_plot",
+)
+
+KINDS: dict[str, FigureKind] = {k.key: k for k in (
+    SHAPE, GATED_DIAGRAM, ATTENTION_DIAGRAM, CONV_ANIMATION, CONV_BACKWARD_ANIMATION, BPTT_ANIMATION,
+    TRAINING_ANIMATION, TRAINING_PLOT)}
+
+
+def get(key: str) -> FigureKind:
+    """The kind named `key` ("diagram gated-rnn", "animate conv", "shape", ...)."""
+    key = " ".join(key.split())
+    if key not in KINDS:
+        raise ParamError("kind", f"unknown figure kind {key!r} (allowed: {', '.join(KINDS)})")
+    return KINDS[key]
+
+
+def render(key: str, raw: dict, out, fmt: str | None = None) -> Path:
+    """Validate raw parameters and render one figure: the single entry point for Python users."""
+    kind = get(key)
+    values = kind.validate(raw)
+    out = Path(out)
+    fmt = fmt or out.suffix.lstrip(".")
+    kind.render_to(values, out, fmt)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Renderer adapters (lazy imports: graphviz, manim and matplotlib load only here)
+
+
+def _render_diagram(kind: FigureKind, values: dict, out: Path, fmt: str) -> None:
+    from diagrams.figures import render_diagram
+
+    render_diagram(kind.name, values, out, fmt)
+
+
+def _render_animation(kind: FigureKind, values: dict, out: Path, fmt: str) -> None:
+    from scenes.render import render_animation
+
+    quality = values.pop("quality")
+    render_animation(kind.name, values, out, fmt, quality)
+
+
+def _render_plot(kind: FigureKind, values: dict, out: Path, fmt: str) -> None:
+    from diagrams.plots import render_training_plot
+
+    render_training_plot(values, out, fmt)
