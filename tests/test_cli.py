@@ -1,0 +1,131 @@
+"""The registry and the command line generated from it: parsing, one-line errors, exit codes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, strategies as st
+
+from viz import figures
+
+ROOT = Path(__file__).resolve().parents[1]
+VIZ = [sys.executable, "-m", "viz.cli"]
+
+
+def run_viz(*args, cwd=None):
+    return subprocess.run(VIZ + [str(a) for a in args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_import_viz_stays_light():
+    code = ("import sys, viz, viz.figures, viz.cli, viz.conv, viz.rnn, viz.attention; "
+            "heavy = [m for m in ('manim', 'graphviz', 'matplotlib', 'torch', 'cairo') if m in sys.modules]; "
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+
+
+def test_version():
+    out = run_viz("--version")
+    assert out.returncode == 0
+    assert "viz, version" in out.stdout
+
+
+@pytest.mark.parametrize("param,raw,expected", [
+    ("input", "21x12", (21, 12)),
+    ("input", "7", (7,)),
+    ("input", [4, 5], (4, 5)),
+    ("input", 9, (9,)),
+    ("padding", "same", "same"),
+    ("padding", "2", 2),
+    ("padding", "1x2", (1, 2)),
+    ("padding", "1:2x0:1", ((1, 2), (0, 1))),
+    ("padding", [[1, 2], [0, 1]], ((1, 2), (0, 1))),
+    ("transposed", "true", True),
+])
+def test_param_parse(param, raw, expected):
+    p = figures.get("shape").param(param)
+    assert p.parse(raw) == expected
+    # parse is idempotent (front ends may parse twice) and format is its inverse
+    assert p.parse(p.parse(raw)) == expected
+    assert p.parse(p.format(expected)) == expected
+
+
+def test_k_accepts_inf():
+    p = figures.get("diagram attention-rnn").param("k")
+    assert p.parse("inf") is None
+    assert p.parse("3") == 3
+    assert p.format(None) == "inf"
+    with pytest.raises(figures.ParamError, match=r"--k: must be an integer in 1\.\.64 or inf \(got 0\)"):
+        p.parse("0")
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "x", "1.5", "", "65", True])
+def test_int_out_of_range_names_param_and_range(raw):
+    p = figures.get("diagram gated-rnn").param("steps")
+    with pytest.raises(figures.ParamError) as err:
+        p.parse(raw)
+    assert str(err.value).startswith("--steps: must be an integer in 1..64 (got ")
+    assert "\n" not in str(err.value)
+
+
+@given(st.sampled_from(list(figures.KINDS.values())))
+def test_defaults_are_valid_values(kind):
+    raw = {p.name: p.default for p in kind.params if p.default is not None}
+    if kind.key == "shape":
+        raw.update(input=(8, 8), kernel=(3, 3))
+    values = kind.validate(raw)
+    for p in kind.params:
+        assert p.parse(p.format(values[p.name])) == values[p.name] if values[p.name] is not None else True
+
+
+def test_validate_rejects_unknown_parameter():
+    with pytest.raises(figures.ParamError, match="unknown parameter 'strid'"):
+        figures.get("shape").validate({"input": "7", "kernel": "3", "strid": 2})
+
+
+def test_validate_requires_input():
+    with pytest.raises(figures.ParamError, match="--input: is required"):
+        figures.get("shape").validate({"kernel": "3"})
+
+
+def test_command_line_round_trip():
+    kind = figures.get("diagram attention-rnn")
+    values = kind.validate({"k": "inf", "steps": 6})
+    line = kind.command_line(values, "svg", "a.svg")
+    assert line == "viz diagram attention-rnn --k inf --format svg -o a.svg"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["diagram", "gated-rnn", "--steps", "0"], "--steps: must be an integer in 1..64 (got 0)"),
+    (["diagram", "attention-rnn", "--k", "0"], "--k: must be an integer in 1..64 or inf (got 0)"),
+    (["diagram", "gated-rnn", "--n", "0"], "--n: must be an integer in 1..8 (got 0)"),
+    (["diagram", "gated-rnn", "--view", "sideways"], "--view: must be one of cell, unrolled, backward"),
+    (["animate", "conv", "--stride", "0"], "--stride: must be sizes like"),
+    (["shape", "--input", "3", "--kernel", "4", "--stride", "2"], "axis"),
+    (["shape", "--kernel", "4"], "--input: is required"),
+    (["diagram", "gated-rnn"], "Missing option '-o'"),
+])
+def test_bad_input_is_one_line_exit_2_no_traceback(tmp_path, args, needle):
+    out_file = tmp_path / "figure.svg"
+    extra = ["-o", out_file] if "Missing option" not in needle and args[0] != "shape" else []
+    out = run_viz(*args, *extra, cwd=tmp_path)
+    assert out.returncode == 2, out
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("viz: error: ")
+    assert needle in lines[0]
+    assert not out_file.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_output_suffix_asks_for_format(tmp_path):
+    out = run_viz("diagram", "gated-rnn", "-o", tmp_path / "figure.xyz")
+    assert out.returncode == 2
+    assert "--format: cannot tell the format" in out.stderr
+    assert list(tmp_path.iterdir()) == []
