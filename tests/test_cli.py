@@ -129,3 +129,35 @@ def test_unknown_output_suffix_asks_for_format(tmp_path):
     assert out.returncode == 2
     assert "--format: cannot tell the format" in out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_shape_homework_examples():
+    out = run_viz("shape", "--input", "21x12", "--kernel", "4x5", "--stride", "4")
+    assert out.returncode == 0, out.stderr
+    assert "-> out 5x2" in out.stdout
+    assert "floor((21 + 0 + 0 - 1*(4-1) - 1)/4) + 1 = 5" in out.stdout
+    assert "floor((12 + 0 + 0 - 1*(5-1) - 1)/4) + 1 = 2" in out.stdout
+    assert "never read (1-based): 10, 11, 12" in out.stdout
+
+    out = run_viz("shape", "--input", "7", "--kernel", "3", "--stride", "2", "--in-channels", "5", "--filters", "1")
+    assert out.returncode == 0, out.stderr
+    assert "floor((7 + 0 + 0 - 1*(3-1) - 1)/2) + 1 = 3" in out.stdout
+    assert "weight 1x5x3" in out.stdout
+
+    out = run_viz("shape", "--input", "3x3", "--kernel", "3", "--stride", "2", "--transposed",
+                  "--output-padding", "1")
+    assert "-> out 8x8" in out.stdout
+
+
+def test_shape_json_and_file(tmp_path):
+    import json
+
+    out = run_viz("shape", "--input", "10x10", "--kernel", "3", "--dilation", "2", "--stride", "3",
+                  "--padding", "1", "--json")
+    data = json.loads(out.stdout)
+    assert data["out_shape"] == [3, 3]
+    assert data["unread"] == [[0, 8], [0, 8]]
+    target = tmp_path / "s.md"
+    out = run_viz("shape", "--input", "6x6", "--kernel", "4", "--padding", "same", "-o", target)
+    assert out.returncode == 0, out.stderr
+    assert "6×6 → 6×6" in target.read_text()

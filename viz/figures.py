@@ -53,6 +53,7 @@ class Param:
     choices: tuple[str, ...] = ()
     max_axes: int = 3
     required: bool = False
+    broadcast: bool = False  # shape: a single size means "the same on every axis" (kept as an int)
 
     @property
     def flag(self) -> str:
@@ -131,7 +132,7 @@ class Param:
             if not 1 <= len(parts) <= self.max_axes:
                 raise self._fail(raw)
             sizes = tuple(self._int_in_range(raw, p) for p in parts)
-            return sizes
+            return sizes[0] if self.broadcast and len(sizes) == 1 else sizes
         if t == "padding":
             if isinstance(raw, str) and raw.strip().lower() in ("same", "valid"):
                 return raw.strip().lower()
@@ -287,11 +288,13 @@ def _conv_params(max_size: int, default_input, default_kernel, default_stride, c
         Param("input", "shape", default_input, "Spatial input size per axis, e.g. 7 or 28x28.",
               min=1, max=max_size, required=required),
         Param("kernel", "shape", default_kernel, "Kernel size per axis, e.g. 3 or 4x5.", min=1, max=geo,
-              required=required),
-        Param("stride", "shape", default_stride, "Stride per axis, e.g. 2 or 2x1.", min=1, max=geo),
+              required=required, broadcast=True),
+        Param("stride", "shape", default_stride, "Stride per axis, e.g. 2 or 2x1.", min=1, max=geo,
+              broadcast=True),
         Param("padding", "padding", 0, "Zero padding: 1, 1x2 per axis, 1:2x0:1 as lo:hi, same or valid.",
               min=0, max=geo),
-        Param("dilation", "shape", 1, "Kernel dilation per axis, e.g. 1 or 1x3.", min=1, max=geo),
+        Param("dilation", "shape", 1, "Kernel dilation per axis, e.g. 1 or 1x3.", min=1, max=geo,
+              broadcast=True),
     ]
     if channels:
         params.append(Param("channels", "int", 5, "Input channels (drawn as stacked rows).", min=1, max=8))
@@ -325,7 +328,7 @@ SHAPE = FigureKind(
         Param("groups", "int", 1, "Channel groups (C and F must be divisible by it).", min=1, max=100_000),
         Param("transposed", "flag", False, "Transposed convolution (the adjoint)."),
         Param("output_padding", "shape", 0, "Transposed only: extra output rows, each below the stride.",
-              min=0, max=16),
+              min=0, max=16, broadcast=True),
     ),
     formats=("txt", "json", "md"),
     render="viz.shape_report:render_shape",
@@ -378,7 +381,7 @@ _ANIMATION_FORMATS = ("mp4", "gif", "webm", "png")
 CONV_ANIMATION = FigureKind(
     command="animate", name="conv",
     summary="A strided / padded / dilated convolution sliding over its input, with the numbers.",
-    params=_conv_params(32, (7,), (3,), 2, channels=True) + (
+    params=_conv_params(32, (7,), 3, 2, channels=True) + (
         Param("values", "choice", "int", "Example data: small integers (checkable by hand) or decimals.",
               choices=("int", "float")),
         SEED, QUALITY),
