@@ -1,0 +1,114 @@
+"""Convolution forward + backward: viz's NumPy reference against PyTorch CPU autograd.
+
+    python benchmarks/bench_conv.py [--repeats 21] [--dtype float32|float64|both] [--case conv2d|conv1d]
+
+Both run on the same data in the same process, interleaved (viz, torch, viz, torch, ...) so that load
+from other processes hits both alike; the medians and their ratio viz/torch are printed. One timed
+call is a forward pass plus the backward pass for grad_x and grad_w (no bias). torch uses its default
+thread count (both cores here); NumPy's matmul uses whatever its BLAS uses. Target: ratio <= 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from viz.conv import conv, conv_backward  # noqa: E402
+
+CASES = {
+    # N=8, C=16, 64x64, F=32, k=3, stride 2, dilation 2, padding 2 -> 8x32x32x32
+    "conv2d": dict(x=(8, 16, 64, 64), w=(32, 16, 3, 3), stride=2, padding=2, dilation=2),
+    # N=8, C=16, L=4096, F=32, k=5, stride 2, dilation 2, padding 4 -> 8x32x2048
+    "conv1d": dict(x=(8, 16, 4096), w=(32, 16, 5), stride=2, padding=4, dilation=2),
+}
+TARGET = 2.0
+
+
+def time_case(name: str, dtype: str, repeats: int, seed: int = 0) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    case = CASES[name]
+    geo = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"])
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(case["x"]).astype(dtype)
+    w = rng.standard_normal(case["w"]).astype(dtype)
+    y = conv(x, w, **geo)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    torch_conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[x.ndim - 2]
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+    gyt = torch.tensor(gy)
+
+    def run_viz():
+        y = conv(x, w, **geo)
+        gx, gw = conv_backward(x, w, gy, **geo)
+        return y, gx, gw
+
+    def run_torch():
+        xt.grad = wt.grad = None
+        yt = torch_conv(xt, wt, **geo)
+        yt.backward(gyt)
+        return yt, xt.grad, wt.grad
+
+    # Same numbers (a benchmark of a wrong result is worthless), then warm both up.
+    tol = dict(rtol=1e-3, atol=1e-2) if dtype == "float32" else dict(rtol=1e-9, atol=1e-9)
+    for mine, theirs, what in zip(run_viz(), run_torch(), ("y", "grad_x", "grad_w")):
+        np.testing.assert_allclose(mine, theirs.detach().numpy(), err_msg=f"{name} {what}", **tol)
+    for _ in range(2):
+        run_viz()
+        run_torch()
+
+    t_viz, t_torch = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run_viz()
+        t1 = time.perf_counter()
+        run_torch()
+        t2 = time.perf_counter()
+        t_viz.append(t1 - t0)
+        t_torch.append(t2 - t1)
+    viz_ms = float(np.median(t_viz) * 1e3)
+    torch_ms = float(np.median(t_torch) * 1e3)
+    return {
+        "case": name, "dtype": dtype, "x": list(case["x"]), "w": list(case["w"]),
+        "out": list(y.shape), **geo, "repeats": repeats, "torch_threads": torch.get_num_threads(),
+        "viz_ms": round(viz_ms, 3), "torch_ms": round(torch_ms, 3),
+        "viz_min_ms": round(float(np.min(t_viz) * 1e3), 3), "torch_min_ms": round(float(np.min(t_torch) * 1e3), 3),
+        "ratio": round(viz_ms / torch_ms, 3), "target": TARGET,
+    }
+
+
+def main(argv=None) -> dict:
+    """Run the benchmark, print a table, return {"results": [one dict per case and dtype], ...}."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
+    parser.add_argument("--case", choices=sorted(CASES), action="append")
+    args = parser.parse_args(argv)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("bench_conv: PyTorch is not installed; nothing to compare against (pip install torch)")
+        return {"name": "conv", "skipped": "torch not installed", "results": []}
+    dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
+    results = [time_case(name, dtype, args.repeats) for dtype in dtypes for name in (args.case or list(CASES))]
+    print(f"conv forward + backward (grad_x, grad_w), median of {args.repeats} interleaved runs, "
+          f"torch CPU with {results[0]['torch_threads']} threads")
+    print(f"{'case':8} {'dtype':8} {'output':>16} {'viz ms':>9} {'torch ms':>9} {'viz/torch':>9}")
+    for r in results:
+        out = "x".join(map(str, r["out"]))
+        print(f"{r['case']:8} {r['dtype']:8} {out:>16} {r['viz_ms']:9.2f} {r['torch_ms']:9.2f} {r['ratio']:9.2f}")
+    worst = max(r["ratio"] for r in results)
+    verdict = "met" if worst <= TARGET else "NOT met"
+    print(f"target viz/torch <= {TARGET}: {verdict} (worst {worst:.2f})")
+    return {"name": "conv", "results": results, "worst_ratio": worst, "target": TARGET, "met": worst <= TARGET}
+
+
+if __name__ == "__main__":
+    main()
