@@ -147,6 +147,68 @@ def kinds_command(as_json):
             click.echo(f"    {p.flag:18} {p.describe_range()}")
 
 
+_QUALITY_HELP = "Override the quality of every animation: low 480p15, medium 720p30, high 1080p60."
+
+
+def _run_build(manifest, source, out, jobs, force, quality):
+    from viz import build
+
+    try:
+        report = build.build(manifest, out, jobs=jobs, force=force, quality=quality, source=source)
+    except build.ManifestError as err:
+        for line in err.errors:
+            click.echo(line, err=True)
+        n = len(err.errors)
+        click.echo(f"viz: error: {n} problem{'s' if n > 1 else ''} in the manifest; nothing was rendered",
+                   err=True)
+        sys.exit(2)  # (ctx.exit would be swallowed by click's standalone_mode=False in main)
+    if not report.ok:
+        sys.exit(1)
+
+
+def _build_options(func):
+    func = click.option("--quality", type=click.Choice(["low", "medium", "high"]), default=None,
+                        help=_QUALITY_HELP)(func)
+    func = click.option("--force", is_flag=True, help="Render everything again, ignoring the cache.")(func)
+    func = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
+                        help="Figures rendered in parallel processes [default: the number of CPUs].")(func)
+    return click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
+                        help="Output folder (figures, index.html, index.md, .viz-cache.json).")(func)
+
+
+@cli.command("build")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@_build_options
+def build_command(manifest, out, jobs, force, quality):
+    """Render every figure a TOML manifest lists, in parallel, re-rendering only what changed.
+
+    Each [[figure]] has a name, a kind ("shape", "diagram gated-rnn", "animate conv", ...), formats,
+    a caption and [figure.params] spelled like the command-line options. The manifest is checked
+    completely before anything renders (exit status 2 on a problem); a figure that fails to render
+    does not stop the others (exit status 1). Writes index.html and index.md too.
+    """
+    _run_build(manifest, None, out, jobs, force, quality)
+
+
+@cli.command("gallery")
+@_build_options
+def gallery_command(out, jobs, force, quality):
+    """Build the default gallery (the manifest shipped in the package) with `viz build`."""
+    from viz import build
+
+    _run_build(build.packaged_gallery(), "gallery.toml", out, jobs, force, quality)
+
+
+@cli.command("serve")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port on 127.0.0.1 (0: any free port).")
+def serve_command(port):
+    """The interactive explorer: a local page (127.0.0.1 only) with sliders for every parameter."""
+    from viz import serve
+
+    serve.run(port)
+
+
 def main(argv=None) -> None:
     """Run the command line; user errors become one line on stderr and exit status 2."""
     try:

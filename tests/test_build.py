@@ -1,0 +1,367 @@
+"""viz build: manifest validation, the content-addressed cache, parallel rendering, failures, index.
+
+The machinery is tested with a fake figure kind registered for the test (its renderer writes a small
+file and logs every render), so these tests are fast; a few tests at the end render real figures.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from viz import build, cli, figures
+
+FAKE = figures.FigureKind(
+    command="diagram", name="fake",
+    summary="A fake figure for the build tests.",
+    params=(
+        figures.Param("size", "int", 3, "A size.", min=1, max=9),
+        figures.Param("input", "shape", (7,), "A shape.", min=1, max=32),
+        figures.Param("fail", "flag", False, "Raise after writing half a file."),
+        figures.Param("sleep", "float", 0.0, "Seconds to sleep.", min=0, max=5),
+    ),
+    formats=("svg", "png", "txt", "mp4"),
+    render=f"{__name__}:fake_render",
+)
+
+
+def fake_render(kind, values, out: Path, fmt: str) -> None:
+    """Writes a few bytes that depend on the parameters; logs the render to $VIZ_FAKE_LOG."""
+    time.sleep(values["sleep"])
+    with open(os.environ["VIZ_FAKE_LOG"], "a") as log:
+        log.write(f"{out.name.split('.')[1]}.{fmt} {os.getpid()}\n")
+    if values["fail"]:
+        out.write_text("half a fil")
+        print("renderer chatter before the crash")
+        raise RuntimeError("the fake renderer failed on purpose")
+    if fmt == "svg":
+        out.write_text(f'<svg xmlns="http://www.w3.org/2000/svg" width="{values["size"]}0" height="10"/>')
+    else:
+        out.write_bytes(f"{fmt} size={values['size']} input={values['input']}".encode())
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    monkeypatch.setitem(figures.KINDS, FAKE.key, FAKE)
+    log = tmp_path / "renders.log"
+    log.touch()
+    monkeypatch.setenv("VIZ_FAKE_LOG", str(log))
+
+    def renders() -> list[str]:
+        names = [line.split()[0] for line in log.read_text().splitlines()]
+        log.write_text("")
+        return names
+
+    return renders
+
+
+MANIFEST = '''title = "Test gallery"
+
+[[figure]]
+name = "one"
+kind = "diagram fake"
+formats = ["svg", "png"]
+caption = "The first <figure> & its caption."
+[figure.params]
+size = 2
+
+[[figure]]
+name = "two"
+kind = "diagram fake"
+formats = ["txt"]
+[figure.params]
+input = "7x5"
+
+[[figure]]
+name = "video"
+kind = "diagram fake"
+formats = ["mp4", "png"]
+caption = "A video with its still."
+'''
+
+
+def write(tmp_path: Path, text: str, name="figures.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def run_build(manifest, out, **kw) -> tuple[build.BuildReport, str]:
+    stream = io.StringIO()
+    report = build.build(manifest, out, stream=stream, **kw)
+    return report, stream.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Validation
+
+
+@pytest.mark.parametrize("params, message", [
+    ("size = 0", 'figures.toml:9: figure "bad": --size: must be an integer in 1..9 (got 0)'),
+    ('input = "7x0"', 'figures.toml:9: figure "bad": --input: must be sizes like 7 or 7x5 (up to 3 axes), '
+                      'each in 1..32 (got 7x0)'),
+    ("colour = 2", "figures.toml:9: figure \"bad\": unknown parameter 'colour' for diagram fake"),
+])
+def test_bad_parameter_is_reported_with_entry_name_and_line(fake, tmp_path, params, message):
+    text = MANIFEST.split("[[figure]]\nname = \"two\"")[0].replace("size = 2\n", "") + \
+        f'[[figure]]\nname = "bad"\nkind = "diagram fake"\nformats = ["svg"]\n[figure.params]\n{params}\n'
+    lines = text.splitlines()
+    # the bad value is on line 9 of the entry's own text; shift the expected line to the file
+    offset = lines.index('name = "bad"') - 1
+    message = message.replace("figures.toml:9:", f"figures.toml:{offset + 6}:")
+    with pytest.raises(build.ManifestError) as err:
+        build.load_manifest(write(tmp_path, text))
+    assert len(err.value.errors) == 1
+    assert err.value.errors[0].startswith(message), err.value.errors[0]
+
+
+def test_every_problem_is_reported_with_its_line(fake, tmp_path):
+    text = '''[[figure]]
+name = "a"
+kind = "diagram nope"
+formats = ["svg"]
+
+[[figure]]
+name = "b"
+kind = "diagram fake"
+formats = ["svg", "gif"]
+
+[[figure]]
+name = "c"
+kind = "diagram fake"
+formts = ["svg"]
+
+[[figure]]
+name = "b"
+kind = "diagram fake"
+formats = ["svg"]
+
+[[figure]]
+name = "../evil"
+kind = "diagram fake"
+formats = ["svg"]
+'''
+    with pytest.raises(build.ManifestError) as err:
+        build.load_manifest(write(tmp_path, text))
+    errors = err.value.errors
+    assert errors[0].startswith("figures.toml:3: figure \"a\": unknown figure kind 'diagram nope' (allowed: ")
+    assert errors[1] == ("figures.toml:9: figure \"b\": formats: diagram fake writes svg, png, txt, mp4 "
+                         "(got 'gif')")
+    assert errors[2].startswith("figures.toml:14: figure \"c\": unknown key 'formts'")
+    assert errors[3].startswith("figures.toml:11: figure \"c\": formats: must be a non-empty list")
+    assert errors[4].startswith("figures.toml:17: figure \"b\": name 'b' is used twice (first at line 6)")
+    assert errors[5].startswith("figures.toml:22: figure \"../evil\": name: must be a file name")
+    assert len(errors) == 6
+
+
+def test_invalid_toml_and_empty_manifest(tmp_path):
+    with pytest.raises(build.ManifestError) as err:
+        build.load_manifest(write(tmp_path, '[[figure]]\nname = "a\n'))
+    assert err.value.errors[0].startswith("figures.toml:2: invalid TOML: ")
+    with pytest.raises(build.ManifestError) as err:
+        build.load_manifest(write(tmp_path, 'title = "x"\n'))
+    assert err.value.errors == ["figures.toml: no figures (add [[figure]] tables)"]
+
+
+def test_reference_rejects_a_combination(tmp_path):
+    text = '[[figure]]\nname = "small"\nkind = "shape"\nformats = ["md"]\n[figure.params]\ninput = 3\nkernel = 4\n'
+    with pytest.raises(build.ManifestError) as err:
+        build.load_manifest(write(tmp_path, text))
+    line = err.value.errors[0]
+    assert line.startswith('figures.toml:7: figure "small": kernel')  # the line of kernel = 4
+
+
+def test_animation_is_an_alias_of_animate_and_quality_overrides(tmp_path):
+    text = ('[[figure]]\nname = "c"\nkind = "animation conv"\nformats = ["mp4"]\n'
+            '[figure.params]\ninput = 7\nquality = "high"\n')
+    m = build.load_manifest(write(tmp_path, text))
+    assert m.entries[0].key == "animate conv" and m.entries[0].values["quality"] == "high"
+    m = build.load_manifest(write(tmp_path, text), quality="low")
+    assert m.entries[0].values["quality"] == "low"
+
+
+def test_cli_exit_2_and_nothing_written_on_invalid_manifest(fake, tmp_path, capsys):
+    path = write(tmp_path, MANIFEST.replace("size = 2", "size = 10"))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as done:
+        cli.main(["build", str(path), "--out", str(out)])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert 'figures.toml:9: figure "one": --size: must be an integer in 1..9 (got 10)' in err
+    assert "nothing was rendered" in err
+    assert not out.exists() and fake() == []
+
+
+# ---------------------------------------------------------------------------------------------------
+# Cache
+
+
+def test_second_build_renders_nothing_and_says_so(fake, tmp_path):
+    path, out = write(tmp_path, MANIFEST), tmp_path / "out"
+    report, text = run_build(path, out, jobs=1)
+    assert report.ok and sorted(fake()) == ["one.png", "one.svg", "two.txt", "video.mp4", "video.png"]
+    assert "[3/3]" in text
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".viz-cache.json", "index.html", "index.md", "one.png", "one.svg", "two.txt", "video.mp4",
+        "video.png"]
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    report, text = run_build(path, out, jobs=1)
+    assert fake() == [] and report.rendered == [] and len(report.up_to_date) == 5
+    assert text.startswith("viz build: nothing to render: all 3 figures (5 files) are up to date")
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # not even the index
+
+
+def test_only_what_changed_is_rendered_again(fake, tmp_path, monkeypatch):
+    path, out = write(tmp_path, MANIFEST), tmp_path / "out"
+    run_build(path, out, jobs=1)
+    fake()
+    # a parameter of one entry
+    write(tmp_path, MANIFEST.replace("size = 2", "size = 4"))
+    run_build(path, out, jobs=1)
+    assert sorted(fake()) == ["one.png", "one.svg"]
+    # a caption is not a parameter: nothing to render, but the index changes
+    write(tmp_path, MANIFEST.replace("size = 2", "size = 4").replace("A video with", "A movie with"))
+    run_build(path, out, jobs=1)
+    assert fake() == [] and "A movie with" in (out / "index.html").read_text()
+    # a deleted output, and an output changed on disk
+    (out / "two.txt").unlink()
+    (out / "video.png").write_text("edited")
+    run_build(path, out, jobs=1)
+    assert sorted(fake()) == ["two.txt", "video.png"]
+    # --force
+    run_build(path, out, jobs=1, force=True)
+    assert len(fake()) == 5
+
+
+@pytest.mark.parametrize("change", ["viz version", "tool version", "source"])
+def test_viz_tool_and_source_changes_invalidate(fake, tmp_path, monkeypatch, change):
+    path, out = write(tmp_path, MANIFEST), tmp_path / "out"
+    run_build(path, out, jobs=1)
+    fake()
+    if change == "viz version":
+        monkeypatch.setattr(build, "__version__", "99.0")
+    elif change == "tool version":
+        real = build.tool_version
+        monkeypatch.setattr(build, "tool_version", lambda t: "dot - graphviz version 99" if t == "dot" else real(t))
+    else:
+        monkeypatch.setattr(build, "source_hash", lambda: "0" * 64)
+    run_build(path, out, jobs=1)
+    assert len(fake()) == 5
+
+
+def test_cache_key_is_canonical_and_per_format():
+    values = FAKE.validate({"size": 2, "input": "7x5"})
+    assert build.cache_key("diagram fake", values, "svg") == build.cache_key(
+        "diagram fake", FAKE.validate({"input": [7, 5], "size": "2"}), "svg")
+    assert build.cache_key("diagram fake", values, "svg") != build.cache_key("diagram fake", values, "png")
+    assert build.cache_key("diagram fake", values, "svg") != build.cache_key(
+        "diagram fake", FAKE.validate({"size": 3, "input": "7x5"}), "svg")
+
+
+def test_source_hash_ignores_front_ends_only():
+    assert "viz/build.py" in build.FRONT_ENDS and "viz/conv.py" not in build.FRONT_ENDS
+    assert len(build.source_hash()) == 64
+
+
+# ---------------------------------------------------------------------------------------------------
+# Failures, atomic output, parallel processes
+
+
+def test_a_failing_figure_does_not_stop_the_others(fake, tmp_path, capsys):
+    text = MANIFEST.replace("size = 2", "size = 2\nfail = true")
+    path, out = write(tmp_path, text), tmp_path / "out"
+    with pytest.raises(SystemExit) as done:
+        cli.main(["build", str(path), "--out", str(out), "--jobs", "2"])
+    assert done.value.code == 1
+    err = capsys.readouterr().err
+    assert "viz build: 2 files failed:" in err
+    assert "one.svg: RuntimeError: the fake renderer failed on purpose" in err
+    files = sorted(p.name for p in out.iterdir())
+    # the others are there; the failed ones are not, not even half written, and no temp file is left
+    assert files == [".viz-cache.json", ".viz-logs", "index.html", "index.md", "two.txt", "video.mp4",
+                     "video.png"]
+    log = (out / ".viz-logs" / "one.log").read_text()
+    assert "RuntimeError" in log and "renderer chatter before the crash" in log
+    assert "Not rendered (svg): RuntimeError: the fake renderer failed on purpose" in (out / "index.html").read_text()
+    # the next build retries only the failed figure
+    fake()
+    report, _ = run_build(path, out, jobs=1)
+    assert sorted(fake()) == ["one.png", "one.svg"] and not report.ok
+
+
+def test_parallel_jobs_render_in_worker_processes(fake, tmp_path):
+    entries = "".join(f'[[figure]]\nname = "f{i}"\nkind = "diagram fake"\nformats = ["txt"]\n'
+                      f'[figure.params]\nsleep = 0.3\nsize = {i + 1}\n\n' for i in range(4))
+    path, out = write(tmp_path, entries), tmp_path / "out"
+    report, text = run_build(path, out, jobs=2)
+    assert report.ok and len(report.rendered) == 4
+    pids = {int(line.split()[1]) for line in Path(os.environ["VIZ_FAKE_LOG"]).read_text().splitlines()}
+    assert os.getpid() not in pids and len(pids) == 2
+    assert "with 2 jobs" in text and text.count("viz build: [") == 4
+
+
+# ---------------------------------------------------------------------------------------------------
+# Index
+
+
+def test_index_embeds_media_captions_and_commands_deterministically(fake, tmp_path):
+    path = write(tmp_path, MANIFEST)
+    run_build(path, tmp_path / "a", jobs=1)
+    run_build(path, tmp_path / "b", jobs=2)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for name in ("index.html", "index.md"):
+        assert (a / name).read_text() == (b / name).read_text()
+    page = (a / "index.html").read_text()
+    assert "<title>Test gallery</title>" in page
+    assert '<img src="one.svg" alt="The first &lt;figure&gt; &amp; its caption."' in page
+    assert '<video controls preload="none" width="854" poster="video.png"><source src="video.mp4" type="video/mp4">' in page
+    assert "viz diagram fake --size 2 --format svg -o one.svg" in page
+    assert "viz diagram fake --input 7x5 --format txt -o two.txt" in page
+    assert "<pre>txt size=3 input=(7, 5)</pre>" in page
+    md = (a / "index.md").read_text()
+    assert "![one](one.svg)" in md and 'poster="video.png" src="video.mp4"' in md
+    assert "The first <figure> & its caption." in md
+
+
+def test_progress_prints_one_line_per_figure_without_a_terminal(fake, tmp_path):
+    _, text = run_build(write(tmp_path, MANIFEST), tmp_path / "out", jobs=1)
+    lines = text.splitlines()
+    assert lines[0].startswith("viz build: rendering 3 of 3 figures (5 files)")
+    assert [line.split(":")[1].strip() for line in lines[1:4]] == ["[1/3] one", "[2/3] two", "[3/3] video"]
+    assert lines[-1].startswith("viz build: 5 files rendered, 0 up to date, 0 failed in ")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The default gallery and real figures
+
+
+def test_default_gallery_is_valid():
+    m = build.load_manifest(build.packaged_gallery())
+    kinds = {e.key for e in m.entries}
+    assert {"shape", "diagram gated-rnn", "diagram attention-rnn", "animate conv", "animate conv-backward",
+            "animate bptt", "plot training"} <= kinds
+    assert all(e.caption for e in m.entries)
+    conv2d = next(e for e in m.entries if e.name == "conv2d-strided-dilated")
+    assert conv2d.values["input"] == (7, 7) and conv2d.values["dilation"] in (2, (2,), (2, 2))
+    assert all(e.values.get("quality", "low") == "low" for e in m.entries)
+
+
+def test_real_shape_and_diagram_build(tmp_path):
+    pytest.importorskip("diagrams.figures", reason="diagram renderer not written yet")
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz `dot` is not installed (apt-get install graphviz)")
+    text = ('[[figure]]\nname = "hw"\nkind = "shape"\nformats = ["md", "json"]\n'
+            '[figure.params]\ninput = "21x12"\nkernel = "4x5"\nstride = 4\n\n'
+            '[[figure]]\nname = "cell"\nkind = "diagram gated-rnn"\nformats = ["svg"]\n'
+            '[figure.params]\nview = "cell"\n')
+    out = tmp_path / "out"
+    report, _ = run_build(write(tmp_path, text), out, jobs=1)
+    assert report.ok, report.failed
+    assert json.loads((out / "hw.json").read_text())["out_shape"] == [5, 2]
+    assert (out / "cell.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+    assert "viz shape --input 21x12 --kernel 4x5 --stride 4 -o hw.md" in (out / "index.md").read_text()
