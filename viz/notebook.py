@@ -1,0 +1,116 @@
+"""Figures that display themselves inline in Jupyter (and save like the command line).
+
+    import viz
+    viz.figure("diagram gated-rnn", view="cell")                  # shows the SVG
+    viz.figure("animate conv", input=7, channels=5, stride=2)     # shows an HTML5 <video>
+    viz.figure("shape", input="21x12", kernel="4x5", stride=4)    # shows the formula table
+    viz.figure("diagram attention-rnn", k="inf").save("att.png")  # writes a file, like the CLI
+
+Parameters are the registry's (`viz kinds`), spelled as Python names (``base_case``) or as on the
+command line (``"base-case"``), and validated with the same messages. Jupyter asks for
+`_repr_mimebundle_`: diagrams and plots answer ``image/svg+xml``, animations ``text/html`` with the
+mp4 inlined as base64, `shape` an HTML table (the geometry's own `_repr_html_`). Rendered files are
+kept in a cache keyed like `viz build`'s (parameters, format, viz and tool versions, source), so
+showing the same figure again is instant: ``$XDG_CACHE_HOME/viz/notebook`` (else ``~/.cache``).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import os
+from pathlib import Path
+
+from viz import figures
+from viz.io import atomic_path, copy_atomic
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "viz" / "notebook"
+
+
+class Figure:
+    """One figure of the registry with validated parameters; renders lazily, displays inline."""
+
+    def __init__(self, key: str, **params):
+        self.kind = figures.get(key)
+        self.values = self.kind.validate(params)
+
+    @property
+    def key(self) -> str:
+        return self.kind.key
+
+    def command(self, fmt: str | None = None, out: str | None = None) -> str:
+        """The `viz ...` command that draws this figure."""
+        return self.kind.command_line(self.values, fmt, out)
+
+    def __repr__(self) -> str:
+        return f"<viz.Figure: {self.command()}>"
+
+    def render(self, fmt: str) -> Path:
+        """The figure in format `fmt`, rendered once into the cache; returns the cached file."""
+        from viz.build import cache_key
+
+        if fmt not in self.kind.formats:
+            raise figures.ParamError("format", f"--format: must be one of {', '.join(self.kind.formats)} "
+                                               f"(got {fmt!r})")
+        path = cache_dir() / f"{cache_key(self.key, self.values, fmt)}.{fmt}"
+        if not path.is_file():
+            with atomic_path(path) as tmp:   # never a half-written file in the cache
+                self.kind.render_to(dict(self.values), tmp, fmt)
+        return path
+
+    def save(self, path, fmt: str | None = None) -> Path:
+        """Write the figure to `path` (format from the suffix unless given), atomically."""
+        path = Path(path)
+        fmt = fmt or path.suffix.lstrip(".").lower()
+        if fmt not in self.kind.formats:
+            raise figures.ParamError("format", f"--format: cannot tell the format from {str(path)!r}; "
+                                               f"give fmt (one of {', '.join(self.kind.formats)})")
+        copy_atomic(self.render(fmt), path)
+        return path
+
+    # -- Jupyter ------------------------------------------------------------------------------------
+
+    def svg(self) -> str:
+        return self.render("svg").read_text(encoding="utf-8")
+
+    def html(self) -> str:
+        """HTML for the figure: a video for animations, a table for shapes, an <img> otherwise."""
+        if self.kind.command == "shape":
+            from viz import shape_report
+
+            table = shape_report.geometry(self.values)._repr_html_()
+            extra = shape_report.report(self.values, "md").strip().splitlines()
+            weights = extra[-1] if extra and extra[-1].startswith("weight") else ""
+            return table + (f"<p>{html.escape(weights)}</p>" if weights else "")
+        if self.kind.command == "animate":
+            data = base64.b64encode(self.render("mp4").read_bytes()).decode("ascii")
+            return (f'<video controls playsinline style="max-width:100%" '
+                    f'src="data:video/mp4;base64,{data}"></video>')
+        data = base64.b64encode(self.render("svg").read_bytes()).decode("ascii")
+        return f'<img style="max-width:100%" src="data:image/svg+xml;base64,{data}">'
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        bundle = {"text/plain": repr(self)}
+        if self.kind.command == "shape":
+            from viz import shape_report
+
+            bundle["text/plain"] = shape_report.report(self.values, "txt")
+            bundle["text/html"] = self.html()
+            bundle["text/markdown"] = shape_report.report(self.values, "md")
+        elif self.kind.command == "animate":
+            bundle["text/html"] = self.html()
+        elif "svg" in self.kind.formats:
+            bundle["image/svg+xml"] = self.svg()
+        if include:
+            bundle = {k: v for k, v in bundle.items() if k in include}
+        if exclude:
+            bundle = {k: v for k, v in bundle.items() if k not in exclude}
+        return bundle
+
+
+def figure(key: str, **params) -> Figure:
+    """A figure of kind `key` ("diagram gated-rnn", "animate conv", "shape", ...) that shows itself
+    inline in Jupyter; ParamError/ValueError naming the parameter when a value is out of range."""
+    return Figure(key, **params)
