@@ -76,7 +76,10 @@ def scene_class(kind: str) -> type:
 def _manim_config(fmt: str, quality: str, workdir: Path) -> dict:
     quality_key, width, height, fps = QUALITIES[quality]
     return {
-        "media_dir": str(cache_dir()),  # Text's SVG cache lives here and is shared between renders
+        "media_dir": str(cache_dir()),
+        # Text's SVG cache: Pango wraps text at the frame's pixel width, but Manim's cache key ignores
+        # it, so one cache per resolution (else a cached SVG from another size would be reused).
+        "text_dir": str(cache_dir() / "texts" / f"{width}x{height}"),
         "video_dir": str(workdir),
         "images_dir": str(workdir),
         "partial_movie_dir": str(workdir / "partial"),
@@ -103,11 +106,14 @@ def _manim_config(fmt: str, quality: str, workdir: Path) -> dict:
     }
 
 
-@contextlib.contextmanager
-def _workdir():
+def _new_workdir() -> Path:
     root = cache_dir() / "work"
     root.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix="render-", dir=root))
+    return Path(tempfile.mkdtemp(prefix="render-", dir=root))
+
+
+@contextlib.contextmanager
+def _cleanup(path: Path):
     try:
         yield path
     finally:
@@ -177,11 +183,13 @@ def _attach_progress(scene, progress: Progress) -> None:
 
 
 def render_scene(scene_factory, out: Path, fmt: str, quality: str = "low", progress: bool = True,
-                 name: str = "scene") -> None:
+                 name: str = "scene", extra_config: dict | None = None) -> None:
     """Render the scene `scene_factory()` builds (inside the render's config) to `out`.
 
     fmt: mp4 | gif | webm | png (png = the last frame as a still). quality: low | medium | high
-    (480p15, 720p30, 1080p60). The file appears whole at `out` or not at all.
+    (480p15, 720p30, 1080p60). The file appears whole at `out` or not at all. extra_config: more
+    Manim config keys, e.g. {"upto_animation_number": 12} with fmt="png" for a still of the
+    frame after animation 12.
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {', '.join(FORMATS)} (got {fmt!r})")
@@ -190,7 +198,9 @@ def render_scene(scene_factory, out: Path, fmt: str, quality: str = "low", progr
     manim = import_manim()
     out = Path(out)
     bar = Progress(name, enabled=progress)
-    with _workdir() as work, manim.tempconfig(_manim_config(fmt, quality, work)):
+    cfg = _manim_config(fmt, quality, work := _new_workdir())
+    cfg.update(extra_config or {})
+    with _cleanup(work), manim.tempconfig(cfg):
         scene = scene_factory()
         _attach_progress(scene, bar)
         scene.render()
@@ -203,10 +213,11 @@ def render_scene(scene_factory, out: Path, fmt: str, quality: str = "low", progr
 
 
 def render_animation(kind: str, params: dict, out: Path, fmt: str, quality: str = "low",
-                     progress: bool = True) -> None:
+                     progress: bool = True, extra_config: dict | None = None) -> None:
     """Render figure `kind` with `params` (validated by the registry, without quality/format) to `out`."""
     cls = scene_class(kind)
-    render_scene(lambda: cls(**params), out, fmt, quality=quality, progress=progress, name=kind)
+    render_scene(lambda: cls(**params), out, fmt, quality=quality, progress=progress, name=kind,
+                 extra_config=extra_config)
 
 
 def dry_run(kind: str, params: dict):
@@ -221,9 +232,10 @@ def dry_run(kind: str, params: dict):
 def dry_run_scene(scene_factory):
     """Run `scene_factory(skip_animations=True).construct()` under a dry-run config; return the scene."""
     manim = import_manim()
-    with _workdir() as work:
+    work = _new_workdir()
+    with _cleanup(work):
         cfg = _manim_config("png", "low", work)
-        cfg.update({"dry_run": True, "format": "none", "pixel_width": 160, "pixel_height": 90})
+        cfg.update({"dry_run": True, "format": "none"})  # same resolution as "low": same text layout
         with manim.tempconfig(cfg):
             scene = scene_factory(skip_animations=True)
             scene.render()

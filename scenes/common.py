@@ -1,0 +1,488 @@
+"""Shared pieces of the scenes: example data, number formatting, grids of numbered cells, a slide engine.
+
+Nothing here computes mathematics. `example_data` only draws seeded random numbers; every value a scene
+shows is one of those numbers or a number the reference (`viz`) returned. The slide engine
+(`Slide.play_steps`) animates a list of `Step`s: plain data (which cells to outline, which output cell
+to fill with which text) that the scene built from `viz`'s windows and results.
+
+Manim is imported lazily by the functions that draw, so `example_data`, `fmt_value` and `Step` load
+with NumPy only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import style
+
+MINUS = "\u2212"  # a typographic minus: "−2", not "-2"
+TIMES = "\u00b7"  # the product dot in "2·(−1)"
+
+
+# ---- data -------------------------------------------------------------------------------------------
+
+def example_data(in_shape, channels: int, kernel, out_shape, seed: int = 0, values: str = "int") -> dict:
+    """Seeded example data for a single-filter convolution (PyTorch layout, unbatched).
+
+    Returns x (channels, *in_shape), w (1, channels, *kernel) and grad_y (1, *out_shape) (an upstream
+    gradient ∂ℓ/∂y). values="int": small integers, so every product and sum can be checked by hand
+    (x in -3..3, weights and gradients in ±1, ±2: never 0, so every tap visibly matters); "float":
+    one-decimal numbers around 0, so every product has two decimals and nothing is hidden by rounding.
+    """
+    if values not in ("int", "float"):
+        raise ValueError(f"values must be 'int' or 'float' (got {values!r})")
+    if channels < 1:
+        raise ValueError(f"channels must be >= 1 (got {channels})")
+    rng = np.random.default_rng(seed)
+    x_shape = (channels, *tuple(in_shape))
+    w_shape = (1, channels, *tuple(kernel))
+    g_shape = (1, *tuple(out_shape))
+    if values == "int":
+        nonzero = np.array([-2.0, -1.0, 1.0, 2.0])
+        x = rng.integers(-3, 4, size=x_shape).astype(float)
+        w = rng.choice(nonzero, size=w_shape)
+        g = rng.choice(nonzero, size=g_shape)
+    else:
+        x = np.round(rng.standard_normal(x_shape), 1)
+        w = np.round(rng.standard_normal(w_shape), 1)
+        g = np.round(rng.standard_normal(g_shape), 1)
+    return {"x": x, "w": w, "grad_y": g}
+
+
+def fmt_value(v: float, integer: bool = False, decimals: int = style.DECIMALS) -> str:
+    """A number as a reader sees it: integers without decimals, others with `decimals`, a real minus."""
+    v = float(v)
+    if integer or (abs(v - round(v)) < 1e-9 and abs(v) < 1e6):
+        s = f"{int(round(v))}"
+    else:
+        s = f"{v:.{decimals}f}"
+        if float(s) == 0.0:
+            s = f"{0.0:.{decimals}f}"  # never "-0.00"
+    return s.replace("-", MINUS)
+
+
+def fmt_factor(v: float, integer: bool = False) -> str:
+    """A factor inside a product: negative numbers in parentheses, "2·(−1)"."""
+    s = fmt_value(v, integer)
+    return f"({s})" if s.startswith(MINUS) else s
+
+
+def fmt_index(index) -> str:
+    """A 0-based index tuple as the 1-based label a person reads: (0, 2) -> "1,3"."""
+    return ",".join(str(int(i) + 1) for i in index)
+
+
+def pretty_formula(s: str) -> str:
+    """Typography only: real minus signs and product dots in a formula string from viz."""
+    return s.replace("*", TIMES).replace("-", MINUS)
+
+
+# ---- recorded steps ---------------------------------------------------------------------------------
+
+@dataclass
+class Step:
+    """One position of a sliding window: what is outlined, what is written, and the text shown.
+
+    outs: [(grid name, row, col, value, text), ...] the output cells written at this position (one for
+    a forward convolution; one per channel for grad_w and grad_x). taps: {grid name: [(row, col), ...]}
+    input cells to outline (the footprint). box: {grid name: (r0, c0, r1, c1)} the footprint's extent,
+    drawn thin, so dilation gaps show. lines: the products-and-sum text for this position. record:
+    plain data for tests (indices in the reference's coordinates, the values shown), appended to the
+    scene's record list.
+    """
+    outs: list
+    taps: dict
+    lines: list
+    record: dict = field(default_factory=dict)
+    box: dict = field(default_factory=dict)
+
+
+def speed_plan(n_steps: int, full: int = style.FULL_STEPS, fast_step: float = style.FAST_STEP_TIME,
+               max_fast: float = style.MAX_FAST_TIME) -> list[list[int]]:
+    """Group step indices into batches: the first `full` one by one (shown in full), the rest in
+    batches sized so the sped-up part lasts at most `max_fast` seconds. Every step is in one batch."""
+    order = list(range(n_steps))
+    batches = [[i] for i in order[:full]]
+    rest = order[full:]
+    if rest:
+        max_batches = max(1, int(max_fast / fast_step))
+        size = max(1, math.ceil(len(rest) / max_batches))
+        batches += [rest[i:i + size] for i in range(0, len(rest), size)]
+    return batches
+
+
+# ---- drawing ----------------------------------------------------------------------------------------
+
+def _manim():
+    from .render import import_manim
+    return import_manim()
+
+
+_TEXT_CACHE: dict = {}
+
+
+def text(s: str, size: float = style.LABEL_SIZE, color: str = style.TEXT, font: str = style.MONO):
+    """A Text mobject (no LaTeX). Identical texts are rasterised once and copied."""
+    m = _manim()
+    key = (s, size, color, font)
+    if key not in _TEXT_CACHE:
+        _TEXT_CACHE[key] = m.Text(s, font=font, font_size=size, color=color)
+    return _TEXT_CACHE[key].copy()
+
+
+def markup(s: str, size: float = style.LABEL_SIZE, color: str = style.TEXT, font: str = style.FONT):
+    """A MarkupText (Pango markup: <sub>, <b>, <span foreground=...>)."""
+    m = _manim()
+    key = ("markup", s, size, color, font)
+    if key not in _TEXT_CACHE:
+        _TEXT_CACHE[key] = m.MarkupText(s, font=font, font_size=size, color=color)
+    return _TEXT_CACHE[key].copy()
+
+
+def fit(mob, width: float, height: float):
+    """Scale `mob` down (never up) to fit in width x height."""
+    if mob.width > width:
+        mob.scale_to_fit_width(width)
+    if mob.height > height:
+        mob.scale_to_fit_height(height)
+    return mob
+
+
+def color_span(s: str, color: str) -> str:
+    return f'<span foreground="{color}">{s}</span>'
+
+
+class CellGrid:
+    """A rows x cols grid of square cells, optionally numbered, built once and animated by cell.
+
+    values: (rows, cols) floats or None; shown: (rows, cols) bool, which cells show their number;
+    padding: (rows, cols) bool, padding cells (dashed grey outline, "0" muted); muted: cells drawn grey
+    (zeros inserted by dilation); role: colour role of the real cells. Cells smaller than
+    style.MIN_NUMBERED_CELL_SIZE show no numbers: their fill opacity follows the value instead.
+    `group` is the VGroup to add to the scene; `square(r, c)` the cell's square.
+    """
+
+    def __init__(self, values, role: str, cell: float, integer: bool = True, padding=None,
+                 muted=None, empty: bool = False, gap: float = style.CELL_GAP, number_size=None):
+        """empty=True draws the outlines only (an output still to be computed); `values` then only
+        sets the range of the fill shading used when cells are too small for numbers."""
+        m = _manim()
+        values = np.asarray(values, dtype=float)
+        if values.ndim == 1:
+            values = values[None, :]
+        self.values = values
+        self.rows, self.cols = values.shape
+        self.cell = cell
+        self.step = cell + gap
+        self.role = role
+        self.color = style.ROLE_COLORS[role]
+        self.integer = integer
+        self.numbered = cell >= style.MIN_NUMBERED_CELL_SIZE
+        self.padding = np.zeros(values.shape, bool) if padding is None else np.asarray(padding, bool)
+        self.muted = np.zeros(values.shape, bool) if muted is None else np.asarray(muted, bool)
+        self.number_size = number_size or style.CELL_FONT_SIZE * min(1.0, cell / style.CELL_SIZE)
+        finite = values[np.isfinite(values) & ~self.padding & ~self.muted]
+        self._lo = float(finite.min()) if finite.size else 0.0
+        self._hi = float(finite.max()) if finite.size else 1.0
+        self.group = m.VGroup()
+        self.written = m.VGroup()   # numbers written later by fill_animations
+        self.squares = {}
+        self.numbers = {}
+        for r in range(self.rows):
+            for c in range(self.cols):
+                sq = self._square(r, c, empty)
+                self.squares[r, c] = sq
+                self.group.add(sq)
+                if self.numbered and not empty:
+                    t = self._number(r, c, values[r, c])
+                    if t is not None:
+                        self.numbers[r, c] = t
+                        self.group.add(t)
+
+    def center_of(self, r: int, c: int):
+        return np.array([c * self.step, -r * self.step, 0.0])
+
+    def _shade(self, v: float) -> float:
+        if not np.isfinite(v) or self._hi <= self._lo:
+            return style.CELL_FILL_OPACITY
+        return 0.12 + 0.78 * (v - self._lo) / (self._hi - self._lo)
+
+    def _square(self, r, c, empty):
+        m = _manim()
+        pos = self.center_of(r, c)
+        if self.padding[r, c]:
+            sq = m.Square(self.cell, stroke_color=style.PADDING, stroke_width=style.CELL_STROKE_WIDTH * 0.8,
+                          fill_opacity=0.0)
+            sq.move_to(pos)
+            dashed = m.DashedVMobject(sq, num_dashes=8, dashed_ratio=0.55)
+            dashed.set_stroke(style.PADDING, style.CELL_STROKE_WIDTH * 0.8)
+            holder = m.VGroup(sq.set_stroke(opacity=0.0), dashed)
+            return holder
+        color = style.MUTED if self.muted[r, c] else self.color
+        if empty:
+            opacity = 0.0
+        elif self.numbered or self.muted[r, c]:
+            opacity = style.CELL_FILL_OPACITY * (0.5 if self.muted[r, c] else 1.0)
+        else:
+            opacity = self._shade(self.values[r, c])
+        sq = m.Square(self.cell, stroke_color=color, stroke_width=style.CELL_STROKE_WIDTH * min(1, self.cell / 0.4),
+                      fill_color=color, fill_opacity=opacity)
+        sq.move_to(pos)
+        return sq
+
+    def _number(self, r, c, v):
+        if not np.isfinite(v):
+            return None
+        color = style.MUTED if (self.padding[r, c] or self.muted[r, c]) else style.TEXT
+        t = text(fmt_value(v, self.integer), size=self.number_size, color=color)
+        fit(t, self.cell * 0.86, self.cell * 0.8)
+        t.move_to(self.center_of(r, c))
+        return t
+
+    def square(self, r, c):
+        sq = self.squares[r, c]
+        return sq[0] if self.padding[r, c] else sq
+
+    def position(self, r, c):
+        return self.square(r, c).get_center()
+
+    def fill_animations(self, r, c, value: float, shown: str, color: str | None = None):
+        """Animations that write `shown` into an (empty) cell and fill it: the output being computed."""
+        m = _manim()
+        color = color or self.color
+        sq = self.squares[r, c]
+        anims = []
+        opacity = style.CELL_FILL_OPACITY_STRONG if self.numbered else self._shade(value)
+        anims.append(sq.animate.set_fill(color, opacity=opacity))
+        if self.numbered:
+            t = text(shown, size=self.number_size, color=style.TEXT)
+            fit(t, self.cell * 0.86, self.cell * 0.8)
+            t.move_to(sq.get_center())
+            self.numbers[r, c] = t
+            self.written.add(t)
+            anims.append(m.FadeIn(t, scale=1.3))
+        return anims
+
+    def mobjects(self):
+        """Everything this grid put on screen: the cells and the numbers written into them."""
+        m = _manim()
+        return m.VGroup(self.group, self.written)
+
+    def outline(self, cells, color: str = style.HIGHLIGHT, width: float = style.HIGHLIGHT_STROKE_WIDTH):
+        """A VGroup of outlines around `cells` (a footprint)."""
+        m = _manim()
+        width = width * min(1.0, self.cell / 0.4) + 1.0
+        g = m.VGroup()
+        for r, c in cells:
+            o = m.Square(self.cell * 1.04, stroke_color=color, stroke_width=width, fill_opacity=0.0)
+            o.move_to(self.position(r, c))
+            g.add(o)
+        return g
+
+    def box(self, r0, c0, r1, c1, color: str = style.HIGHLIGHT):
+        """A thin rectangle around cells r0..r1 x c0..c1 (inclusive): the footprint's extent."""
+        m = _manim()
+        a = self.position(r0, c0)
+        b = self.position(r1, c1)
+        w = abs(b[0] - a[0]) + self.cell * 1.25
+        h = abs(b[1] - a[1]) + self.cell * 1.25
+        rect = m.Rectangle(width=w, height=h, stroke_color=color, stroke_width=1.5, stroke_opacity=0.8,
+                           fill_color=color, fill_opacity=0.06)
+        rect.move_to((a + b) / 2)
+        return rect
+
+
+@dataclass
+class Panel:
+    """A grid to draw: key (to address it), label shown above it, 2-D values, colour role, masks."""
+    key: str
+    label: str
+    values: np.ndarray
+    role: str
+    padding: np.ndarray | None = None
+    muted: np.ndarray | None = None
+    empty: bool = False
+
+
+def arrange_panels(panels, x0: float, y_top: float, width: float, height: float, integer: bool = True,
+                   max_cell: float = style.CELL_SIZE, label_h: float = 0.42, sep: float = 0.3):
+    """Lay panels out in a grid of columns inside the box (x0, y_top, width, height), choosing the
+    number of columns that gives the biggest cells. Returns (grids by key, labels VGroup)."""
+    m = _manim()
+    gap = style.CELL_GAP
+    H = max(np.atleast_2d(p.values).shape[0] for p in panels)
+    W = max(np.atleast_2d(p.values).shape[1] for p in panels)
+    n = len(panels)
+    best = None
+    for cols in range(1, n + 1):
+        rows = math.ceil(n / cols)
+        cell = min(max_cell, (width - sep * (cols - 1)) / (cols * W) - gap,
+                   (height - label_h * rows - sep * (rows - 1)) / (rows * H) - gap)
+        if best is None or cell > best[0] + 1e-9:
+            best = (cell, cols)
+    cell, cols = max(best[0], style.MIN_CELL_SIZE), best[1]
+    grids, labels = {}, m.VGroup()
+    for i, p in enumerate(panels):
+        r_, c_ = divmod(i, cols)
+        gr = CellGrid(p.values, p.role, cell, integer, padding=p.padding, muted=p.muted, empty=p.empty)
+        px = x0 + c_ * (W * (cell + gap) + sep)
+        py = y_top - label_h - r_ * (H * (cell + gap) + label_h + sep)
+        gr.group.shift(np.array([px + cell / 2, py - cell / 2, 0]) - gr.position(0, 0))
+        grids[p.key] = gr
+        t = text(p.label, size=style.LABEL_SIZE * 0.8, color=style.ROLE_COLORS[p.role], font=style.FONT)
+        fit(t, max(W * (cell + gap), 1.0) + 1.5, label_h * 0.8)
+        t.next_to(gr.square(0, 0), m.UP, buff=0.1, aligned_edge=m.LEFT)
+        labels.add(t)
+    return grids, labels
+
+
+def index_labels(grid: CellGrid, labels, axis: str, size: float = style.SMALL_SIZE, color=style.MUTED):
+    """Small labels above the columns (axis="cols") or left of the rows (axis="rows"); None = no label."""
+    m = _manim()
+    g = m.VGroup()
+    for i, lab in enumerate(labels):
+        if lab is None:
+            continue
+        t = text(str(lab), size=size, color=color)
+        fit(t, grid.cell * 1.1, grid.cell * 0.7)
+        if axis == "cols":
+            t.next_to(grid.square(0, i), m.UP, buff=0.16)
+        else:
+            t.next_to(grid.square(i, 0), m.LEFT, buff=0.1)
+        g.add(t)
+    return g
+
+
+def legend(items, size: float = style.SMALL_SIZE):
+    """A row of (colour swatch, caption) pairs; items: [(role, caption), ...]."""
+    m = _manim()
+    g = m.VGroup()
+    for role, caption in items:
+        color = style.ROLE_COLORS[role]
+        sw = m.Square(0.22, stroke_color=color, fill_color=color,
+                      fill_opacity=0.0 if role == "padding" else style.CELL_FILL_OPACITY_STRONG,
+                      stroke_width=2)
+        if role == "padding":
+            sw = m.DashedVMobject(sw, num_dashes=8)
+        t = text(caption, size=size, color=style.TEXT, font=style.FONT)
+        g.add(m.VGroup(sw, t).arrange(m.RIGHT, buff=0.1))
+    g.arrange(m.RIGHT, buff=0.4)
+    return g
+
+
+def text_block(lines, size: float = style.FORMULA_SIZE, color: str = style.TEXT, width=None, height=None):
+    """Left-aligned lines of monospaced text, scaled down to fit width x height."""
+    m = _manim()
+    g = m.VGroup(*[text(line, size=size, color=color) for line in lines])
+    g.arrange(m.DOWN, aligned_edge=m.LEFT, buff=0.14)
+    if width is not None and height is not None:
+        fit(g, width, height)
+    return g
+
+
+class Slide:
+    """Animates a list of Steps over named CellGrids: footprint moves, products appear, outputs fill.
+
+    The first `style.FULL_STEPS` steps are shown in full; the rest are sped up in batches
+    (`speed_plan`), so a 26x26 output takes seconds, not minutes, yet every output cell is filled
+    with its own value. Each played step's `record` (plus "mode") is appended to the record list.
+
+    products_anchor: one point (top-left of a block of lines) or a list of points, one per line
+    (each line left-aligned and vertically centred on its point: products beside their rows).
+    """
+
+    def __init__(self, scene, grids: dict, products_anchor, products_size: tuple,
+                 products_color: str = style.TEXT):
+        self.scene = scene
+        self.grids = grids
+        self.anchor = products_anchor
+        self.products_size = products_size
+        self.products_color = products_color
+        self.footprint = None
+        self.products = None
+
+    def _footprint(self, step: Step):
+        m = _manim()
+        g = m.VGroup()
+        for name, cells in step.taps.items():
+            grid = self.grids[name]
+            if name in step.box:
+                g.add(grid.box(*step.box[name]))
+            g.add(grid.outline(cells))
+        for name, r, c, _, _ in step.outs:
+            g.add(self.grids[name].outline([(r, c)], color=style.HIGHLIGHT))
+        return g
+
+    def _products(self, lines, fast: bool):
+        m = _manim()
+        width, height = self.products_size
+        if isinstance(self.anchor, list):
+            anchors = self.anchor   # lines beside their rows: all of them, also while sped up
+            mobs = [text(line, size=style.FORMULA_SIZE, color=self.products_color) for line in lines]
+            widest = max(mob.width for mob in mobs)
+            tallest = max(mob.height for mob in mobs)
+            scale = min(1.0, width / widest, height / tallest)
+            block = m.VGroup()
+            for mob, point in zip(mobs, anchors):
+                mob.scale(scale)
+                mob.move_to(point, aligned_edge=m.LEFT)
+                block.add(mob)
+            return block
+        if fast:
+            lines = lines[-1:]
+        block = text_block(lines, color=self.products_color, width=width, height=height)
+        block.move_to(self.anchor, aligned_edge=m.UL)
+        return block
+
+    def play_steps(self, steps: list, full: int = style.FULL_STEPS, step_time: float = style.STEP_TIME,
+                   record: list | None = None):
+        m = _manim()
+        scene = self.scene
+        record = scene.steps if record is None else record
+        for batch in speed_plan(len(steps), full=full):
+            last = steps[batch[-1]]
+            fast = len(batch) > 1 or batch[0] >= full
+            new_fp = self._footprint(last)
+            new_products = self._products(last.lines, fast)
+            fills = []
+            for i in batch:
+                st = steps[i]
+                for name, r, c, value, shown in st.outs:
+                    fills += self.grids[name].fill_animations(r, c, value, shown)
+                record.append({**st.record, "mode": "fast" if fast else "full"})
+            if not fast:
+                move = (m.Transform(self.footprint, new_fp) if self.footprint is not None
+                        else m.FadeIn(new_fp))
+                scene.play(move, run_time=step_time * 0.35)
+                if self.footprint is None:
+                    self.footprint = new_fp
+                swap = [m.FadeIn(new_products, shift=0.1 * m.UP)]
+                if self.products is not None:
+                    swap.append(m.FadeOut(self.products))
+                scene.play(*swap, run_time=step_time * 0.3)
+                scene.play(*fills, run_time=step_time * 0.35)
+                self.products = new_products
+            else:
+                anims = [m.Transform(self.footprint, new_fp) if self.footprint is not None
+                         else m.FadeIn(new_fp), *fills]
+                if self.footprint is None:
+                    self.footprint = new_fp
+                if self.products is not None:
+                    anims.append(m.FadeOut(self.products))
+                anims.append(m.FadeIn(new_products))
+                scene.play(*anims, run_time=style.FAST_STEP_TIME)
+                self.products = new_products
+
+    def clear(self):
+        """Animations removing the footprint and the products block."""
+        m = _manim()
+        anims = [m.FadeOut(mob) for mob in (self.footprint, self.products) if mob is not None]
+        self.footprint = self.products = None
+        return anims
+
+    @staticmethod
+    def n_plays(n_steps: int, full: int = style.FULL_STEPS) -> int:
+        """How many play calls play_steps makes for n_steps (for the progress bar)."""
+        return sum(3 if (len(b) == 1 and b[0] < full) else 1 for b in speed_plan(n_steps, full=full))

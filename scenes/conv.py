@@ -1,0 +1,531 @@
+"""Convolution scenes: the forward slide (ConvSlide) and the backward pass (ConvBackward).
+
+Every number, index and highlighted cell comes from `viz.conv`: `windows` (which input cell each tap
+reads, which inputs are never read), `conv` (the outputs; with groups=C the per-channel sums),
+`conv_backward_steps` (grad_y dilated and padded, the flipped kernel, the geometry of both
+correlations, grad_w, grad_x), `pad`/`dilate` (what the padded and dilated arrays look like, applied
+to the data or to masks), and `ConvGeometry.formula`. The scenes only lay these out and animate.
+
+Each scene records what it showed as plain data, for the tests:
+    scene.steps     [{"output": index tuple, "cells": [input cells read, 0-based, padding excluded],
+                      "values": [numbers written], "texts": [as shown], "mode": "full" | "fast", ...}]
+    scene.never_read_shown, scene.formulas_shown
+"""
+from __future__ import annotations
+
+import numpy as np
+from manim import DOWN, LEFT, RIGHT, UL, UP, FadeIn, FadeOut, Scene, VGroup
+
+from viz import conv as V
+
+from . import style
+from .common import (
+    CellGrid, Panel, Slide, Step, arrange_panels, color_span, example_data, fit, fmt_factor, fmt_index,
+    fmt_value, index_labels, legend, markup, pretty_formula, text,
+)
+
+FRAME_W, FRAME_H = 14.22, 8.0
+LEFT_X = -FRAME_W / 2 + style.FRAME_MARGIN
+RIGHT_X = FRAME_W / 2 - style.FRAME_MARGIN
+MAX_TERMS_INLINE = 6   # a products line with more terms collapses to "Σ of N products = v"
+
+
+def _shape_str(shape) -> str:
+    return "×".join(str(int(v)) for v in shape)
+
+
+def _params_str(g: V.ConvGeometry) -> str:
+    """The geometry as a caption: only the parameters that differ from the defaults."""
+    parts = [f"kernel {_shape_str(g.kernel)}"]
+    if any(s != 1 for s in g.stride):
+        parts.append(f"stride {_shape_str(g.stride)}")
+    if any(d != 1 for d in g.dilation):
+        parts.append(f"dilation {_shape_str(g.dilation)}")
+    if any(lo or hi for lo, hi in g.padding):
+        if all(lo == hi for lo, hi in g.padding):
+            parts.append(f"padding {_shape_str([lo for lo, _ in g.padding])}")
+        else:
+            parts.append("padding " + "×".join(f"({lo},{hi})" for lo, hi in g.padding))
+    return ", ".join(parts)
+
+
+def products_text(pairs, integer: bool) -> str:
+    """ "2·1 + 0·(−1) + 3·2" from (a, b) factor pairs, numbers as the reader sees them."""
+    return " + ".join(f"{fmt_factor(a, integer)}·{fmt_factor(b, integer)}" for a, b in pairs)
+
+
+def sum_text(pairs, value_text: str, integer: bool, head: str = "") -> str:
+    """ "head2·1 + 0·(−1) = 2" or, with many terms, "headΣ of 9 products = 2"."""
+    body = (products_text(pairs, integer) if len(pairs) <= MAX_TERMS_INLINE
+            else f"Σ of {len(pairs)} products")
+    return f"{head}{body} = {value_text}"
+
+
+def block_lines(pairs_rows, value_text: str, integer: bool) -> list[str]:
+    """Products of one 2-D window, one line per kernel row, then "= v" (one Σ line if too many)."""
+    n = sum(len(r) for r in pairs_rows)
+    if len(pairs_rows) > 5 or max(len(r) for r in pairs_rows) > MAX_TERMS_INLINE:
+        return [f"Σ of {n} products = {value_text}"]
+    lines = [("  " if i == 0 else "+ ") + products_text(r, integer) for i, r in enumerate(pairs_rows)]
+    return lines + [f"= {value_text}"]
+
+
+def _names(indices) -> str:
+    """1-based names of input positions: "8" (1-D) or "(1,2), (1,4)" (2-D), at most 8 of them."""
+    shown = ", ".join(fmt_index(i) if len(i) == 1 else f"({fmt_index(i)})" for i in indices[:8])
+    return shown + (f" and {len(indices) - 8} more" if len(indices) > 8 else "")
+
+
+class ConvScene(Scene):
+    """Shared set-up (geometry and data from viz) and the layout helpers of both scenes."""
+
+    def __init__(self, *, input, kernel, stride=1, padding=0, dilation=1, channels: int = 1, seed: int = 0,
+                 values: str = "int", data: dict | None = None, **scene_kwargs):
+        super().__init__(**scene_kwargs)
+        self.geometry = V.conv_geometry(input, kernel, stride, padding, dilation)
+        g = self.geometry
+        if g.ndim not in (1, 2):
+            raise ValueError(f"input must have 1 or 2 axes for an animation (got {g.ndim})")
+        if int(channels) < 1:
+            raise ValueError(f"channels must be >= 1 (got {channels})")
+        self.channels = int(channels)
+        self.integer = values == "int"
+        self.data = data if data is not None else example_data(g.in_shape, self.channels, g.kernel,
+                                                               g.out_shape, seed, values)
+        self.x, self.w, self.grad_y = self.data["x"], self.data["w"], self.data["grad_y"]
+        self.conv_args = dict(stride=g.stride, padding=g.padding, dilation=g.dilation)
+        self.windows = V.windows(g.in_shape, g.kernel, **self.conv_args)
+        self.steps: list[dict] = []
+        self.never_read_shown: list[tuple] = []
+        self.formulas_shown: list[str] = []
+        self.progress_total = None
+
+    # ---- data as drawn ------------------------------------------------------------------------
+    def fmt(self, v) -> str:
+        return fmt_value(v, self.integer)
+
+    def padded(self, a):
+        """An array as drawn: zero-padded by the forward padding (viz.conv.pad)."""
+        return V.pad(a, self.geometry.padding)
+
+    def padding_mask(self):
+        """True on the padding cells of the padded input (pad applied to a mask of ones)."""
+        return V.pad(np.ones(self.geometry.in_shape), self.geometry.padding) == 0
+
+    def to_display(self, index):
+        """Unpadded input coordinates -> coordinates in the padded grid on screen."""
+        return tuple(int(i) + lo for i, (lo, _) in zip(index, self.geometry.padding))
+
+    # ---- frame furniture ---------------------------------------------------------------------
+    def header(self, title: str, lines: list[str]):
+        """Title and formula lines at the top-left."""
+        t = markup(title, size=style.TITLE_SIZE * 0.85, font=style.FONT)
+        fit(t, FRAME_W - 2 * style.FRAME_MARGIN, 0.6)
+        body = VGroup(*[text(s, size=style.FORMULA_SIZE, color=style.TEXT) for s in lines])
+        body.arrange(DOWN, aligned_edge=LEFT, buff=0.1)
+        fit(body, FRAME_W - 2 * style.FRAME_MARGIN, 0.9)
+        group = VGroup(t, body).arrange(DOWN, aligned_edge=LEFT, buff=0.15) if lines else VGroup(t)
+        group.to_corner(UL, buff=style.FRAME_MARGIN)
+        return group
+
+    def formula_lines(self) -> list[str]:
+        """The output size formula of every axis, numbers substituted by viz (ConvGeometry.formula)."""
+        g = self.geometry
+        names = ["length"] if g.ndim == 1 else ["rows", "cols"]
+        out = []
+        for a in range(g.ndim):
+            f = g.formula(a)
+            self.formulas_shown.append(f)
+            out.append(f"output {names[a]}: {pretty_formula(f)}")
+        return out
+
+    def footer(self, items):
+        lg = legend(items)
+        fit(lg, FRAME_W - 2 * style.FRAME_MARGIN, 0.4)
+        lg.to_edge(DOWN, buff=style.FRAME_MARGIN)
+        self.foot = lg
+        return lg
+
+    def caption(self, markup_text: str):
+        """One line above the legend."""
+        cap = markup(markup_text, size=style.LABEL_SIZE * 0.8)
+        fit(cap, FRAME_W - 2 * style.FRAME_MARGIN, 0.45)
+        cap.next_to(self.foot, UP, buff=0.2).to_edge(LEFT, buff=style.FRAME_MARGIN)
+        return cap
+
+    def never_read_caption(self, consequence: str):
+        nr = self.windows.never_read
+        self.never_read_shown = list(nr)
+        if nr:
+            return self.caption(f"{color_span('never read', style.NEVER_READ)}: {_names(nr)} — {consequence}")
+        return self.caption("every input is read by at least one window")
+
+    def layout_2d(self, big, small, out, top, bottom):
+        """2-D: the big operand's panels on the left; the small operand (kernel) and the result on the
+        right, the products block below them. Returns grids by key, labels, products anchor and size."""
+        body_h = top - bottom
+        gap = style.CELL_GAP
+        H, W = np.atleast_2d(big[0].values).shape
+        left_w = min(6.6, (body_h - 0.42) / H * W + 0.3)
+        grids, labels = arrange_panels(big, LEFT_X + 0.1, top, left_w, body_h, self.integer)
+        right_x0 = max(gr.group.get_right()[0] for gr in grids.values()) + 0.6
+        right_w = RIGHT_X - right_x0
+        upper_h = body_h * 0.6
+        g_small, l_small = arrange_panels(small, right_x0, top, right_w * 0.36, upper_h, self.integer)
+        small_right = max(gr.group.get_right()[0] for gr in g_small.values())
+        out_x0 = max(small_right + 0.5, right_x0 + right_w * 0.4)
+        g_out, l_out = arrange_panels(out, out_x0, top, RIGHT_X - out_x0, upper_h, self.integer)
+        grids.update(g_small)
+        grids.update(g_out)
+        labels.add(l_small, l_out)
+        lowest = min(gr.group.get_bottom()[1] for gr in [*g_small.values(), *g_out.values()])
+        anchor = np.array([right_x0, lowest - 0.35, 0])
+        size = (RIGHT_X - right_x0, lowest - 0.35 - bottom)
+        del gap
+        return grids, labels, anchor, size
+
+
+# ======================================================================================================
+# Forward
+
+class ConvSlide(ConvScene):
+    """The kernel slides over the (padded) input by the stride; each output cell fills with its value.
+
+    1-D: channels are stacked rows; each channel's products sit beside its kernel row, and the
+    per-channel sums add up to the output value. 2-D: one panel per channel, products on the right.
+    """
+
+    def construct(self):
+        g = self.geometry
+        C = self.channels
+        y = V.conv(self.x, self.w, **self.conv_args)[0]                                # (*out)
+        per_channel = V.conv(self.x, self.w.reshape(C, 1, *g.kernel), groups=C, **self.conv_args)  # (C, *out)
+        xp = self.padded(self.x)
+        pad_mask = self.padding_mask()
+        self.progress_total = 2 + Slide.n_plays(int(np.prod(g.out_shape))) + 2
+
+        title = (f"Convolution {g.ndim}-D: {color_span('input', style.INPUT)} {C} "
+                 f"channel{'s' if C > 1 else ''} × {_shape_str(g.in_shape)}, "
+                 f"{color_span(_params_str(g), style.KERNEL)}")
+        head = self.header(title, self.formula_lines())
+        foot = self.footer([("input", "input x"), ("padding", "padding (0)"), ("kernel", "kernel w"),
+                            ("output", "output y"), ("highlight", "window"), ("never_read", "never read")])
+        top = head.get_bottom()[1] - 0.3
+        bottom = foot.get_top()[1] + 0.7          # room for the closing caption
+        if g.ndim == 1:
+            grids, labels, slide, marks_on = self._layout_1d(xp, pad_mask, y, top, bottom)
+        else:
+            grids, labels, slide, marks_on = self._layout_2d(xp, pad_mask, y, top, bottom)
+
+        self.play(FadeIn(head), FadeIn(foot), run_time=style.INTRO_TIME)
+        self.play(*[FadeIn(gr.group) for gr in grids.values()], FadeIn(labels), run_time=style.INTRO_TIME)
+
+        slide.play_steps([self._step(o, xp, y, per_channel) for o in np.ndindex(*g.out_shape)])
+
+        marks = VGroup(*[gr.outline(cells, color=style.NEVER_READ) for gr, cells in marks_on()])
+        cap = self.never_read_caption("no window reads them, so their gradient is exactly 0")
+        self.play(*slide.clear(), run_time=style.PAUSE)
+        self.play(FadeIn(marks), FadeIn(cap), run_time=style.PAUSE)
+        self.wait(style.OUTRO_TIME)
+
+    def _step(self, o, xp, y, per_channel) -> Step:
+        """Output position o: its window from viz.windows, its value from viz.conv."""
+        g = self.geometry
+        C = self.channels
+        taps = self.windows.indices[o].reshape(-1, g.ndim)        # one row per kernel tap, in order
+        pads = self.windows.is_padding[o].ravel()
+        disp = [self.to_display(t) for t in taps]
+        k_index = list(np.ndindex(*g.kernel))
+        ys = self.fmt(y[o])
+        sums = [per_channel[(c, *o)] for c in range(C)]
+        pairs = [[(xp[(c, *d)], self.w[(0, c, *j)]) for d, j in zip(disp, k_index)] for c in range(C)]
+        total = (f"y[{fmt_index(o)}] = " + " + ".join(fmt_factor(v, self.integer) for v in sums) + f" = {ys}"
+                 if C > 1 else f"y[{fmt_index(o)}] = {ys}")
+        if g.ndim == 1:
+            lines = [sum_text(pairs[c], self.fmt(sums[c]), self.integer) for c in range(C)] + [total]
+            taps_on = {"x": [(c, d[0]) for c in range(C) for d in disp]}
+            box = {"x": (0, disp[0][0], C - 1, disp[-1][0])}
+            outs = [("y", 0, o[0], float(y[o]), ys)]
+        else:
+            if C == 1:
+                rows = [pairs[0][r * g.kernel[1]:(r + 1) * g.kernel[1]] for r in range(g.kernel[0])]
+                lines = [f"y[{fmt_index(o)}] ="] + block_lines(rows, ys, self.integer)
+            else:
+                lines = [sum_text(pairs[c], self.fmt(sums[c]), self.integer, head=f"channel {c + 1}: ")
+                         for c in range(C)] + [total]
+            taps_on = {f"x{c}": disp for c in range(C)}
+            box = {f"x{c}": (*disp[0], *disp[-1]) for c in range(C)}
+            outs = [("y", o[0], o[1], float(y[o]), ys)]
+        record = {
+            "output": tuple(int(v) for v in o),
+            "cells": [tuple(int(v) for v in t) for t, p in zip(taps, pads) if not p],
+            "padding_taps": int(pads.sum()),
+            "values": [float(y[o])],
+            "texts": [ys],
+            "channel_sums": [float(v) for v in sums],
+        }
+        return Step(outs=outs, taps=taps_on, lines=lines, record=record, box=box)
+
+    def _layout_1d(self, xp, pad_mask, y, top, bottom):
+        g = self.geometry
+        C, L, k, o = self.channels, xp.shape[1], g.kernel[0], g.out_shape[0]
+        gap = style.CELL_GAP
+        prod_w = 4.4
+        cell = min(style.CELL_SIZE,
+                   (RIGHT_X - LEFT_X - 0.7 - 0.9 - 0.7 - 0.35 - prod_w) / (L + k) - gap,
+                   (top - bottom - 0.45) / (C + 1.8) - gap)
+        cell = max(cell, style.MIN_CELL_SIZE)
+        xg = CellGrid(xp, "input", cell, self.integer, padding=np.broadcast_to(pad_mask, xp.shape))
+        wg = CellGrid(self.w[0], "kernel", cell, self.integer)
+        yg = CellGrid(y[None], "output", cell, self.integer, empty=True)
+        x0 = LEFT_X + 0.7
+        row0 = top - 0.4 - cell / 2
+        xg.group.shift(np.array([x0 + cell / 2, row0, 0]) - xg.position(0, 0))
+        wg.group.shift(xg.position(0, L - 1) + np.array([cell + 0.9 + 0.7, 0, 0]) - wg.position(0, 0))
+        out_y = xg.position(C - 1, 0)[1] - (cell + gap) * 1.8
+        first_real = self.to_display((0,))[0]
+        yg.group.shift(np.array([xg.position(0, first_real)[0], out_y, 0]) - yg.position(0, 0))
+        labels = VGroup()
+        for c in range(C):
+            labels.add(_row_label(f"x{c + 1}", xg, c, style.INPUT), _row_label(f"w{c + 1}", wg, c, style.KERNEL))
+        labels.add(_row_label("y", yg, 0, style.OUTPUT))
+        col_labels = [None] * L
+        for i in range(g.in_shape[0]):
+            col_labels[self.to_display((i,))[0]] = i + 1
+        labels.add(index_labels(xg, col_labels, "cols"), index_labels(yg, list(range(1, o + 1)), "cols"))
+        prod_x = wg.group.get_right()[0] + 0.35
+        anchors = [np.array([prod_x, xg.position(c, 0)[1], 0]) for c in range(C)]
+        anchors.append(np.array([prod_x, out_y, 0]))
+        slide = Slide(self, {"x": xg, "y": yg}, products_anchor=anchors,
+                      products_size=(RIGHT_X - prod_x, cell * 1.1))
+
+        def marks_on():
+            return [(xg, [(c, self.to_display(i)[0]) for i in self.windows.never_read for c in range(C)])]
+        return {"x": xg, "w": wg, "y": yg}, labels, slide, marks_on
+
+    def _layout_2d(self, xp, pad_mask, y, top, bottom):
+        C = self.channels
+        multi = C > 1
+        big = [Panel(f"x{c}", f"x{c + 1}" if multi else "x", xp[c], "input", padding=pad_mask) for c in range(C)]
+        small = [Panel(f"w{c}", f"w{c + 1}" if multi else "w", self.w[0, c], "kernel") for c in range(C)]
+        out = [Panel("y", "y", y, "output", empty=True)]
+        grids, labels, anchor, size = self.layout_2d(big, small, out, top, bottom)
+        slide = Slide(self, grids, products_anchor=anchor, products_size=size)
+
+        def marks_on():
+            cells = [self.to_display(i) for i in self.windows.never_read]
+            return [(grids[f"x{c}"], cells) for c in range(C)]
+        return grids, labels, slide, marks_on
+
+
+def _row_label(s, grid: CellGrid, row: int, color):
+    t = text(s, size=style.LABEL_SIZE * 0.9 * min(1.0, grid.cell / 0.45), color=color)
+    t.next_to(grid.square(row, 0), LEFT, buff=0.15)
+    return t
+
+
+# ======================================================================================================
+# Backward
+
+class ConvBackward(ConvScene):
+    """The backward pass, every number from viz.conv.conv_backward_steps.
+
+    Part 1, ∂ℓ/∂w: correlate the padded input with the upstream gradient ∂ℓ/∂y as the kernel: the
+    forward stride becomes the dilation (and the dilation the stride); channels are not summed.
+    Part 2, ∂ℓ/∂x, the transposed convolution: ∂ℓ/∂y with zeros inserted (dilated by the stride),
+    padded, correlated with the flipped kernel at the forward dilation.
+    """
+
+    def construct(self):
+        g = self.geometry
+        C = self.channels
+        st = V.conv_backward_steps(self.x, self.w, self.grad_y, **self.conv_args)
+        self.backward_steps = st
+        gwg, gxg = st.grad_w_geometry, st.grad_x_geometry
+        n_w, n_x = int(np.prod(gwg.out_shape)), int(np.prod(gxg.out_shape))
+        self.progress_total = 2 + Slide.n_plays(n_w) + 3 + Slide.n_plays(n_x) + 3
+        self.grad_w_steps: list[dict] = []
+        self.grad_x_steps: list[dict] = []
+        title = (f"Convolution backward {g.ndim}-D: {C} channel{'s' if C > 1 else ''} × "
+                 f"{_shape_str(g.in_shape)}, {_params_str(g)}")
+        s_txt, d_txt = _shape_str(g.stride), _shape_str(g.dilation)
+        foot = self.footer([("input", "input x"), ("padding", "padding (0)"), ("kernel", "kernel w"),
+                            ("gradient", "gradients"), ("muted", "inserted 0"), ("highlight", "window"),
+                            ("never_read", "never read")])
+        multi = C > 1
+
+        # ---- part 1: grad_w = corr(pad(x), grad_y; stride d, dilation s) ----------------------
+        head = self.header(title, [
+            f"∂ℓ/∂w = correlate the padded x with ∂ℓ/∂y as the kernel: stride {_shape_str(gwg.stride)},"
+            f" dilation {_shape_str(gwg.dilation)}",
+            f"the forward stride {s_txt} becomes a dilation of {s_txt}; channels are not summed"])
+        top, bottom = head.get_bottom()[1] - 0.3, foot.get_top()[1] + 0.7
+        xp = self.padded(self.x)
+        pad_mask = self.padding_mask()
+        inserted = V.dilate(np.ones(st.grad_y.shape[1:]), g.stride) == 0   # zeros dilate() inserts
+        gy_panels = [Panel("g", "∂ℓ/∂y", st.grad_y[0], "gradient"),
+                     Panel("gd", f"∂ℓ/∂y dilated by {s_txt}", st.grad_y_dilated[0], "gradient", muted=inserted)]
+        if g.ndim == 1:
+            grids, labels, slide = self._layout_1d(
+                [Panel("g", "∂ℓ/∂y", st.grad_y[0], "gradient"),
+                 Panel("gd", "dilated", st.grad_y_dilated[0], "gradient", muted=inserted)],
+                Panel("x", "x{c}", xp, "input", padding=np.broadcast_to(pad_mask, xp.shape)),
+                Panel("gw", "∂ℓ/∂w{c}", st.grad_w[0], "gradient", empty=True), top, bottom)
+        else:
+            big = [Panel(f"x{c}", f"x{c + 1}" if multi else "x", xp[c], "input", padding=pad_mask)
+                   for c in range(C)]
+            out = [Panel(f"gw{c}", f"∂ℓ/∂w{c + 1}" if multi else "∂ℓ/∂w", st.grad_w[0, c], "gradient", empty=True)
+                   for c in range(C)]
+            grids, labels, anchor, size = self.layout_2d(big, gy_panels, out, top, bottom)
+            slide = Slide(self, grids, products_anchor=anchor, products_size=size)
+        self.play(FadeIn(head), FadeIn(foot), run_time=style.INTRO_TIME)
+        self.play(*[FadeIn(gr.group) for gr in grids.values()], FadeIn(labels), run_time=style.INTRO_TIME)
+        gw_windows = gwg.windows()
+        slide.play_steps([self._grad_w_step(j, gw_windows, xp, st) for j in np.ndindex(*gwg.out_shape)],
+                         record=self.grad_w_steps)
+        self.play(*slide.clear(), run_time=style.PAUSE)
+        self.wait(style.PAUSE)
+        self.play(FadeOut(VGroup(*[gr.mobjects() for gr in grids.values()], labels, head)), run_time=style.PAUSE)
+
+        # ---- part 2: grad_x = corr(pad(dilate(grad_y, s)), flip(w); stride 1, dilation d) -------
+        pads = " × ".join(f"({lo},{hi})" for lo, hi in st.grad_x_padding)
+        head2 = self.header(title, [
+            f"∂ℓ/∂x = transposed convolution: dilate ∂ℓ/∂y by the stride {s_txt} (insert zeros),",
+            f"pad by {pads}, correlate with the flipped kernel: stride 1, dilation {d_txt}"])
+        gyp = st.grad_y_padded[0]
+        # which cells of the padded, dilated gradient hold an entry, an inserted zero, or padding:
+        # the reference's own pad(dilate(.)) applied to masks (negative padding crops, as there)
+        entry = V.pad(V.dilate(np.ones(st.grad_y.shape[1:]), g.stride), st.grad_x_padding) == 1
+        inside = V.pad(np.ones(st.grad_y_dilated.shape[1:]), st.grad_x_padding) == 1
+        big2 = Panel("gp", "∂ℓ/∂y dilated, padded", gyp, "gradient", padding=~inside, muted=inside & ~entry)
+        if g.ndim == 1:
+            grids2, labels2, slide2 = self._layout_1d(
+                [Panel("gp", "padded", gyp, "gradient", padding=~inside, muted=inside & ~entry)],
+                Panel("gx", "∂ℓ/∂x{c}", st.grad_x, "gradient", empty=True),
+                Panel("wf", "flip(w{c})", st.w_flipped[0], "kernel"), top, bottom)
+        else:
+            small = [Panel(f"wf{c}", f"flip(w{c + 1})" if multi else "flip(w)", st.w_flipped[0, c], "kernel")
+                     for c in range(C)]
+            out = [Panel(f"gx{c}", f"∂ℓ/∂x{c + 1}" if multi else "∂ℓ/∂x", st.grad_x[c], "gradient", empty=True)
+                   for c in range(C)]
+            grids2, labels2, anchor, size = self.layout_2d([big2], small, out, top, bottom)
+            slide2 = Slide(self, grids2, products_anchor=anchor, products_size=size)
+        self.play(FadeIn(head2), FadeIn(VGroup(*[gr.group for gr in grids2.values()], labels2)),
+                  run_time=style.INTRO_TIME)
+        gx_windows = gxg.windows()
+        slide2.play_steps([self._grad_x_step(m, gx_windows, gyp, st) for m in np.ndindex(*gxg.out_shape)],
+                          record=self.grad_x_steps)
+        self.steps = self.grad_w_steps + self.grad_x_steps
+
+        # inputs no window reads get exactly zero gradient
+        nr = self.windows.never_read
+        if g.ndim == 1:
+            marks = VGroup(*[grids2["gx"].outline([(c, i[0]) for i in nr for c in range(C)],
+                                                  color=style.NEVER_READ)])
+        else:
+            marks = VGroup(*[grids2[f"gx{c}"].outline([tuple(i) for i in nr], color=style.NEVER_READ)
+                             for c in range(C)])
+        cap = self.never_read_caption("no window reads them: their gradient is exactly 0")
+        self.play(*slide2.clear(), run_time=style.PAUSE)
+        self.play(FadeIn(marks), FadeIn(cap), run_time=style.PAUSE)
+        self.wait(style.OUTRO_TIME)
+
+    # ---- steps ---------------------------------------------------------------------------------
+    def _grad_w_step(self, j, win: V.Windows, xp, st) -> Step:
+        """grad_w[0, c, j] for every channel c: the grad_w correlation's window at its output j."""
+        g = self.geometry
+        C = self.channels
+        taps = win.indices[j].reshape(-1, g.ndim)       # coordinates in x_padded (= the padded x drawn)
+        disp = [tuple(int(v) for v in t) for t in taps]
+        g_index = list(np.ndindex(*g.out_shape))
+        pairs = [[(xp[(c, *t)], st.grad_y[(0, *n)]) for t, n in zip(disp, g_index)] for c in range(C)]
+        vals = [float(st.grad_w[(0, c, *j)]) for c in range(C)]
+        texts = [self.fmt(v) for v in vals]
+        if g.ndim == 1:
+            lines = [sum_text(pairs[c], texts[c], self.integer) for c in range(C)]
+            taps_on = {"x": [(c, d[0]) for c in range(C) for d in disp]}
+            box = {"x": (0, disp[0][0], C - 1, disp[-1][0])}
+            outs = [("gw", c, j[0], vals[c], texts[c]) for c in range(C)]
+        else:
+            name = (lambda c: f"∂ℓ/∂w{c + 1}") if C > 1 else (lambda c: "∂ℓ/∂w")
+            lines = [sum_text(pairs[c], texts[c], self.integer, head=f"{name(c)}[{fmt_index(j)}] = ")
+                     for c in range(C)]
+            taps_on = {f"x{c}": disp for c in range(C)}
+            box = {f"x{c}": (*disp[0], *disp[-1]) for c in range(C)}
+            outs = [(f"gw{c}", j[0], j[1], vals[c], texts[c]) for c in range(C)]
+        padded_mask = self.padding_mask()
+        cells = [tuple(int(v) - lo for v, (lo, _) in zip(d, g.padding)) for d in disp if not padded_mask[d]]
+        record = {"part": "grad_w", "output": tuple(int(v) for v in j), "cells": cells, "values": vals,
+                  "texts": texts}
+        return Step(outs=outs, taps=taps_on, lines=lines, record=record, box=box)
+
+    def _grad_x_step(self, m, win: V.Windows, gyp, st) -> Step:
+        """grad_x[c, m] for every channel c: the flipped kernel over the padded, dilated gradient."""
+        g = self.geometry
+        C = self.channels
+        taps = win.indices[m].reshape(-1, g.ndim)       # coordinates in grad_y_padded
+        disp = [tuple(int(v) for v in t) for t in taps]
+        k_index = list(np.ndindex(*g.kernel))
+        pairs = [[(gyp[t], st.w_flipped[(0, c, *kk)]) for t, kk in zip(disp, k_index)] for c in range(C)]
+        vals = [float(st.grad_x[(c, *m)]) for c in range(C)]
+        texts = [self.fmt(v) for v in vals]
+        if g.ndim == 1:
+            lines = [sum_text(pairs[c], texts[c], self.integer) for c in range(C)]
+            taps_on = {"gp": [(0, d[0]) for d in disp]}
+            box = {"gp": (0, disp[0][0], 0, disp[-1][0])}
+            outs = [("gx", c, m[0], vals[c], texts[c]) for c in range(C)]
+        else:
+            name = (lambda c: f"∂ℓ/∂x{c + 1}") if C > 1 else (lambda c: "∂ℓ/∂x")
+            lines = [sum_text(pairs[c], texts[c], self.integer, head=f"{name(c)}[{fmt_index(m)}] = ")
+                     for c in range(C)]
+            taps_on = {"gp": disp}
+            box = {"gp": (*disp[0], *disp[-1])}
+            outs = [(f"gx{c}", m[0], m[1], vals[c], texts[c]) for c in range(C)]
+        record = {"part": "grad_x", "output": tuple(int(v) for v in m), "cells": disp, "values": vals,
+                  "texts": texts}
+        return Step(outs=outs, taps=taps_on, lines=lines, record=record, box=box)
+
+    # ---- 1-D layout: single rows on top; below, C rows on the left and C rows on the right -------
+    def _layout_1d(self, top_rows, left, right, top, bottom):
+        """top_rows: one-row panels (the gradient, dilated / padded); left, right: panels of C rows
+        drawn side by side, channel c on row c; the products of channel c beside right's row c."""
+        gap = style.CELL_GAP
+        C = self.channels
+        L_left = max([np.atleast_2d(p.values).shape[1] for p in (*top_rows, left)])
+        L_right = np.atleast_2d(right.values).shape[1]
+        label_l, label_r, prod_w = 1.25, 1.45, 4.1
+        n_rows = len(top_rows) + C
+        cell = min(style.CELL_SIZE,
+                   (RIGHT_X - LEFT_X - label_l - label_r - 0.3 - 0.35 - prod_w) / (L_left + L_right) - gap,
+                   (top - bottom - 0.3 - 0.3 * len(top_rows)) / n_rows - gap)
+        cell = max(cell, style.MIN_CELL_SIZE)
+        x0 = LEFT_X + label_l
+        cur = top - 0.15 - cell / 2
+        grids, labels = {}, VGroup()
+
+        def place(p, x, y):
+            gr = CellGrid(np.atleast_2d(p.values), p.role, cell, self.integer,
+                          padding=None if p.padding is None else np.atleast_2d(p.padding),
+                          muted=None if p.muted is None else np.atleast_2d(p.muted), empty=p.empty)
+            gr.group.shift(np.array([x + cell / 2, y, 0]) - gr.position(0, 0))
+            grids[p.key] = gr
+            for r in range(gr.rows):
+                name = p.label if gr.rows == 1 else p.label.format(c=r + 1)
+                t = text(name, size=style.LABEL_SIZE * 0.75, color=style.ROLE_COLORS[p.role])
+                fit(t, (label_l if x == x0 else label_r) - 0.2, cell)
+                t.next_to(gr.square(r, 0), LEFT, buff=0.15)
+                labels.add(t)
+            return gr
+
+        for p in top_rows:
+            gr = place(p, x0, cur)
+            cur -= cell + gap + 0.3
+        cur -= 0.1
+        lg = place(left, x0, cur)
+        xr = x0 + L_left * (cell + gap) + 0.3 + label_r
+        rg = place(right, xr, cur)
+        prod_x = rg.group.get_right()[0] + 0.35
+        anchors = [np.array([prod_x, rg.position(r, 0)[1], 0]) for r in range(C)]
+        slide = Slide(self, grids, products_anchor=anchors, products_size=(RIGHT_X - prod_x, cell * 1.1))
+        del lg
+        return grids, labels, slide
