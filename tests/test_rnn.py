@@ -89,7 +89,7 @@ def setup(cfg):
 # Forward: shapes and values
 # --------------------------------------------------------------------------------------------------
 
-@settings(max_examples=40)
+@settings(max_examples=150)
 @given(configs)
 def test_forward_shapes_and_values_match_the_equations(cfg):
     model, xs, _ = setup(cfg)
@@ -136,7 +136,7 @@ def test_batched_forward_and_backward_equal_per_sequence_runs():
 # Backward: every gradient against PyTorch and central finite differences
 # --------------------------------------------------------------------------------------------------
 
-@settings(max_examples=40)
+@settings(max_examples=200)
 @given(configs)
 def test_backward_matches_pytorch_autograd(cfg):
     model, xs, p = setup(cfg)
@@ -148,7 +148,7 @@ def test_backward_matches_pytorch_autograd(cfg):
     assert grads.delta_norms.shape == xs.shape[:-1]
 
 
-@settings(max_examples=25)
+@settings(max_examples=100)
 @given(configs)
 def test_backward_matches_finite_differences(cfg):
     model, xs, p = setup(cfg)
@@ -226,7 +226,7 @@ def one_step(model, x):
                                        h_prev)[1]
 
 
-@settings(max_examples=30)
+@settings(max_examples=120)
 @given(unbatched)
 def test_jacobian_closed_form_matches_finite_differences_and_pytorch(cfg):
     torch = torch_or_skip()
@@ -248,7 +248,7 @@ def test_jacobian_closed_form_matches_finite_differences_and_pytorch(cfg):
         assert model.jacobian(tr, t) is not None
 
 
-@settings(max_examples=25)
+@settings(max_examples=100)
 @given(unbatched, st.data())
 def test_jacobian_product_matches_finite_differences(cfg, data):
     model, xs, _ = setup(cfg)
@@ -266,7 +266,7 @@ def test_jacobian_product_matches_finite_differences(cfg, data):
         assert_close(P, jacobian(tr, s) @ jacobian_product(tr, s - 1, t), what="chain rule")
 
 
-@settings(max_examples=60)
+@settings(max_examples=200)
 @given(unbatched)
 def test_jacobian_norm_bound_holds(cfg):
     model, xs, _ = setup(cfg)
