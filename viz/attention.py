@@ -264,8 +264,9 @@ class AttentionRNN:
         """Totals and parameter gradients from the direct gradients p[t] = ∂ℓ/∂h[t] (dl_dh (T, n)).
 
         Only the steps t+1..t+k read h[t] (all later steps for ∞), so in reverse order
-        δ[t] = p[t] + Σ_{i>=1} (∂h[t+i]/∂h[t])^T δ[t+i] is complete when step t is reached; each step
-        then sends its share to the states it read and adds its parameter gradients (with δ, not p).
+        δ[t] = p[t] + Σ_{i>=1} (∂h[t+i]/∂h[t])^T δ[t+i] is complete when step t is reached; each
+        step then sends its share to the states it read and adds its parameter gradients (with δ,
+        not p).
         Uses the parameters stored in the trace.
         """
         dl_dh = check_array("dl_dh", dl_dh, (trace.T, trace.n))

@@ -238,17 +238,17 @@ class GatedRNN:
                  ||∂h[T]/∂h[0]|| decays like 2^-T (T = 50: about 1e-15).
         survive  W_c = 12/n (all entries) with positive inputs (entries in [0.5, 1.5]): z >= 6, so
                  c > 0.997: a leaky integrator, J[t] ≈ I, and ||∂h[T]/∂h[0]|| stays near 1.
-        explode  W_c = 0 (so c = σ(W_h h[t-1])), W_h = 5 (I - S) with S the cyclic shift of the m units
-                 (||W_h||_2 = 10 for even m), every row of W_x the same positive vector (entries summing to about 1), inputs
-                 alternating in sign. All units then carry the same state, W_h h[t-1] = 0 exactly and
-                 c = 1/2 exactly, while u[t] flips sign each step, so ||h[t-1] - u[t]|| stays large:
-                 along the unit-difference direction J[t] multiplies by 1/2 + (1/4)·10·(h[t-1] - u[t]),
-                 alternately about -2.8 and 3.8 (MATH.md's numbers), ||∂h[30]/∂h[0]|| ~ 1e14.
-                 The states stay equal (the computation is bitwise identical for every unit and the
-                 dyadic weights and inputs make every sum exact), which is what keeps the forward
-                 pass on the edge where the gradient explodes: perturb one unit's state and the
-                 difference grows just as fast, a 'cliff'. Needs m >= 2 (one unit has no second
-                 direction to explode along).
+        explode  W_c = 0 (so c = σ(W_h h[t-1])), W_h = 5 (I - S) with S the cyclic shift of the m
+                 units (||W_h||_2 = 10 for even m), every row of W_x the same positive vector (entries
+                 summing to about 1), inputs alternating in sign. All units then carry the same state,
+                 so W_h h[t-1] = 0 and c = 1/2 exactly, while u[t] flips sign every step and the gap
+                 h[t-1] - u[t] stays near ∓4/3. Along the unit-difference direction (1, -1, ...) J[t]
+                 multiplies by 1/2 + (1/4)·10·(h[t-1] - u[t]): alternately about -2.8 and 3.8 (MATH.md's
+                 numbers), so ||∂h[30]/∂h[0]|| ~ 1e14. The states stay equal because the computation
+                 is bitwise identical for every unit and the dyadic weights and inputs make every sum
+                 exact; that keeps the forward pass on the edge where the gradient explodes: perturb
+                 one unit's state and the difference grows just as fast (a 'cliff'). Needs m >= 2
+                 (one unit has no second direction to explode along).
         """
         if name not in PRESETS:
             raise ValueError(f"name must be one of {PRESETS} (got {name!r})")
@@ -290,7 +290,8 @@ class GatedRNN:
                           W_x=self.W_x.copy(), T=T, n=self.n, m=self.m, batch=batch)
 
     def backward(self, trace: GatedTrace, dl_dh) -> GatedGrads:
-        """BPTT from the direct gradients p[t] = ∂ℓ/∂h[t] (dl_dh, row t-1 = step t, shape of trace.h[1:]).
+        """BPTT from the direct gradients p[t] = ∂ℓ/∂h[t]: dl_dh has the shape of trace.h[1:] and row
+        t-1 is step t.
 
             δ[T] = p[T],  δ[t] = p[t] + J[t+1]^T δ[t+1]
             ∂ℓ/∂W_x = Σ_t ((1 - c[t]) ⊙ δ[t]) x[t]^T
@@ -352,7 +353,7 @@ def _check_step(name: str, t, lo: int, hi: int) -> int:
 
 
 def jacobian(trace: GatedTrace, t: int) -> np.ndarray:
-    """J[t] = ∂h[t]/∂h[t-1] = diag(c[t]) + diag(c[t] ⊙ (1 - c[t]) ⊙ (h[t-1] - u[t])) W_h, t = 1..T."""
+    """J[t] = ∂h[t]/∂h[t-1] = diag(c[t]) + diag(c[t] ⊙ (1 - c[t]) ⊙ (h[t-1] - u[t])) W_h (t = 1..T)."""
     _check_unbatched(trace)
     t = _check_step("t", t, 1, trace.T)
     c, u, h_prev = trace.c[t - 1], trace.u[t - 1], trace.h[t - 1]
