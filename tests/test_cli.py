@@ -161,3 +161,10 @@ def test_shape_json_and_file(tmp_path):
     out = run_viz("shape", "--input", "6x6", "--kernel", "4", "--padding", "same", "-o", target)
     assert out.returncode == 0, out.stderr
     assert "6×6 → 6×6" in target.read_text()
+
+
+def test_explode_preset_needs_two_units():
+    for key in ("diagram gated-rnn", "animate bptt"):
+        with pytest.raises(figures.ParamError, match=r"--m: the explode preset needs m >= 2 \(got 1\)"):
+            figures.get(key).validate({"preset": "explode", "m": 1})
+        figures.get(key).validate({"preset": "explode", "m": 2})

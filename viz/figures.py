@@ -319,6 +319,12 @@ def _check_conv_animation(values: dict) -> None:
     _check_conv(values)
 
 
+def _check_gated_preset(values: dict) -> None:
+    # The explode preset keeps all units in lockstep through a cyclic shift, which needs two units.
+    if values.get("preset") == "explode" and values.get("model", "gated") == "gated" and values["m"] < 2:
+        raise ParamError("m", f"--m: the explode preset needs m >= 2 (got {values['m']})")
+
+
 SHAPE = FigureKind(
     command="shape", name="",
     summary="Output shape of a (transposed) convolution, with the formula per axis and the unread inputs.",
@@ -359,6 +365,7 @@ GATED_DIAGRAM = FigureKind(
     ) + _DIAGRAM_TAIL,
     formats=("svg", "png", "pdf", "dot"),
     render="viz.figures:_render_diagram",
+    check=_check_gated_preset,
 )
 
 ATTENTION_DIAGRAM = FigureKind(
@@ -413,6 +420,7 @@ BPTT_ANIMATION = FigureKind(
         SEED, QUALITY),
     formats=_ANIMATION_FORMATS,
     render="viz.figures:_render_animation",
+    check=_check_gated_preset,
 )
 
 _TRAINING_PARAMS = (
