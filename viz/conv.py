@@ -21,8 +21,9 @@ Everything numeric goes through ONE primitive, `_conv_general` (the style of JAX
               zeros of inputs no window reads)
 - conv_transpose is the same call as grad_x.
 
-Indices in code and data are 0-based; the human-readable renderings (`str(geometry)`, the HTML table)
-number inputs from 1 like the course.
+Indices in code and data (arrays, `to_dict`, `formula(axis)`) are 0-based; what a person reads
+(error messages, `str(geometry)`, the HTML table) numbers axes and input positions from 1, like the
+course: "stride must be >= 1 on axis 2 (got 0)" is about the second spatial axis.
 """
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def _padding_pairs(padding, kernel, stride, dilation, *, allow_strings=True) -> 
             for a, s in enumerate(stride):
                 if s != 1:
                     raise ValueError(f"padding='same' needs stride 1 on every axis, like torch "
-                                     f"(got stride {s} on axis {a})")
+                                     f"(got stride {s} on axis {a + 1})")
             pairs = []
             for k, d in zip(kernel, dilation):
                 total = d * (k - 1)
@@ -138,15 +139,15 @@ def _padding_pairs(padding, kernel, stride, dilation, *, allow_strings=True) -> 
 def _check_params(in_shape, kernel, stride, dilation, pairs):
     for a in range(len(kernel)):
         if in_shape[a] < 1:
-            raise ValueError(f"input size must be >= 1 on axis {a} (got {in_shape[a]})")
+            raise ValueError(f"input size must be >= 1 on axis {a + 1} (got {in_shape[a]})")
         if kernel[a] < 1:
-            raise ValueError(f"kernel size must be >= 1 on axis {a} (got {kernel[a]})")
+            raise ValueError(f"kernel size must be >= 1 on axis {a + 1} (got {kernel[a]})")
         if stride[a] < 1:
-            raise ValueError(f"stride must be >= 1 on axis {a} (got {stride[a]})")
+            raise ValueError(f"stride must be >= 1 on axis {a + 1} (got {stride[a]})")
         if dilation[a] < 1:
-            raise ValueError(f"dilation must be >= 1 on axis {a} (got {dilation[a]})")
+            raise ValueError(f"dilation must be >= 1 on axis {a + 1} (got {dilation[a]})")
         if min(pairs[a]) < 0:
-            raise ValueError(f"padding must be >= 0 on axis {a} (got (lo, hi) = {pairs[a]})")
+            raise ValueError(f"padding must be >= 0 on axis {a + 1} (got (lo, hi) = {pairs[a]})")
 
 
 def _forward_size(i, k, s, d, lo, hi, axis) -> int:
@@ -154,7 +155,7 @@ def _forward_size(i, k, s, d, lo, hi, axis) -> int:
     need = d * (k - 1) + 1
     if span < need:
         raise ValueError(
-            f"kernel too large on axis {axis}: dilated kernel d*(k-1)+1 = {d}*({k}-1)+1 = {need} must be "
+            f"kernel too large on axis {axis + 1}: dilated kernel d*(k-1)+1 = {d}*({k}-1)+1 = {need} must be "
             f"<= padded input i + p_lo + p_hi = {i} + {lo} + {hi} = {span}")
     return (span - need) // s + 1
 
@@ -163,7 +164,7 @@ def _transpose_size(i, k, s, d, lo, hi, a, axis) -> int:
     o = (i - 1) * s - lo - hi + d * (k - 1) + a + 1
     if o < 1:
         raise ValueError(
-            f"padding too large on axis {axis}: output size (i'-1)*s - p_lo - p_hi + d*(k-1) + a + 1 = "
+            f"padding too large on axis {axis + 1}: output size (i'-1)*s - p_lo - p_hi + d*(k-1) + a + 1 = "
             f"({i}-1)*{s} - {lo} - {hi} + {d}*({k}-1) + {a} + 1 = {o} must be >= 1")
     return o
 
@@ -311,33 +312,33 @@ class ConvGeometry:
         for a in range(self.ndim):
             unread = self.unread(a)
             note = f"   never read (1-based): {', '.join(str(m + 1) for m in unread)}" if unread else ""
-            lines.append(f"  axis {a}: {self.formula(a)}{note}")
+            lines.append(f"  axis {a + 1}: {self.formula(a)}{note}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
+        """A small table for notebooks: one row per axis (numbered from 1), the formula with numbers."""
         kind = "Transposed convolution" if self.transposed else "Convolution"
         cols = ["axis", "i'" if self.transposed else "i", "k", "s", "d", "p (lo, hi)"]
         if self.transposed:
             cols.append("a")
         cols += ["o", "formula", "never read (1-based)"]
+        td = ' style="padding: 2px 10px; border-bottom: 1px solid #ccc; text-align: left"'
         rows = []
         for a in range(self.ndim):
-            cells = [a, self.in_shape[a], self.kernel[a], self.stride[a], self.dilation[a],
+            cells = [a + 1, self.in_shape[a], self.kernel[a], self.stride[a], self.dilation[a],
                      f"({self.padding[a][0]}, {self.padding[a][1]})"]
             if self.transposed:
                 cells.append(self.output_padding[a])
-            unread = self.unread(a)
-            cells += [self.out_shape[a], self.formula(a),
-                      ", ".join(str(m + 1) for m in unread) if unread else "&ndash;"]
-            rows.append("<tr>" + "".join(
-                f"<td><code>{html.escape(str(c))}</code></td>" if j == len(cells) - 2
-                else f"<td>{c if isinstance(c, str) and c.startswith('&') else html.escape(str(c))}</td>"
-                for j, c in enumerate(cells)) + "</tr>")
-        caption = (f"{kind}, {self.ndim}-D: {'&times;'.join(map(str, self.in_shape))} &rarr; "
-                   f"{'&times;'.join(map(str, self.out_shape))}")
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-        return (f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead>"
-                f"<tbody>{''.join(rows)}</tbody></table>")
+            unread = ", ".join(str(m + 1) for m in self.unread(a)) or "\u2013"
+            tds = [f"<td{td}>{html.escape(str(c))}</td>" for c in cells + [self.out_shape[a]]]
+            tds += [f"<td{td}><code>{html.escape(self.formula(a))}</code></td>",
+                    f"<td{td}>{html.escape(unread)}</td>"]
+            rows.append("<tr>" + "".join(tds) + "</tr>")
+        caption = (f"{kind}, {self.ndim}-D: {' &times; '.join(map(str, self.in_shape))} &rarr; "
+                   f"{' &times; '.join(map(str, self.out_shape))}")
+        head = "".join(f"<th{td}>{html.escape(c)}</th>" for c in cols)
+        return (f'<table style="border-collapse: collapse"><caption>{caption}</caption>'
+                f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
     def _axis(self, axis) -> int:
         if not _is_int(axis) or not 0 <= axis < self.ndim:
@@ -391,7 +392,7 @@ def _out_shape(in_shape, kernel, stride, dilation, pairs, transposed, output_pad
     for a, (op, s, d) in enumerate(zip(output_padding, stride, dilation)):
         if not 0 <= op < max(s, d):
             raise ValueError(f"output_padding must be >= 0 and smaller than stride or dilation "
-                             f"(< max(s, d) = {max(s, d)}) on axis {a} (got {op})")
+                             f"(< max(s, d) = {max(s, d)}) on axis {a + 1} (got {op})")
     return tuple(_transpose_size(i, k, s, d, lo, hi, op, a) for a, (i, k, s, d, (lo, hi), op)
                  in enumerate(zip(in_shape, kernel, stride, dilation, pairs, output_padding)))
 
@@ -467,6 +468,7 @@ def dilate(a, s, ndim: int | None = None) -> np.ndarray:
 
     s is an int or a per-axis tuple; ndim defaults to len(s) for a tuple and to a.ndim for an int.
     Length n becomes (n-1)*s + 1:  dilate([g1, g2, g3], 2) = [g1, 0, g2, 0, g3].
+    With s = 1 on every axis `a` itself is returned (no copy).
     """
     a = np.asarray(a)
     if ndim is None:
@@ -474,7 +476,7 @@ def dilate(a, s, ndim: int | None = None) -> np.ndarray:
     s = _per_axis(s, ndim, "s")
     for ax, v in enumerate(s):
         if v < 1:
-            raise ValueError(f"s must be >= 1 on axis {ax} (got {v})")
+            raise ValueError(f"s must be >= 1 on axis {ax + 1} (got {v})")
     if all(v == 1 for v in s):
         return a
     lead = a.ndim - ndim
@@ -487,7 +489,8 @@ def pad(a, pairs) -> np.ndarray:
     """Pad the last len(pairs) axes with zeros by (lo, hi) each; a negative amount crops instead.
 
     Per axis the result has n + lo + hi elements and element m is a[m - lo] (zero outside a). Crops
-    are slices a[lo : lo + size], never a[p:-p], which is empty for p = 0.
+    are slices a[lo : lo + size], never a[p:-p], which is empty for p = 0. A pure crop (or no
+    padding) returns a view of `a`.
     """
     a = np.asarray(a)
     pairs = tuple((int(lo), int(hi)) for lo, hi in pairs)
