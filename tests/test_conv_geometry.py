@@ -200,7 +200,7 @@ def test_str_and_html_are_1_based_and_well_formed():
     assert checker.cells[:9] == ["1", "10", "3", "3", "2", "(1, 1)", "3",
                                  "floor((10 + 1 + 1 - 2*(3-1) - 1)/3) + 1 = 3", "1, 9"]
     t = conv_transpose_geometry((3,), 3, 2, output_padding=1)
-    assert "<th>a</th>" in t._repr_html_() and "output_padding 1 -> out 8" in str(t)
+    assert ">a</th>" in t._repr_html_() and "output_padding 1 -> out 8" in str(t)
 
 
 class _TagBalance(html.parser.HTMLParser):
