@@ -11,7 +11,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from tests.oracles import assert_close, central_diff, central_jacobian, torch_or_skip
 from viz.conv import (conv, conv_backward, conv_backward_steps, conv_geometry, conv_transpose, dilate, pad,
@@ -113,6 +113,45 @@ def torch_conv_transpose(x, w, stride, padding, dilation, output_padding, groups
 
 
 # ---------------------------------------------------------------------------------------------------
+# MATH.md edge cases (also fed to the property tests as explicit examples)
+
+EDGE_CASES = {
+    # name: (in_shape, kernel, stride, padding, dilation, out_shape, unread per axis)
+    "1: 8x8 k3 s2, last row/col unread": ((8, 8), 3, 2, 0, 1, (3, 3), [[7], [7]]),
+    "2: 10x10 k3 d2 s3 p1, rows 0 and 8": ((10, 10), 3, 3, 1, 2, (3, 3), [[0, 8], [0, 8]]),
+    "3: 5x5 k1 s2": ((5, 5), 1, 2, 0, 1, (3, 3), [[1, 3], [1, 3]]),
+    "4a: 6x6 k4 p(1,2)": ((6, 6), 4, 1, ((1, 2), (1, 2)), 1, (6, 6), [[], []]),
+    "4b: 5x5 k3 s2 p(1,0)": ((5, 5), 3, 2, ((1, 0), (1, 0)), 1, (2, 2), [[4], [4]]),
+    "5: p=0 crop and lopsided p": ((6, 5), (2, 3), 1, ((0, 2), (3, 0)), 1, (7, 6), [[], []]),
+    "6: 4x4 k2 p3": ((4, 4), 2, 1, 3, 1, (9, 9), [[], []]),
+    "7: kernel = padded input": ((5, 3), (7, 5), 3, 1, 1, (1, 1), [[], []]),
+    "p > d(k-1): crop in grad_x": ((5, 4), 2, (2, 1), ((3, 1), (2, 3)), (1, 2), (4, 7), [[], []]),
+}
+
+
+def edge_case(name, groups=1, batched=True, seed=7):
+    """A conv case (same dict as `conv_cases` draws) for one of the EDGE_CASES."""
+    in_shape, kernel, stride, padding, dilation, out_shape, _ = EDGE_CASES[name]
+    g = conv_geometry(in_shape, kernel, stride, padding, dilation)
+    rng = np.random.default_rng(seed)
+    n = 2 if batched else 1
+    x = rng.standard_normal((n, 2 * groups, *in_shape))
+    w = rng.standard_normal((2 * groups, 2, *g.kernel))
+    gy = rng.standard_normal((n, 2 * groups, *out_shape))
+    if not batched:
+        x, gy = x[0], gy[0]
+    return dict(x=x, w=w, b=rng.standard_normal(2 * groups), gy=gy, stride=g.stride, padding=g.padding,
+                dilation=g.dilation, groups=groups, batched=batched)
+
+
+def with_edge_cases(test):
+    """Run a property test on every edge case too (grouped and unbatched variants alternate)."""
+    for i, name in enumerate(EDGE_CASES):
+        test = example(edge_case(name, groups=1 + i % 2, batched=i % 3 != 1))(test)
+    return test
+
+
+# ---------------------------------------------------------------------------------------------------
 # Random configurations
 
 @st.composite
@@ -161,6 +200,7 @@ def _batched(case, *arrays):
 
 @settings(max_examples=examples(300))
 @given(conv_cases())
+@with_edge_cases
 def test_forward_and_backward_match_torch(case):
     x, w, b, gy = case["x"], case["w"], case["b"], case["gy"]
     y = conv(x, w, b, **_geo(case))
@@ -179,6 +219,7 @@ def test_forward_and_backward_match_torch(case):
 
 @settings(max_examples=examples(100))
 @given(conv_cases(max_elems=120))
+@with_edge_cases
 def test_forward_matches_naive_loop(case):
     xb, = _batched(case, case["x"])
     y = conv(xb, case["w"], case["b"], **_geo(case))
@@ -188,6 +229,7 @@ def test_forward_matches_naive_loop(case):
 
 @settings(max_examples=examples(60))
 @given(conv_cases(max_elems=48))
+@with_edge_cases
 def test_gradients_match_finite_differences(case):
     x, w, b, gy = case["x"], case["w"], case["b"], case["gy"]
     geo = _geo(case)
@@ -259,6 +301,7 @@ def test_conv_transpose_matches_naive_scatter_with_asymmetric_padding(tc, data):
 
 @settings(max_examples=examples(100))
 @given(conv_cases())
+@with_edge_cases
 def test_conv_transpose_is_the_adjoint_of_conv(case):
     # <conv(x, w), v> = <x, conv_transpose(v, w, output_padding = remainder)> for every x, v
     x, w, v = case["x"], case["w"], case["gy"]
@@ -291,18 +334,6 @@ def test_same_padding_matches_torch_same(nd, data):
 # ---------------------------------------------------------------------------------------------------
 # MATH.md edge cases, written out
 
-EDGE_CASES = {
-    # name: (in_shape, kernel, stride, padding, dilation, out_shape, unread per axis)
-    "1: 8x8 k3 s2, last row/col unread": ((8, 8), 3, 2, 0, 1, (3, 3), [[7], [7]]),
-    "2: 10x10 k3 d2 s3 p1, rows 0 and 8": ((10, 10), 3, 3, 1, 2, (3, 3), [[0, 8], [0, 8]]),
-    "3: 5x5 k1 s2": ((5, 5), 1, 2, 0, 1, (3, 3), [[1, 3], [1, 3]]),
-    "4a: 6x6 k4 p(1,2)": ((6, 6), 4, 1, ((1, 2), (1, 2)), 1, (6, 6), [[], []]),
-    "4b: 5x5 k3 s2 p(1,0)": ((5, 5), 3, 2, ((1, 0), (1, 0)), 1, (2, 2), [[4], [4]]),
-    "5: p=0 crop and lopsided p": ((6, 5), (2, 3), 1, ((0, 2), (3, 0)), 1, (7, 6), [[], []]),
-    "6: 4x4 k2 p3": ((4, 4), 2, 1, 3, 1, (9, 9), [[], []]),
-    "7: kernel = padded input": ((5, 3), (7, 5), 3, 1, 1, (1, 1), [[], []]),
-    "p > d(k-1): crop in grad_x": ((5, 4), 2, (2, 1), ((3, 1), (2, 3)), (1, 2), (4, 7), [[], []]),
-}
 
 
 @pytest.mark.parametrize("name", list(EDGE_CASES))
@@ -465,6 +496,7 @@ def test_homework_steps(homework):
 
 @settings(max_examples=examples(80))
 @given(conv_cases(max_elems=200))
+@with_edge_cases
 def test_backward_steps_recompute_from_their_own_arrays(case):
     x, w, gy = case["x"], case["w"], case["gy"]
     geo = _geo(case)

@@ -21,6 +21,11 @@ Everything numeric goes through ONE primitive, `_conv_general` (the style of JAX
               zeros of inputs no window reads)
 - conv_transpose is the same call as grad_x.
 
+Zero insertion is what ``lhs_dilation`` means, and `conv_backward_steps` materialises it for the
+figures. When the window stride is 1 (grad_x, conv_transpose) the primitive skips the inserted zeros
+by splitting the outputs by phase (`_conv_by_phase`), each phase being the primitive again without
+zero insertion, so grad_x costs about what the forward pass costs instead of s^ndim times more.
+
 Indices in code and data (arrays, `to_dict`, `formula(axis)`) are 0-based; what a person reads
 (error messages, `str(geometry)`, the HTML table) numbers axes and input positions from 1, like the
 course: "stride must be >= 1 on axis 2 (got 0)" is about the second spatial axis.
