@@ -9,7 +9,9 @@ the palette is Okabe–Ito, which stays distinguishable under the common colour-
     gradient    reddish purple  δ[t], ∂ℓ/∂W (and every edge of the backward pass)
     padding     grey, dashed    h[t] = 0 for t < 1, read under the literal base case
     never_read  vermillion, dotted outline   a state nothing reads
-    gate        yellow          c[t], a[t]: mixing weights in (0, 1)
+    gate        neutral hexagon c[t], a[t]: mixing weights in (0, 1). The palette has no colour left
+                                that means nothing else (yellow is the animations' highlight), so
+                                gates are told apart by their shape.
 
 Each role has a `line` colour (outline, edges, at least 3:1 contrast with the background; the light
 theme darkens the hue, the dark theme uses it as is), a pale `fill` under text-coloured labels (at least
@@ -38,7 +40,6 @@ OKABE_ITO = {
     "gradient": "#CC79A7",
     "padding": "#7A7F88",
     "never_read": "#D55E00",
-    "gate": "#F0E442",
 }
 
 
@@ -77,7 +78,7 @@ LIGHT = Theme(
         "gradient": Role(line="#B0588A", fill="#F4E2EC", strong="#D48DB4"),
         "padding": Role(line="#6E737C", fill="#E2E3E5", strong="#8E929A"),
         "never_read": Role(line="#C05400", fill="#FFFFFF", strong="#DB7626"),
-        "gate": Role(line="#837C1E", fill="#FCF7C5", strong="#F2E85E"),
+        "gate": Role(line="#1A1A1A", fill="#F1F1F1", strong="#D9D9D9"),
         "loss": Role(line="#1A1A1A", fill="#FFFFFF", strong="#FFFFFF"),
         "op": Role(line="#1A1A1A", fill="#FFFFFF", strong="#FFFFFF"),
         "note": Role(line="#5F6368", fill="#FFFFFF", strong="#FFFFFF"),
@@ -92,13 +93,13 @@ DARK = Theme(
     op_fill="#23262D",
     op_line="#EDEDED",
     roles={
-        "input": Role(line="#56B4E9", fill="#284456", strong="#407DA2"),
+        "input": Role(line="#56B4E9", fill="#284456", strong="#396E8D"),
         "parameter": Role(line="#E69F00", fill="#503E15", strong="#8A6209"),
         "state": Role(line="#1DB488", fill="#103E35", strong="#086F55"),
         "gradient": Role(line="#CC79A7", fill="#493344", strong="#8C5777"),
         "padding": Role(line="#8E939C", fill="#32353B", strong="#575B63"),
         "never_read": Role(line="#E8691A", fill="#16181D", strong="#92460A"),
-        "gate": Role(line="#F0E442", fill="#4A4822", strong="#6E6A2A"),
+        "gate": Role(line="#EDEDED", fill="#2E3138", strong="#454951"),
         "loss": Role(line="#EDEDED", fill="#23262D", strong="#23262D"),
         "op": Role(line="#EDEDED", fill="#23262D", strong="#23262D"),
         "note": Role(line="#9AA0A6", fill="#16181D", strong="#16181D"),
