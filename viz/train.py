@@ -40,7 +40,7 @@ BATCH_SIZE = 128
 SCALE = 1.0
 LR = 0.1
 OPTIMIZER = "sgd"
-STEPS = 1000
+STEPS = 400
 CLIP = 1.0
 SPIKE_JUMP = 0.5      # nats above the running minimum that make a step part of a spike
 
@@ -525,3 +525,13 @@ def train(model: str = "vanilla", steps: int = STEPS, clip: float | None = None,
         rec["step_norm"][k] = opt.step(grads)
     return TrainingRun(config=config, clipped=clipped, diverged_at=diverged_at,
                        params={k: p.copy() for k, p in net.params.items()}, **rec)
+
+
+def clipping_comparison(model: str = "vanilla", clip: float = CLIP, steps: int = STEPS,
+                        seed: int = 0, **kwargs) -> tuple[TrainingRun, TrainingRun]:
+    """The same training run without and with gradient-norm clipping at `clip` (same seed, weights
+    and batches): what the training plot and animation show side by side."""
+    if clip is None:
+        raise ValueError("clip must be a finite number > 0 (got None)")
+    return (train(model=model, steps=steps, clip=None, seed=seed, **kwargs),
+            train(model=model, steps=steps, clip=clip, seed=seed, **kwargs))
