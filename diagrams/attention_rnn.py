@@ -211,9 +211,10 @@ def unrolled(model, trace, annotate: str = "shapes", grads=None, dl_dh=None) -> 
     reads = {t: _reads(trace, t) for t in range(1, T + 1)}
     zeros = _zero_sources(trace)
     merged = len(zeros) > MAX_ZERO_NODES
-    # rows, top to bottom. Zero states older than h[0] are stacked in the first column: above h[0] in
-    # the forward figure (their arcs then pass over the states), below it in the backward figure
-    # (above would be past the gradients).
+    # rows, top to bottom: δ (backward; its arcs pass over it), h, x. Zero states older than h[0] are
+    # stacked in the first column: above h[0] in the forward figure (their arcs then pass over the
+    # states like every read of an older state), below it in the backward figure (above would be
+    # past the gradients).
     older = 0 if merged else sum(1 for z in zeros if z < 0)
     above = older if not backward else 0
     row_d = above
@@ -264,7 +265,7 @@ def unrolled(model, trace, annotate: str = "shapes", grads=None, dl_dh=None) -> 
         _loss_edges(g, T, dl_dh, intensities)
         for t in range(T, 0, -1):
             g.nodes[f"d{t}"].ordering = "in"
-            for lag, src, present, a in sorted(reads[t], key=lambda r: -r[0]):
+            for lag, src, present, a in sorted(reads[t], key=lambda r: -r[0]):  # older sources above
                 if lag == 0 or not present:
                     continue        # gradients to x[t] and to constant zero states are not drawn
                 g.edge(f"d{src}", f"d{t}", "gradient", reverse=True, label=jacobian(t, src),

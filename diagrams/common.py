@@ -17,7 +17,7 @@ ROW_STEPS = 8
 
 # Fixed decades of the gradient-norm colour scale, widened when the data leave it, so figures of the
 # vanish and explode presets can be compared side by side.
-LOG_LO, LOG_HI = -4, 4
+LOG_LO, LOG_HI = -2, 2
 
 
 def norm_scale(norms) -> tuple[list[float], int, int]:

@@ -106,9 +106,10 @@ def cell(model, trace, t: int, annotate: str = "shapes", preset: str | None = No
 def unrolled(model, trace, annotate: str = "shapes", grads=None, dl_dh=None, preset: str | None = None) -> Graph:
     """T steps left to right, one framed column per step, the tied weights drawn once, h[0] = 0.
 
-    Each column holds, top to bottom, (δ[t],) h[t], c[t], x[t]. With `grads` (and the upstream `dl_dh`
-    it was computed from) this is the backward figure: the gradient path drawn in reverse through one
-    "× (∂h[t]/∂h[t-1])ᵀ" node per step, and ‖δ[t]‖ from the reference on a log colour scale.
+    Each column holds, top to bottom, (J[t], δ[t],) h[t], c[t], x[t]. With `grads` (and the upstream
+    `dl_dh` it was computed from) this is the backward figure: the gradient path drawn in reverse,
+    δ[t] → "× (∂h[t]/∂h[t-1])ᵀ" (above δ[t]) → δ[t-1], and ‖δ[t]‖ from the reference on a log colour
+    scale.
     Long chains (T > common.DETAILED_MAX_STEPS) are drawn compact (see `_compact`).
     """
     T = trace.T
@@ -121,7 +122,7 @@ def unrolled(model, trace, annotate: str = "shapes", grads=None, dl_dh=None, pre
               title=_title(model, what, preset), direction="LR", rank_gap=0.2 if backward else 0.5)
     g.notes = [EQUATIONS]
     dm, dn = f"m = {m}", f"n = {n}"
-    lv = {"d": 0, "h": 1, "c": 2, "x": 3} if backward else {"h": 0, "c": 1, "x": 2}
+    lv = {"J": 0, "d": 1, "h": 2, "c": 3, "x": 4} if backward else {"h": 0, "c": 1, "x": 2}
 
     cells = {"W": (0, lv["c"]), "h0": (0, lv["h"])}
     _weights_node(g, T, m, n, annotate)
@@ -137,8 +138,7 @@ def unrolled(model, trace, annotate: str = "shapes", grads=None, dl_dh=None, pre
             # δ[t-1] = ∂ℓ/∂h[t-1] + (∂h[t]/∂h[t-1])ᵀ δ[t]: "multiply by the transposed Jacobian"
             g.node(f"J{t}", "op", hbox("× ", jacobian(t, t - 1)), shape="box",
                    tooltip=f"multiply by the transposed Jacobian (dh[{t}]/dh[{t - 1}])^T")
-            cells[f"J{t}"] = (col, lv["d"])
-            col += 1
+            cells[f"J{t}"] = (col, lv["J"])       # above δ[t]: δ[t] → J[t] → δ[t-1]
         cl = f"step{t}"
         g.cluster(cl, f"step {t}")
         g.node(f"x{t}", "input", idx("x", t), cluster=cl, info=_info(annotate, dn, trace.xs[t - 1]))

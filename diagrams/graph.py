@@ -112,7 +112,6 @@ class Graph:
     scale_note: str | None = None   # legend line for an intensity scale (backward figures)
     grid: dict = field(default_factory=dict)   # node id -> (column, row) when laid out by common.grid
     rank_gap: float | None = None   # inches between ranks (columns); None = the renderer's default
-    external_labels: bool = False   # edge labels placed after layout (keeps column order; see common.columns)
 
     # ---- building ------------------------------------------------------------------------------
     def node(self, id: str, kind: str, label: str, **kw) -> Node:
@@ -232,7 +231,8 @@ def fmt_shape(shape: tuple[int, ...]) -> str:
 
 def summary(value, mode: str, max_numbers: int = 4) -> str | None:
     """The micrograd-style annotation of an array: "shapes" -> its shape; "values" -> the numbers when
-    there are at most `max_numbers` of them, else the shape and the Euclidean norm; "norm" -> the
+    there are at most `max_numbers` of them (a vector as a column, one per line), else the shape and
+    the Euclidean norm; "norm" -> the
     Euclidean (Frobenius) norm; "none" -> None.
 
     This summarises numbers the reference computed; it computes nothing about the model.
@@ -247,6 +247,8 @@ def summary(value, mode: str, max_numbers: int = 4) -> str | None:
     if mode != "values":
         raise ValueError(f"annotate must be one of none, shapes, values (got {mode!r})")
     if a.size <= max_numbers:
+        if a.ndim == 1:          # a column vector, one number per line: narrow figures
+            return "<br/>".join(fmt_num(v) for v in a)
         nums = ", ".join(fmt_num(v) for v in a.reshape(-1))
         return f"[{nums}]" if a.ndim else nums
     return f"{fmt_shape(a.shape)}, ‖·‖ = {fmt_num(np.linalg.norm(a))}"

@@ -42,8 +42,8 @@ def _node_attrs(node: Node, th: style.Theme) -> dict:
     shape, line_style = style.NODE_SHAPE[node.kind]
     role = th.role(node.kind)
     fill = role.fill
-    if node.intensity is not None:
-        fill = style.mix(role.fill, role.strong, node.intensity)
+    if node.intensity is not None:      # from almost the background (tiny) to the strong fill (large)
+        fill = style.mix(style.mix(role.fill, th.background, 0.6), role.strong, node.intensity)
     attrs = {
         "shape": node.shape or shape,
         "style": line_style,
@@ -82,7 +82,7 @@ def _edge_attrs(edge: Edge, graph: Graph, th: style.Theme, rank_of: dict | None 
     if edge.label is not None:
         # Graphviz's router fails on labelled edges inside one rank ("lost edge"): label them outside
         flat = rank_of is not None and rank_of.get(edge.tail, -1) == rank_of.get(edge.head, -2)
-        attrs["xlabel" if flat or graph.external_labels else "label"] = _html(edge.label)
+        attrs["xlabel" if flat else "label"] = _html(edge.label)
     if edge.width is not None:
         attrs["penwidth"] = f"{edge.width:.2f}"
         attrs["arrowsize"] = f"{min(1.2, 0.6 + 0.1 * edge.width):.2f}"

@@ -57,7 +57,8 @@ def test_graph_model_rejects_bad_structure():
 
 
 def test_summaries_are_micrograd_style():
-    assert summary(np.array([1.0, -0.5]), "values") == "[1, −0.5]"
+    assert summary(np.array([1.0, -0.5]), "values") == "1<br/>−0.5"
+    assert summary(np.array([[1.0, -0.5]]), "values") == "[1, −0.5]"
     assert summary(np.ones((3, 4)), "values").startswith("3×4, ‖·‖ = 3.46")
     assert summary(np.ones((3, 4)), "shapes") == "3×4"
     assert summary(np.ones(3), "none") is None
