@@ -104,6 +104,8 @@ def speed_plan(n_steps: int, full: int = style.FULL_STEPS, fast_step: float = st
     """Group step indices into batches: the first `full` one by one (shown in full), the rest in
     batches sized so the sped-up part lasts at most `max_fast` seconds. Every step is in one batch."""
     order = list(range(n_steps))
+    if n_steps <= max(full, style.ALL_FULL_UP_TO):
+        return [[i] for i in order]
     batches = [[i] for i in order[:full]]
     rest = order[full:]
     if rest:
@@ -115,6 +117,17 @@ def speed_plan(n_steps: int, full: int = style.FULL_STEPS, fast_step: float = st
 
 # ---- drawing ----------------------------------------------------------------------------------------
 
+def gap_for(cell: float) -> float:
+    """Space between neighbouring cells: style.CELL_GAP, or a ninth of the cell for small cells."""
+    return min(style.CELL_GAP, cell / 9)
+
+
+def cell_for_pitch(pitch: float, max_cell: float = style.CELL_SIZE) -> float:
+    """The cell side when cells repeat every `pitch` units (cell + gap = pitch), at most max_cell."""
+    cell = pitch - min(style.CELL_GAP, pitch / 10)
+    return max(min(max_cell, cell), 0.02)
+
+
 def _manim():
     from .render import import_manim
     return import_manim()
@@ -123,12 +136,23 @@ def _manim():
 _TEXT_CACHE: dict = {}
 
 
+def _lighten(mob):
+    """Drop the parsed SVG path each glyph keeps after its points are built (Manim never reads it
+    again): deep-copying it made every copy of a Text (each FadeIn/Transform copies) ~6x slower."""
+    for part in mob.get_family():
+        if getattr(part, "path_obj", None) is not None:
+            part.path_obj = None
+    return mob
+
+
 def text(s: str, size: float = style.LABEL_SIZE, color: str = style.TEXT, font: str = style.MONO):
-    """A Text mobject (no LaTeX). Identical texts are rasterised once and copied."""
+    """A Text mobject (no LaTeX). Short texts (numbers, labels) are built once and copied."""
     m = _manim()
     key = (s, size, color, font)
+    if len(s) > 16:
+        return _lighten(m.Text(s, font=font, font_size=size, color=color))
     if key not in _TEXT_CACHE:
-        _TEXT_CACHE[key] = m.Text(s, font=font, font_size=size, color=color)
+        _TEXT_CACHE[key] = _lighten(m.Text(s, font=font, font_size=size, color=color))
     return _TEXT_CACHE[key].copy()
 
 
@@ -137,7 +161,7 @@ def markup(s: str, size: float = style.LABEL_SIZE, color: str = style.TEXT, font
     m = _manim()
     key = ("markup", s, size, color, font)
     if key not in _TEXT_CACHE:
-        _TEXT_CACHE[key] = m.MarkupText(s, font=font, font_size=size, color=color)
+        _TEXT_CACHE[key] = _lighten(m.MarkupText(s, font=font, font_size=size, color=color))
     return _TEXT_CACHE[key].copy()
 
 
@@ -165,7 +189,7 @@ class CellGrid:
     """
 
     def __init__(self, values, role: str, cell: float, integer: bool = True, padding=None,
-                 muted=None, empty: bool = False, gap: float = style.CELL_GAP, number_size=None):
+                 muted=None, empty: bool = False, gap: float | None = None, number_size=None):
         """empty=True draws the outlines only (an output still to be computed); `values` then only
         sets the range of the fill shading used when cells are too small for numbers."""
         m = _manim()
@@ -175,7 +199,7 @@ class CellGrid:
         self.values = values
         self.rows, self.cols = values.shape
         self.cell = cell
-        self.step = cell + gap
+        self.step = cell + (gap_for(cell) if gap is None else gap)
         self.role = role
         self.color = style.ROLE_COLORS[role]
         self.integer = integer
@@ -307,22 +331,25 @@ class Panel:
 
 
 def arrange_panels(panels, x0: float, y_top: float, width: float, height: float, integer: bool = True,
-                   max_cell: float = style.CELL_SIZE, label_h: float = 0.42, sep: float = 0.3):
+                   max_cell: float = style.CELL_SIZE, label_h: float = 0.42, sep: float = 0.3,
+                   max_cols: int | None = None):
     """Lay panels out in a grid of columns inside the box (x0, y_top, width, height), choosing the
-    number of columns that gives the biggest cells. Returns (grids by key, labels VGroup)."""
+    number of columns (at most max_cols) that gives the biggest cells. Labels sit above their panel
+    and are shrunk to their column. Returns (grids by key, labels VGroup)."""
     m = _manim()
-    gap = style.CELL_GAP
     H = max(np.atleast_2d(p.values).shape[0] for p in panels)
     W = max(np.atleast_2d(p.values).shape[1] for p in panels)
     n = len(panels)
     best = None
-    for cols in range(1, n + 1):
+    for cols in range(1, min(n, max_cols or n) + 1):
         rows = math.ceil(n / cols)
-        cell = min(max_cell, (width - sep * (cols - 1)) / (cols * W) - gap,
-                   (height - label_h * rows - sep * (rows - 1)) / (rows * H) - gap)
+        cell = cell_for_pitch(min((width - sep * (cols - 1)) / (cols * W),
+                                  (height - label_h * rows - sep * (rows - 1)) / (rows * H)), max_cell)
         if best is None or cell > best[0] + 1e-9:
             best = (cell, cols)
-    cell, cols = max(best[0], style.MIN_CELL_SIZE), best[1]
+    cell, cols = best
+    gap = gap_for(cell)
+    column_w = (width - sep * (cols - 1)) / cols
     grids, labels = {}, m.VGroup()
     for i, p in enumerate(panels):
         r_, c_ = divmod(i, cols)
@@ -332,7 +359,7 @@ def arrange_panels(panels, x0: float, y_top: float, width: float, height: float,
         gr.group.shift(np.array([px + cell / 2, py - cell / 2, 0]) - gr.position(0, 0))
         grids[p.key] = gr
         t = text(p.label, size=style.LABEL_SIZE * 0.8, color=style.ROLE_COLORS[p.role], font=style.FONT)
-        fit(t, max(W * (cell + gap), 1.0) + 1.5, label_h * 0.8)
+        fit(t, max(column_w, W * (cell + gap)), label_h * 0.8)
         t.next_to(gr.square(0, 0), m.UP, buff=0.1, aligned_edge=m.LEFT)
         labels.add(t)
     return grids, labels
@@ -402,6 +429,7 @@ class Slide:
         self.products_color = products_color
         self.footprint = None
         self.products = None
+        self._fast_note = False
 
     def _footprint(self, step: Step):
         m = _manim()
@@ -419,7 +447,7 @@ class Slide:
         m = _manim()
         width, height = self.products_size
         if isinstance(self.anchor, list):
-            anchors = self.anchor   # lines beside their rows: all of them, also while sped up
+            anchors = self.anchor if len(lines) > 1 else self.anchor[-1:]   # lines beside their rows
             mobs = [text(line, size=style.FORMULA_SIZE, color=self.products_color) for line in lines]
             widest = max(mob.width for mob in mobs)
             tallest = max(mob.height for mob in mobs)
@@ -430,8 +458,6 @@ class Slide:
                 mob.move_to(point, aligned_edge=m.LEFT)
                 block.add(mob)
             return block
-        if fast:
-            lines = lines[-1:]
         block = text_block(lines, color=self.products_color, width=width, height=height)
         block.move_to(self.anchor, aligned_edge=m.UL)
         return block
@@ -441,11 +467,12 @@ class Slide:
         m = _manim()
         scene = self.scene
         record = scene.steps if record is None else record
-        for batch in speed_plan(len(steps), full=full):
+        batches = speed_plan(len(steps), full=full)
+        n_fast = sum(len(b) for b in batches if self.is_fast(b, len(steps), full))
+        for batch in batches:
             last = steps[batch[-1]]
-            fast = len(batch) > 1 or batch[0] >= full
+            fast = self.is_fast(batch, len(steps), full)
             new_fp = self._footprint(last)
-            new_products = self._products(last.lines, fast)
             fills = []
             for i in batch:
                 st = steps[i]
@@ -453,6 +480,7 @@ class Slide:
                     fills += self.grids[name].fill_animations(r, c, value, shown)
                 record.append({**st.record, "mode": "fast" if fast else "full"})
             if not fast:
+                new_products = self._products(last.lines, fast)
                 move = (m.Transform(self.footprint, new_fp) if self.footprint is not None
                         else m.FadeIn(new_fp))
                 scene.play(move, run_time=step_time * 0.35)
@@ -465,15 +493,19 @@ class Slide:
                 scene.play(*fills, run_time=step_time * 0.35)
                 self.products = new_products
             else:
-                anims = [m.Transform(self.footprint, new_fp) if self.footprint is not None
-                         else m.FadeIn(new_fp), *fills]
-                if self.footprint is None:
-                    self.footprint = new_fp
-                if self.products is not None:
-                    anims.append(m.FadeOut(self.products))
-                anims.append(m.FadeIn(new_products))
-                scene.play(*anims, run_time=style.FAST_STEP_TIME)
-                self.products = new_products
+                # sped up: the footprint jumps (no interpolation), the outputs fill; the products
+                # give way, once, to a note saying how many positions follow
+                if self.footprint is not None:
+                    scene.remove(self.footprint)
+                scene.add(new_fp)
+                self.footprint = new_fp
+                if not self._fast_note:
+                    self._fast_note = True
+                    if self.products is not None:
+                        scene.remove(self.products)
+                    self.products = self._products([f"… faster: the other {n_fast} positions"], False)
+                    scene.add(self.products)
+                scene.play(*fills, run_time=style.FAST_STEP_TIME)
 
     def clear(self):
         """Animations removing the footprint and the products block."""
@@ -485,4 +517,9 @@ class Slide:
     @staticmethod
     def n_plays(n_steps: int, full: int = style.FULL_STEPS) -> int:
         """How many play calls play_steps makes for n_steps (for the progress bar)."""
-        return sum(3 if (len(b) == 1 and b[0] < full) else 1 for b in speed_plan(n_steps, full=full))
+        return sum(1 if Slide.is_fast(b, n_steps, full) else 3 for b in speed_plan(n_steps, full=full))
+
+    @staticmethod
+    def is_fast(batch, n_steps: int, full: int = style.FULL_STEPS) -> bool:
+        """Whether a batch of speed_plan is played sped up (several steps, or past the full ones)."""
+        return len(batch) > 1 or (batch[0] >= full and n_steps > max(full, style.ALL_FULL_UP_TO))

@@ -13,6 +13,8 @@ Each scene records what it showed as plain data, for the tests:
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from manim import DOWN, LEFT, RIGHT, UL, UP, FadeIn, FadeOut, Scene, VGroup
 
@@ -20,7 +22,7 @@ from viz import conv as V
 
 from . import style
 from .common import (
-    CellGrid, Panel, Slide, Step, arrange_panels, color_span, example_data, fit, fmt_factor, fmt_index,
+    CellGrid, Panel, Slide, Step, arrange_panels, cell_for_pitch, gap_for, color_span, example_data, fit, fmt_factor, fmt_index,
     fmt_value, index_labels, legend, markup, pretty_formula, text,
 )
 
@@ -98,6 +100,7 @@ class ConvScene(Scene):
         self.steps: list[dict] = []
         self.never_read_shown: list[tuple] = []
         self.formulas_shown: list[str] = []
+        self.captions: list[str] = []          # every title/caption line shown, markup removed
         self.progress_total = None
 
     # ---- data as drawn ------------------------------------------------------------------------
@@ -119,6 +122,7 @@ class ConvScene(Scene):
     # ---- frame furniture ---------------------------------------------------------------------
     def header(self, title: str, lines: list[str]):
         """Title and formula lines at the top-left."""
+        self.captions += [re.sub(r"<[^>]+>", "", title), *lines]
         t = markup(title, size=style.TITLE_SIZE * 0.85, font=style.FONT)
         fit(t, FRAME_W - 2 * style.FRAME_MARGIN, 0.6)
         body = VGroup(*[text(s, size=style.FORMULA_SIZE, color=style.TEXT) for s in lines])
@@ -148,6 +152,7 @@ class ConvScene(Scene):
 
     def caption(self, markup_text: str):
         """One line above the legend."""
+        self.captions.append(re.sub(r"<[^>]+>", "", markup_text))
         cap = markup(markup_text, size=style.LABEL_SIZE * 0.8)
         fit(cap, FRAME_W - 2 * style.FRAME_MARGIN, 0.45)
         cap.next_to(self.foot, UP, buff=0.2).to_edge(LEFT, buff=style.FRAME_MARGIN)
@@ -160,28 +165,38 @@ class ConvScene(Scene):
             return self.caption(f"{color_span('never read', style.NEVER_READ)}: {_names(nr)} — {consequence}")
         return self.caption("every input is read by at least one window")
 
-    def layout_2d(self, big, small, out, top, bottom):
-        """2-D: the big operand's panels on the left; the small operand (kernel) and the result on the
-        right, the products block below them. Returns grids by key, labels, products anchor and size."""
+    def layout_2d(self, big, small, out, top, bottom, n_lines: int):
+        """2-D: the big operand's panels on the left, the result's panels on the right, and between
+        them the small operand (kernel) with room for `n_lines` of products below it.
+        Returns grids by key, labels, the products anchor (top-left) and size."""
         body_h = top - bottom
-        gap = style.CELL_GAP
         H, W = np.atleast_2d(big[0].values).shape
-        left_w = min(6.6, (body_h - 0.42) / H * W + 0.3)
+        Ho, Wo = np.atleast_2d(out[0].values).shape
+        nb = len(big)
+        # share the width between big and result panels in proportion to their columns
+        share = W * min(nb, 2) / (W * min(nb, 2) + Wo * min(len(out), 2))
+        avail = RIGHT_X - LEFT_X - 0.2 - 3.6         # 3.6: the middle column (kernel, products)
+        left_w = min(6.6, max(2.5, avail * share), (body_h - 0.42) / H * W * min(nb, 2) + 0.3)
         grids, labels = arrange_panels(big, LEFT_X + 0.1, top, left_w, body_h, self.integer)
-        right_x0 = max(gr.group.get_right()[0] for gr in grids.values()) + 0.6
-        right_w = RIGHT_X - right_x0
-        upper_h = body_h * 0.6
-        g_small, l_small = arrange_panels(small, right_x0, top, right_w * 0.36, upper_h, self.integer)
-        small_right = max(gr.group.get_right()[0] for gr in g_small.values())
-        out_x0 = max(small_right + 0.5, right_x0 + right_w * 0.4)
-        g_out, l_out = arrange_panels(out, out_x0, top, RIGHT_X - out_x0, upper_h, self.integer)
+        mid_x0 = max(gr.group.get_right()[0] for gr in grids.values()) + 0.5
+        out_w = min(RIGHT_X - mid_x0 - 3.3, max(2.0, avail * (1 - share)))
+        g_out, l_out = arrange_panels(out, RIGHT_X - out_w, top, out_w, body_h, self.integer)
+        out_left = min(gr.group.get_left()[0] for gr in g_out.values())
+        g_out_shift = (RIGHT_X - max(gr.group.get_right()[0] for gr in g_out.values()))
+        for gr in g_out.values():
+            gr.group.shift(RIGHT * g_out_shift)
+        l_out.shift(RIGHT * g_out_shift)
+        out_left += g_out_shift
+        mid_w = out_left - 0.45 - mid_x0
+        upper_h = max(body_h * 0.5, body_h - (0.36 * n_lines + 0.45))
+        g_small, l_small = arrange_panels(small, mid_x0, top, mid_w, upper_h, self.integer,
+                                          max_cols=1 if len(small) <= 3 else 2)
         grids.update(g_small)
         grids.update(g_out)
         labels.add(l_small, l_out)
-        lowest = min(gr.group.get_bottom()[1] for gr in [*g_small.values(), *g_out.values()])
-        anchor = np.array([right_x0, lowest - 0.35, 0])
-        size = (RIGHT_X - right_x0, lowest - 0.35 - bottom)
-        del gap
+        lowest = min(gr.group.get_bottom()[1] for gr in g_small.values())
+        anchor = np.array([mid_x0, lowest - 0.3, 0])
+        size = (mid_w, lowest - 0.3 - bottom)
         return grids, labels, anchor, size
 
 
@@ -263,18 +278,17 @@ class ConvSlide(ConvScene):
             "values": [float(y[o])],
             "texts": [ys],
             "channel_sums": [float(v) for v in sums],
+            "pairs": [[(float(a), float(b)) for a, b in pc] for pc in pairs],   # factors shown, per channel
         }
         return Step(outs=outs, taps=taps_on, lines=lines, record=record, box=box)
 
     def _layout_1d(self, xp, pad_mask, y, top, bottom):
         g = self.geometry
         C, L, k, o = self.channels, xp.shape[1], g.kernel[0], g.out_shape[0]
-        gap = style.CELL_GAP
         prod_w = 4.4
-        cell = min(style.CELL_SIZE,
-                   (RIGHT_X - LEFT_X - 0.7 - 0.9 - 0.7 - 0.35 - prod_w) / (L + k) - gap,
-                   (top - bottom - 0.45) / (C + 1.8) - gap)
-        cell = max(cell, style.MIN_CELL_SIZE)
+        cell = cell_for_pitch(min((RIGHT_X - LEFT_X - 0.7 - 0.9 - 0.7 - 0.35 - prod_w) / (L + k),
+                                  (top - bottom - 0.45) / (C + 1.8)))
+        gap = gap_for(cell)
         xg = CellGrid(xp, "input", cell, self.integer, padding=np.broadcast_to(pad_mask, xp.shape))
         wg = CellGrid(self.w[0], "kernel", cell, self.integer)
         yg = CellGrid(y[None], "output", cell, self.integer, empty=True)
@@ -309,7 +323,8 @@ class ConvSlide(ConvScene):
         big = [Panel(f"x{c}", f"x{c + 1}" if multi else "x", xp[c], "input", padding=pad_mask) for c in range(C)]
         small = [Panel(f"w{c}", f"w{c + 1}" if multi else "w", self.w[0, c], "kernel") for c in range(C)]
         out = [Panel("y", "y", y, "output", empty=True)]
-        grids, labels, anchor, size = self.layout_2d(big, small, out, top, bottom)
+        n_lines = self.geometry.kernel[0] + 2 if C == 1 else C + 1
+        grids, labels, anchor, size = self.layout_2d(big, small, out, top, bottom, n_lines)
         slide = Slide(self, grids, products_anchor=anchor, products_size=size)
 
         def marks_on():
@@ -363,8 +378,7 @@ class ConvBackward(ConvScene):
         xp = self.padded(self.x)
         pad_mask = self.padding_mask()
         inserted = V.dilate(np.ones(st.grad_y.shape[1:]), g.stride) == 0   # zeros dilate() inserts
-        gy_panels = [Panel("g", "∂ℓ/∂y", st.grad_y[0], "gradient"),
-                     Panel("gd", f"∂ℓ/∂y dilated by {s_txt}", st.grad_y_dilated[0], "gradient", muted=inserted)]
+        gy_panels = [Panel("gd", f"∂ℓ/∂y dilated by {s_txt}", st.grad_y_dilated[0], "gradient", muted=inserted)]
         if g.ndim == 1:
             grids, labels, slide = self._layout_1d(
                 [Panel("g", "∂ℓ/∂y", st.grad_y[0], "gradient"),
@@ -376,7 +390,8 @@ class ConvBackward(ConvScene):
                    for c in range(C)]
             out = [Panel(f"gw{c}", f"∂ℓ/∂w{c + 1}" if multi else "∂ℓ/∂w", st.grad_w[0, c], "gradient", empty=True)
                    for c in range(C)]
-            grids, labels, anchor, size = self.layout_2d(big, gy_panels, out, top, bottom)
+            n_lines = g.out_shape[0] + 2 if C == 1 else C
+            grids, labels, anchor, size = self.layout_2d(big, gy_panels, out, top, bottom, n_lines)
             slide = Slide(self, grids, products_anchor=anchor, products_size=size)
         self.play(FadeIn(head), FadeIn(foot), run_time=style.INTRO_TIME)
         self.play(*[FadeIn(gr.group) for gr in grids.values()], FadeIn(labels), run_time=style.INTRO_TIME)
@@ -396,6 +411,9 @@ class ConvBackward(ConvScene):
         # which cells of the padded, dilated gradient hold an entry, an inserted zero, or padding:
         # the reference's own pad(dilate(.)) applied to masks (negative padding crops, as there)
         entry = V.pad(V.dilate(np.ones(st.grad_y.shape[1:]), g.stride), st.grad_x_padding) == 1
+        # and which upstream entry each cell holds (1-based flat index, 0 for zeros): for the record
+        labels_in = np.arange(1, st.grad_y[0].size + 1, dtype=float).reshape(st.grad_y.shape[1:])
+        self._gy_labels = V.pad(V.dilate(labels_in, g.stride), st.grad_x_padding).astype(int)
         inside = V.pad(np.ones(st.grad_y_dilated.shape[1:]), st.grad_x_padding) == 1
         big2 = Panel("gp", "∂ℓ/∂y dilated, padded", gyp, "gradient", padding=~inside, muted=inside & ~entry)
         if g.ndim == 1:
@@ -408,7 +426,8 @@ class ConvBackward(ConvScene):
                      for c in range(C)]
             out = [Panel(f"gx{c}", f"∂ℓ/∂x{c + 1}" if multi else "∂ℓ/∂x", st.grad_x[c], "gradient", empty=True)
                    for c in range(C)]
-            grids2, labels2, anchor, size = self.layout_2d([big2], small, out, top, bottom)
+            n_lines = g.kernel[0] + 2 if C == 1 else C
+            grids2, labels2, anchor, size = self.layout_2d([big2], small, out, top, bottom, n_lines)
             slide2 = Slide(self, grids2, products_anchor=anchor, products_size=size)
         self.play(FadeIn(head2), FadeIn(VGroup(*[gr.group for gr in grids2.values()], labels2)),
                   run_time=style.INTRO_TIME)
@@ -447,16 +466,20 @@ class ConvBackward(ConvScene):
             box = {"x": (0, disp[0][0], C - 1, disp[-1][0])}
             outs = [("gw", c, j[0], vals[c], texts[c]) for c in range(C)]
         else:
-            name = (lambda c: f"∂ℓ/∂w{c + 1}") if C > 1 else (lambda c: "∂ℓ/∂w")
-            lines = [sum_text(pairs[c], texts[c], self.integer, head=f"{name(c)}[{fmt_index(j)}] = ")
-                     for c in range(C)]
+            if C == 1:
+                cols = g.out_shape[1]
+                rows = [pairs[0][r * cols:(r + 1) * cols] for r in range(g.out_shape[0])]
+                lines = [f"∂ℓ/∂w[{fmt_index(j)}] ="] + block_lines(rows, texts[0], self.integer)
+            else:
+                lines = [sum_text(pairs[c], texts[c], self.integer, head=f"∂ℓ/∂w{c + 1}[{fmt_index(j)}] = ")
+                         for c in range(C)]
             taps_on = {f"x{c}": disp for c in range(C)}
             box = {f"x{c}": (*disp[0], *disp[-1]) for c in range(C)}
             outs = [(f"gw{c}", j[0], j[1], vals[c], texts[c]) for c in range(C)]
         padded_mask = self.padding_mask()
         cells = [tuple(int(v) - lo for v, (lo, _) in zip(d, g.padding)) for d in disp if not padded_mask[d]]
         record = {"part": "grad_w", "output": tuple(int(v) for v in j), "cells": cells, "values": vals,
-                  "texts": texts}
+                  "texts": texts, "pairs": [[(float(a), float(b)) for a, b in pc] for pc in pairs]}
         return Step(outs=outs, taps=taps_on, lines=lines, record=record, box=box)
 
     def _grad_x_step(self, m, win: V.Windows, gyp, st) -> Step:
@@ -475,30 +498,35 @@ class ConvBackward(ConvScene):
             box = {"gp": (0, disp[0][0], 0, disp[-1][0])}
             outs = [("gx", c, m[0], vals[c], texts[c]) for c in range(C)]
         else:
-            name = (lambda c: f"∂ℓ/∂x{c + 1}") if C > 1 else (lambda c: "∂ℓ/∂x")
-            lines = [sum_text(pairs[c], texts[c], self.integer, head=f"{name(c)}[{fmt_index(m)}] = ")
-                     for c in range(C)]
+            if C == 1:
+                cols = g.kernel[1]
+                rows = [pairs[0][r * cols:(r + 1) * cols] for r in range(g.kernel[0])]
+                lines = [f"∂ℓ/∂x[{fmt_index(m)}] ="] + block_lines(rows, texts[0], self.integer)
+            else:
+                lines = [sum_text(pairs[c], texts[c], self.integer, head=f"∂ℓ/∂x{c + 1}[{fmt_index(m)}] = ")
+                         for c in range(C)]
             taps_on = {"gp": disp}
             box = {"gp": (*disp[0], *disp[-1])}
             outs = [(f"gx{c}", m[0], m[1], vals[c], texts[c]) for c in range(C)]
+        sources = sorted(tuple(int(v) for v in np.unravel_index(int(self._gy_labels[t]) - 1, g.out_shape))
+                         for t in disp if self._gy_labels[t] > 0)
         record = {"part": "grad_x", "output": tuple(int(v) for v in m), "cells": disp, "values": vals,
-                  "texts": texts}
+                  "texts": texts, "sources": sources,
+                  "pairs": [[(float(a), float(b)) for a, b in pc] for pc in pairs]}
         return Step(outs=outs, taps=taps_on, lines=lines, record=record, box=box)
 
     # ---- 1-D layout: single rows on top; below, C rows on the left and C rows on the right -------
     def _layout_1d(self, top_rows, left, right, top, bottom):
         """top_rows: one-row panels (the gradient, dilated / padded); left, right: panels of C rows
         drawn side by side, channel c on row c; the products of channel c beside right's row c."""
-        gap = style.CELL_GAP
         C = self.channels
         L_left = max([np.atleast_2d(p.values).shape[1] for p in (*top_rows, left)])
         L_right = np.atleast_2d(right.values).shape[1]
         label_l, label_r, prod_w = 1.25, 1.45, 4.1
         n_rows = len(top_rows) + C
-        cell = min(style.CELL_SIZE,
-                   (RIGHT_X - LEFT_X - label_l - label_r - 0.3 - 0.35 - prod_w) / (L_left + L_right) - gap,
-                   (top - bottom - 0.3 - 0.3 * len(top_rows)) / n_rows - gap)
-        cell = max(cell, style.MIN_CELL_SIZE)
+        cell = cell_for_pitch(min((RIGHT_X - LEFT_X - label_l - label_r - 0.3 - 0.35 - prod_w) / (L_left + L_right),
+                                  (top - bottom - 0.3 - 0.3 * len(top_rows)) / n_rows))
+        gap = gap_for(cell)
         x0 = LEFT_X + label_l
         cur = top - 0.15 - cell / 2
         grids, labels = {}, VGroup()

@@ -182,6 +182,19 @@ def _attach_progress(scene, progress: Progress) -> None:
     scene.play = counted_play
 
 
+def _skip_intermediate_frames(renderer, final_frame: bool = True) -> None:
+    """Stop the Cairo renderer from drawing frames nobody will see.
+
+    Manim draws the static background and the last frame of every play even when it skips the
+    animations (last-frame PNG, dry runs): for a 28x28 grid that is most of the time. With
+    final_frame the frame at the end (what a PNG shows) is still drawn by scene_finished.
+    """
+    renderer.save_static_frame_data = lambda *args, **kwargs: None
+    renderer.render = lambda *args, **kwargs: None
+    if not final_frame:
+        renderer.update_frame = lambda *args, **kwargs: None
+
+
 def render_scene(scene_factory, out: Path, fmt: str, quality: str = "low", progress: bool = True,
                  name: str = "scene", extra_config: dict | None = None) -> None:
     """Render the scene `scene_factory()` builds (inside the render's config) to `out`.
@@ -203,6 +216,8 @@ def render_scene(scene_factory, out: Path, fmt: str, quality: str = "low", progr
     with _cleanup(work), manim.tempconfig(cfg):
         scene = scene_factory()
         _attach_progress(scene, bar)
+        if fmt == "png":
+            _skip_intermediate_frames(scene.renderer)
         scene.render()
         artifact = scene.renderer.file_writer.output_plan.primary_artifact
         if artifact is None or not Path(artifact).is_file():
@@ -238,5 +253,6 @@ def dry_run_scene(scene_factory):
         cfg.update({"dry_run": True, "format": "none"})  # same resolution as "low": same text layout
         with manim.tempconfig(cfg):
             scene = scene_factory(skip_animations=True)
+            _skip_intermediate_frames(scene.renderer, final_frame=False)
             scene.render()
     return scene
