@@ -1,11 +1,14 @@
 """Convolution forward + backward: viz's NumPy reference against PyTorch CPU autograd.
 
     python benchmarks/bench_conv.py [--repeats 21] [--dtype float32|float64|both] [--case conv2d|conv1d]
+                                    [--torch-threads N]
 
 Both run on the same data in the same process, interleaved (viz, torch, viz, torch, ...) so that load
 from other processes hits both alike; the medians and their ratio viz/torch are printed. One timed
 call is a forward pass plus the backward pass for grad_x and grad_w (no bias). torch uses its default
-thread count (both cores here); NumPy's matmul uses whatever its BLAS uses. Target: ratio <= 2.
+thread count (both cores here) unless --torch-threads says otherwise; NumPy's matmul uses whatever its
+BLAS uses. On a machine other processes keep busy, torch's thread pool waits a lot: compare with
+--torch-threads 1 too. Target: ratio <= 2.
 """
 from __future__ import annotations
 
@@ -90,14 +93,21 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
     parser.add_argument("--case", choices=sorted(CASES), action="append")
+    parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args(argv)
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         print("bench_conv: PyTorch is not installed; nothing to compare against (pip install torch)")
         return {"name": "conv", "skipped": "torch not installed", "results": []}
+    threads_before = torch.get_num_threads()
+    if args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
     dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
-    results = [time_case(name, dtype, args.repeats) for dtype in dtypes for name in (args.case or list(CASES))]
+    try:
+        results = [time_case(name, dtype, args.repeats) for dtype in dtypes for name in (args.case or list(CASES))]
+    finally:
+        torch.set_num_threads(threads_before)
     print(f"conv forward + backward (grad_x, grad_w), median of {args.repeats} interleaved runs, "
           f"torch CPU with {results[0]['torch_threads']} threads")
     print(f"{'case':8} {'dtype':8} {'output':>16} {'viz ms':>9} {'torch ms':>9} {'viz/torch':>9}")

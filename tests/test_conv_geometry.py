@@ -286,6 +286,9 @@ def test_output_shape_agrees_with_torch_including_rejections(geo):
     except RuntimeError:
         theirs = None
     assert mine == theirs
+    if mine is not None:                 # and the forward pass produces exactly that shape
+        assert conv(np.zeros((1, 1, *in_shape)), np.zeros((1, 1, *kernel)), stride=stride, padding=padding,
+                    dilation=dilation).shape[2:] == mine
 
 
 @settings(max_examples=examples(300))
