@@ -168,3 +168,12 @@ def test_explode_preset_needs_two_units():
         with pytest.raises(figures.ParamError, match=r"--m: the explode preset needs m >= 2 \(got 1\)"):
             figures.get(key).validate({"preset": "explode", "m": 1})
         figures.get(key).validate({"preset": "explode", "m": 2})
+
+
+def test_k_inf_reaches_the_figure(tmp_path):
+    # --k inf parses to None; the command must not mistake it for "not given" (default k = 2).
+    out = run_viz("diagram", "attention-rnn", "--k", "inf", "--steps", "3", "-o", tmp_path / "a.dot")
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "a.dot").read_text()
+    assert "AttentionRNN(∞)" in text
+    assert "AttentionRNN(2)" not in text

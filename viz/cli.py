@@ -49,6 +49,13 @@ def _options(kind: figures.FigureKind):
     return options
 
 
+def _given(values: dict) -> dict:
+    """The parameters the user actually typed (a typed value may be None, e.g. --k inf)."""
+    ctx = click.get_current_context()
+    return {name: value for name, value in values.items()
+            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
+
+
 def _output_format(kind: figures.FigureKind, out: Path | None, fmt: str | None) -> str:
     if fmt:
         return fmt
@@ -61,9 +68,8 @@ def _output_format(kind: figures.FigureKind, out: Path | None, fmt: str | None) 
 
 def _figure_command(kind: figures.FigureKind) -> click.Command:
     def callback(output, fmt, **given):
-        raw = {name: value for name, value in given.items() if value is not None}
         try:
-            values = kind.validate(raw)
+            values = kind.validate(_given(given))
         except ValueError as err:
             raise click.UsageError(str(err)) from None
         out = Path(output)
@@ -85,9 +91,8 @@ def _shape_command(kind: figures.FigureKind) -> click.Command:
     def callback(as_json, output, **given):
         from viz import shape_report
 
-        raw = {name: value for name, value in given.items() if value is not None}
         try:
-            values = kind.validate(raw)
+            values = kind.validate(_given(given))
         except ValueError as err:
             raise click.UsageError(str(err)) from None
         fmt = "json" if as_json else "txt"
