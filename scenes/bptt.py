@@ -32,6 +32,7 @@ from viz.attention import AttentionRNN
 from viz.rnn import GatedRNN, last_step_upstream, preset_inputs, random_inputs
 
 from . import style
+from .common import MINUS
 
 MODELS = ("gated", "attention")
 
@@ -87,11 +88,11 @@ class Flow:
 
 
 def sci(x: float) -> str:
-    """2.1e-15, 3.4e2, 1.0e0: one decimal, compact exponent (readable at 480p)."""
+    """2.1e−15, 3.4e2, 1.0e0: one decimal, compact exponent, a real minus (readable at 480p)."""
     if x == 0:
         return "0"
     mantissa, exponent = f"{x:.1e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
+    return f"{mantissa}e{int(exponent)}".replace("-", MINUS)
 
 
 def _g(x: float) -> str:
@@ -233,6 +234,12 @@ class Layout:
         return min(0.5, 0.55 * self.column)
 
 
+def _arc_peak(lag: int, longest: int) -> float:
+    """Height of a skip edge's arc above the nodes' tops: 0.3 for lag 2 up to ARC_MAX for the longest."""
+    frac = 0.0 if longest <= 2 else (lag - 2) / (longest - 2)
+    return 0.3 + (ARC_MAX - 0.3) * frac
+
+
 def _text(s: str, size: float, color: str = style.TEXT, mono: bool = False) -> Text:
     return Text(s, font=style.MONO if mono else style.FONT, font_size=size, color=color)
 
@@ -346,8 +353,7 @@ class GradientFlow(Scene):
         a, b = self.nodes[e.src], self.nodes[e.dst]
         if e.lag == 1:
             return self._arrow(a, b)
-        frac = 0.0 if longest <= 2 else (e.lag - 2) / (longest - 2)
-        peak = 0.3 + (ARC_MAX - 0.3) * frac
+        peak = _arc_peak(e.lag, longest)
         p0, p3 = a.get_top(), b.get_top()
         lift = UP * peak / 0.75           # a cubic with both handles at `lift` peaks at 3/4 of it
         return CubicBezier(p0, p0 + lift + RIGHT * 0.1, p3 + lift + LEFT * 0.1, p3,
@@ -365,7 +371,8 @@ class GradientFlow(Scene):
                 continue
             y = BASELINE_Y + (d - lo) / span * BAR_MAX
             group.add(Line([ax_x - 0.07, y, 0], [ax_x, y, 0], color=style.MUTED, stroke_width=2))
-            label = _text("1" if d == 0 else f"1e{d}", style.SMALL_SIZE, style.MUTED, mono=True)
+            label = _text("1" if d == 0 else f"1e{d}".replace("-", MINUS), style.SMALL_SIZE, style.MUTED,
+                          mono=True)
             group.add(label.next_to([ax_x - 0.09, y, 0], LEFT, buff=0.04))
         name = _text("‖δ[t]‖, log scale", style.SMALL_SIZE, style.GRADIENT).rotate(PI / 2)
         ticks_left = min(m.get_left()[0] for m in group[1:])
@@ -400,8 +407,9 @@ class GradientFlow(Scene):
         first, last = self.steps[-1].norm, self.steps[0].norm
         ratio = sci(first / last) if last else "undefined"
         if T == 1:
-            way = "the loss reads h[1] directly"
-        elif path:
+            return _text(f"‖δ[1]‖ = {sci(first)}: the loss reads h[1] directly", style.LABEL_SIZE,
+                         style.HIGHLIGHT)
+        if path:
             hops = len(path) - 1
             way = f"h[1] is {hops} hop{'s' if hops != 1 else ''} back from h[{T}] (yellow)"
         else:
@@ -438,7 +446,6 @@ class GradientFlow(Scene):
             labels.add(_text("t", style.SMALL_SIZE, style.MUTED).next_to(labels[0], LEFT, buff=0.25))
         longest = max((e.lag for r in flow.reads for e in r), default=1)
         self.edge_mobjects.update({e: self._edge(e, longest) for r in flow.reads for e in r})
-        self.arcs = [m for e, m in self.edge_mobjects.items() if e.lag > 1]
         # the chain appears at once (no fade: fading hundreds of mobjects costs a copy of each)
         self.add(*self.edge_mobjects.values(), *self.nodes.values(), labels, self.loss, loss_label,
                  self.loss_edge, self._axis())
@@ -457,7 +464,8 @@ class GradientFlow(Scene):
         """T … 1: the gradient flashes back over every edge that read h[t]; ||δ[t]|| grows as a bar."""
         # the formula (later the summary) sits in the free band between the captions and the edges
         band_top = self.captions.get_bottom()[1]
-        band_bottom = CHAIN_Y + self.layout.radius + (ARC_MAX if self.arcs else 0.0)
+        longest = max((e.lag for e in self.edge_mobjects), default=1)
+        band_bottom = CHAIN_Y + self.layout.radius + (_arc_peak(longest, longest) if longest > 1 else 0.0)
         self.formula_y = (band_top + band_bottom) / 2
         self.formula = _fit_width(self._formula(), self.frame_w).move_to([0, self.formula_y, 0])
         self.play(FadeIn(self.formula), run_time=style.PAUSE)

@@ -20,6 +20,7 @@ from viz import attention, rnn  # noqa: E402
 
 from scenes import style  # noqa: E402
 from scenes.bptt import tell  # noqa: E402
+from scenes.common import MINUS  # noqa: E402
 from scenes.render import dry_run, render_animation  # noqa: E402
 
 BASE = dict(model="gated", k=2, steps=12, preset="vanish", n=3, m=3, seed=0)
@@ -76,7 +77,7 @@ def test_norms_shown_are_the_reference_delta_norms_in_sweep_order(model, k, pres
             continue
         # the label reads as the norm to one decimal of its mantissa: 2.1e-15, 3.4e2
         decade = 10.0 ** math.floor(math.log10(s.norm))
-        assert abs(float(s.label) - s.norm) <= 0.05 * decade * (1 + 1e-9), (s.label, s.norm)
+        assert abs(float(s.label.replace(MINUS, "-")) - s.norm) <= 0.05 * decade * (1 + 1e-9), (s.label, s.norm)
         assert s.log10 == pytest.approx(math.log10(s.norm))
     assert [s.direct for s in story.steps] == [True] + [False] * (T - 1), "the loss reads h[T] only"
 
@@ -176,7 +177,8 @@ def _inside(point, box):
 
 @pytest.mark.parametrize("changes", [dict(steps=1), dict(steps=24, preset="explode"),
                                      dict(model="attention", k=None, steps=24),
-                                     dict(model="attention", k=3, steps=12)])
+                                     dict(model="attention", k=3, steps=12),
+                                     dict(model="attention", k=3, steps=1)])
 def test_scene_draws_the_story_inside_the_frame_without_overlaps(changes):
     from manim import config
     p = params(**changes)
