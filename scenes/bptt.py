@@ -131,7 +131,8 @@ def build_flow(model: str, k: int | None, steps: int, preset: str, n: int, m: in
         span = "∞" if k is None else str(k)
         title = f"Backpropagation through time: AttentionRNN({span}) (n = {n}), T = {T}"
         if k is None:
-            first = "h[t] attends to x[t] and every earlier state; δ[t] sums the gradients of all later steps"
+            first = ("h[t] attends to x[t] and every earlier state; "
+                     "δ[t] sums the gradients of all later steps")
             way = "skip edges shorten the way back: every state is one hop from h[T]"
         else:
             reach = "h[t−1]" if k == 1 else f"h[t−1] … h[t−{k}]"
@@ -240,6 +241,14 @@ def _arc_peak(lag: int, longest: int) -> float:
     return 0.3 + (ARC_MAX - 0.3) * frac
 
 
+def _flash(edge, color: str, width: float, backward: bool = False):
+    """A bright pulse running along an edge (against its direction for the gradient)."""
+    pulse = edge.copy()
+    if backward:
+        pulse.reverse_direction()
+    return ShowPassingFlash(pulse.set_stroke(color, width=width, opacity=1), time_width=0.6)
+
+
 def _text(s: str, size: float, color: str = style.TEXT, mono: bool = False) -> Text:
     return Text(s, font=style.MONO if mono else style.FONT, font_size=size, color=color)
 
@@ -340,7 +349,8 @@ class GradientFlow(Scene):
 
     def _node_label(self, t: int) -> Text:
         compact = self.layout.column < COMPACT_COLUMN
-        return _text(str(t) if compact else f"h[{t}]", style.SMALL_SIZE).next_to(self.nodes[t], DOWN, buff=0.1)
+        label = _text(str(t) if compact else f"h[{t}]", style.SMALL_SIZE)
+        return label.next_to(self.nodes[t], DOWN, buff=0.1)
 
     def _arrow(self, a, b) -> Arrow:
         return Arrow(a.get_right(), b.get_left(), buff=0.02, stroke_width=2.5, color=style.MUTED,
@@ -454,10 +464,9 @@ class GradientFlow(Scene):
     def _forward_sweep(self):
         """States light up in order; the edges each step read flash."""
         for f in self.forward_steps:
-            flashes = [ShowPassingFlash(self.edge_mobjects[e].copy().set_stroke(style.OUTPUT, width=4, opacity=1),
-                                        time_width=0.6) for e in f.edges]
-            self.play(*flashes, self.nodes[f.t].animate.set_fill(style.HIDDEN, opacity=style.CELL_FILL_OPACITY_STRONG)
-                      .set_stroke(style.HIDDEN), run_time=self.story.forward_time)
+            flashes = [_flash(self.edge_mobjects[e], style.OUTPUT, 4) for e in f.edges]
+            light = self.nodes[f.t].animate.set_fill(style.HIDDEN, opacity=style.CELL_FILL_OPACITY_STRONG)
+            self.play(*flashes, light.set_stroke(style.HIDDEN), run_time=self.story.forward_time)
         self.play(self.loss.animate.set_fill(style.LOSS, opacity=style.CELL_FILL_OPACITY), run_time=style.PAUSE)
 
     def _backward_sweep(self):
@@ -473,8 +482,7 @@ class GradientFlow(Scene):
             bar, label = self._bar(step), self._bar_label(step)
             self.bars[step.t], self.bar_labels[step.t] = bar, label
             incoming = [self.edge_mobjects[e] for e in step.edges] + ([self.loss_edge] if step.direct else [])
-            flashes = [ShowPassingFlash(m.copy().reverse_direction().set_stroke(style.GRADIENT, width=5, opacity=1),
-                                        time_width=0.6) for m in incoming]
+            flashes = [_flash(m, style.GRADIENT, 5, backward=True) for m in incoming]
             for m in incoming:         # recoloured at once (not animated: cheap for hundreds of edges)
                 m.set_color(style.GRADIENT)
             self.nodes[step.t].set_stroke(style.GRADIENT, width=style.HIGHLIGHT_STROKE_WIDTH)
@@ -486,8 +494,8 @@ class GradientFlow(Scene):
         path = self.shortest_path
         path_edges = [self.edge_mobjects[Edge(a, b)] for a, b in zip(path[1:], path[:-1])]
         if path_edges:
-            self.play(*[m.animate.set_color(style.HIGHLIGHT).set_stroke(width=4, opacity=1) for m in path_edges],
-                      run_time=style.PAUSE)
+            self.play(*[m.animate.set_color(style.HIGHLIGHT).set_stroke(width=4, opacity=1)
+                        for m in path_edges], run_time=style.PAUSE)
         self.summary = _fit_width(self._summary(), self.frame_w).move_to([0, self.formula_y, 0])
         self.play(FadeOut(self.formula), FadeIn(self.summary), run_time=style.PAUSE)
         self.wait(style.OUTRO_TIME)

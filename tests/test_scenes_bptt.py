@@ -77,7 +77,8 @@ def test_norms_shown_are_the_reference_delta_norms_in_sweep_order(model, k, pres
             continue
         # the label reads as the norm to one decimal of its mantissa: 2.1e-15, 3.4e2
         decade = 10.0 ** math.floor(math.log10(s.norm))
-        assert abs(float(s.label.replace(MINUS, "-")) - s.norm) <= 0.05 * decade * (1 + 1e-9), (s.label, s.norm)
+        shown = float(s.label.replace(MINUS, "-"))
+        assert abs(shown - s.norm) <= 0.05 * decade * (1 + 1e-9), (s.label, s.norm)
         assert s.log10 == pytest.approx(math.log10(s.norm))
     assert [s.direct for s in story.steps] == [True] + [False] * (T - 1), "the loss reads h[T] only"
 
