@@ -249,7 +249,7 @@ def test_viz_tool_and_source_changes_invalidate(fake, tmp_path, monkeypatch, cha
         real = build.tool_version
         monkeypatch.setattr(build, "tool_version", lambda t: "dot - graphviz version 99" if t == "dot" else real(t))
     else:
-        monkeypatch.setattr(build, "source_hash", lambda: "0" * 64)
+        monkeypatch.setattr(build, "source_hash", lambda packages=(): "0" * 64)
     run_build(path, out, jobs=1)
     assert len(fake()) == 5
 
@@ -263,9 +263,22 @@ def test_cache_key_is_canonical_and_per_format():
         "diagram fake", FAKE.validate({"size": 3, "input": "7x5"}), "svg")
 
 
-def test_source_hash_ignores_front_ends_only():
+def test_source_hash_covers_the_packages_that_draw(monkeypatch):
     assert "viz/build.py" in build.FRONT_ENDS and "viz/conv.py" not in build.FRONT_ENDS
     assert len(build.source_hash()) == 64
+    assert build.source_hash(("viz",)) != build.source_hash(("viz", "scenes"))
+    # an edit to scenes/ changes the key of an animation, not of a diagram or a shape
+    real = build.source_hash
+    monkeypatch.setattr(build, "source_hash",
+                        lambda packages=build.SOURCE_PACKAGES: real(packages) + ("!" if "scenes" in packages else ""))
+    shape = figures.get("shape").validate({"input": 7, "kernel": 3})
+    conv = figures.get("animate conv").validate({})
+    gated = figures.get("diagram gated-rnn").validate({})
+    before = [build.cache_key("shape", shape, "md"), build.cache_key("diagram gated-rnn", gated, "svg")]
+    anim = build.cache_key("animate conv", conv, "mp4")
+    monkeypatch.setattr(build, "source_hash", real)
+    assert before == [build.cache_key("shape", shape, "md"), build.cache_key("diagram gated-rnn", gated, "svg")]
+    assert anim != build.cache_key("animate conv", conv, "mp4")
 
 
 # ---------------------------------------------------------------------------------------------------

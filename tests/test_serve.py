@@ -319,3 +319,28 @@ def test_explorer_in_chromium(server, browser, tmp_path, capsys):
         expect(page.locator("#command")).to_contain_text("--view backward")
     assert errors == []
     page.close()
+
+
+@pytest.mark.parametrize("figure, params, expected", [
+    ("gated", {"n": "2", "m": "4"}, ["x[t] ∈ ℝ^2,  h[t], c[t] ∈ ℝ^4;  W_c 4×2, W_x 4×2 (m×n),  W_h 4×4 (m×m)"]),
+    ("attention", {"k": "2"}, ["Q, K, V each 3×3×3;  a[t] ∈ ℝ^3;"]),      # MATH.md §4: a[t] in R^3 for k = 2
+    ("attention", {"k": "inf", "steps": "5"}, ["AttentionRNN(∞)", "a[1] ∈ ℝ^1 … a[5] ∈ ℝ^5"]),
+    ("attention", {"k": "3", "base_case": "mask", "steps": "2"}, ["a[1] ∈ ℝ^1 … a[2] ∈ ℝ^2"]),
+])
+def test_rnn_shapes_come_from_the_reference(monkeypatch, figure, params, expected):
+    monkeypatch.setattr(serve, "diagram_svg", lambda key, values: "<svg/>")
+    line = serve.render_answer(figure, params)["formula"][0]
+    for text in expected:
+        assert text in line
+
+
+@pytest.mark.skipif(not HAVE_DIAGRAMS, reason="diagram renderer not written yet")
+def test_real_diagram_answer_changes_with_its_parameters(server):
+    status, one = api(server, "gated", {"steps": "3"})
+    assert status == 200 and one["svg"].lstrip().startswith(("<?xml", "<svg")) and "</svg>" in one["svg"]
+    status, two = api(server, "gated", {"steps": "5"})
+    assert status == 200 and two["svg"] != one["svg"] and two["command"] == "viz diagram gated-rnn --steps 5"
+    status, dark = api(server, "attention", {"k": "inf"}, theme="dark")
+    assert status == 200 and "--theme dark" in dark["command"]
+    status, bad = api(server, "attention", {"k": "0"})
+    assert status == 400 and bad["param"] == "k" and bad["error"].startswith("--k: must be an integer in 1..64 or inf")

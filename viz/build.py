@@ -21,8 +21,8 @@ The build, in order:
    each (the messages are the registry's, the same the command line prints); nothing is written.
 2. **Cache.** Each output file has a key: sha256 of the kind, the validated parameters (canonical
    JSON), the format, the viz version, the versions of the tools that kind uses (`dot -V`, manim,
-   matplotlib, numpy, ...) and a hash of the source of the packages viz, diagrams and scenes (so a
-   code change re-renders). Keys and the sha256 of each output live in ``OUT/.viz-cache.json``; a
+   matplotlib, numpy, ...) and a hash of the source of the packages that draw it (viz and diagrams
+   for a diagram, viz and scenes for an animation), so a code change re-renders what it can change. Keys and the sha256 of each output live in ``OUT/.viz-cache.json``; a
    file is up to date when its key matches and the file on disk still has the recorded hash.
 3. **Render** the stale files: one task per figure, in worker processes (manim's config is
    process-global), at most ``jobs`` at a time, slowest kinds first. A failing figure does not stop
@@ -75,6 +75,14 @@ TOOLS = {
 }
 # Front ends: they do not change what a figure looks like, so editing them re-renders nothing.
 FRONT_ENDS = {"viz/cli.py", "viz/build.py", "viz/serve.py", "viz/notebook.py"}
+# The packages whose source shapes each command's figures (a change to scenes/ re-renders animations,
+# not diagrams); a kind with another command depends on all of them.
+SOURCES = {
+    "shape": ("viz",),
+    "diagram": ("viz", "diagrams"),
+    "plot": ("viz", "diagrams"),
+    "animate": ("viz", "scenes"),
+}
 SOURCE_PACKAGES = ("viz", "diagrams", "scenes")
 
 
@@ -316,10 +324,10 @@ def tool_version(tool: str) -> str:
 
 
 @functools.cache
-def source_hash() -> str:
-    """sha256 over the source of viz, diagrams and scenes (front ends excluded: they draw nothing)."""
+def source_hash(packages: tuple[str, ...] = SOURCE_PACKAGES) -> str:
+    """sha256 over the Python source of `packages` (front ends excluded: they draw nothing)."""
     digest = hashlib.sha256()
-    for package in SOURCE_PACKAGES:
+    for package in packages:
         spec = util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
             continue
@@ -335,7 +343,8 @@ def source_hash() -> str:
 def fingerprint(command: str) -> dict:
     """Everything besides the parameters that can change a figure of this command."""
     tools = TOOLS.get(command, tuple(sorted({t for ts in TOOLS.values() for t in ts})))
-    return {"viz": __version__, "source": source_hash(), **{t: tool_version(t) for t in tools}}
+    return {"viz": __version__, "source": source_hash(SOURCES.get(command, SOURCE_PACKAGES)),
+            **{t: tool_version(t) for t in tools}}
 
 
 def cache_key(key: str, values: dict, fmt: str) -> str:

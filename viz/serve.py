@@ -30,6 +30,7 @@ import collections
 import errno
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -56,6 +57,7 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
+MAX_TERMS_INLINE = 9    # a window with more taps shows "Σ of N products" instead of every product
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -137,27 +139,34 @@ def conv_payload(values: dict) -> dict:
     pad_mask = conv.pad(np.ones(g.in_shape), g.padding) == 0
     lo = np.array([p[0] for p in g.padding])
     label = lambda v: fmt_value(v, integer)  # noqa: E731
+    # labels of every drawn number, once (formatting is most of the cost of a big step-through)
+    x_factor = [[fmt_factor(v, integer) for v in xp[c].ravel()] for c in range(channels)]
+    w_factor = [[fmt_factor(v, integer) for v in w[0, c].ravel()] for c in range(channels)]
+    sum_label = [[label(v) for v in per_channel[c].ravel()] for c in range(channels)]
+    y_label = [label(v) for v in y.ravel()]
+    flat_taps = np.ravel_multi_index(tuple((win.indices + lo).reshape(-1, g.ndim).T),
+                                     xp.shape[1:], mode="clip").reshape(len(y_label), -1)
+    n_taps = flat_taps.shape[1]
     steps = []
-    for o in np.ndindex(*g.out_shape):
-        taps = win.indices[o].reshape(-1, g.ndim)
+    for s_, o in enumerate(np.ndindex(*g.out_shape)):
+        taps = win.indices[o].reshape(-1, g.ndim) + lo             # coordinates in the padded grid
         pads = win.is_padding[o].ravel()
-        shown = taps + lo                                     # coordinates in the padded grid
-        k_index = list(np.ndindex(*g.kernel))
         sums = []
         for c in range(channels):
-            terms = " + ".join(f"{fmt_factor(w[(0, c, *j)], integer)}·{fmt_factor(xp[(c, *d)], integer)}"
-                               for j, d in zip(k_index, map(tuple, shown)))
             head = f"c{c + 1}: " if channels > 1 else ""
-            sums.append(f"{head}{terms} = {label(per_channel[(c, *o)])}")
-        reads = win.reads(o)
+            if n_taps <= MAX_TERMS_INLINE:
+                terms = " + ".join(f"{w_factor[c][j]}·{x_factor[c][t]}" for j, t in enumerate(flat_taps[s_]))
+            else:   # like the animation: a long sum is named, not written out
+                terms = f"Σ of {n_taps} products w·x"
+            sums.append(f"{head}{terms} = {sum_label[c][s_]}")
         steps.append({
             "out": [int(v) for v in o],
-            "taps": [[int(v) for v in t] for t in shown],
-            "padding": [bool(p) for p in pads],
-            "y": label(y[o]),
+            "taps": taps.tolist(),
+            "padding": pads.tolist(),
+            "y": y_label[s_],
             "sums": sums,
             "reads": ", ".join("(" + ",".join(str(int(v) + 1) for v in r) + ")" if g.ndim > 1
-                               else str(int(r[0]) + 1) for r in reads),
+                               else str(int(r[0]) + 1) for r in win.reads(o)),
         })
     never = [[int(v) + int(l) for v, l in zip(idx, lo)] for idx in win.never_read]
     return {
@@ -168,7 +177,7 @@ def conv_payload(values: dict) -> dict:
         "x": [[label(v) for v in row.ravel()] for row in xp],          # per channel, row-major
         "pad_mask": [bool(v) for v in pad_mask.ravel()],
         "w": [[label(v) for v in w[0, c].ravel()] for c in range(channels)],
-        "y": [label(v) for v in y.ravel()],
+        "y": y_label,
         "never_read": never,                                             # padded-grid coordinates
         "read_count": [int(v) for v in win.read_count.ravel()],
         "steps": steps,
@@ -191,6 +200,30 @@ def conv_formula(values: dict) -> list[str]:
         note = f"   never read: {', '.join(str(m + 1) for m in unread)}" if unread else ""
         lines.append(f"{name}{g.formula(a)}{note}")
     return lines
+
+
+def rnn_formula(key: str, values: dict) -> list[str]:
+    """The equations and every shape, with the numbers, from the reference's own objects."""
+    if key == "diagram gated-rnn":
+        from viz.rnn import GatedRNN
+
+        net = GatedRNN(values["n"], values["m"], seed=values["seed"])
+        shape = lambda a: "×".join(map(str, a.shape))  # noqa: E731
+        return [f"x[t] ∈ ℝ^{net.n},  h[t], c[t] ∈ ℝ^{net.m};  W_c {shape(net.W_c)}, W_x {shape(net.W_x)} "
+                f"(m×n),  W_h {shape(net.W_h)} (m×m);  T = {values['steps']}, h[0] = 0",
+                "c[t] = σ(W_c x[t] + W_h h[t−1]),   h[t] = c[t] ⊙ h[t−1] + (1 − c[t]) ⊙ W_x x[t]"]
+    from viz.attention import AttentionRNN, step_lags
+
+    net = AttentionRNN(values["n"], values["k"], seed=values["seed"], base_case=values["base_case"])
+    T, k = values["steps"], values["k"]
+    sizes = [len(step_lags(k, net.base_case, t)) for t in range(1, T + 1)]
+    a = (f"a[t] ∈ ℝ^{sizes[0]}" if len(set(sizes)) == 1 else
+         f"a[1] ∈ ℝ^{sizes[0]} … a[{T}] ∈ ℝ^{sizes[-1]}")
+    span = "∞" if k is None else str(k)
+    return [f"AttentionRNN({span}):  x[t], h[t] ∈ ℝ^{net.n};  Q, K, V each {'×'.join(map(str, net.param_shape))}"
+            f";  {a};  T = {T}, base case {net.base_case}",
+            "h[t] = Σ_i a_i[t] v_i,   a[t] = softmax(w_0 … w_k),   w_i = q_iᵀ k_i,   "
+            "q_i, k_i, v_i = Q_i h[t−i], K_i h[t−i], V_i h[t−i]  (i = 0: x[t])"]
 
 
 def diagram_svg(key: str, values: dict) -> str:
@@ -248,12 +281,12 @@ def render_answer(figure_id, raw_params, theme: str = "light") -> dict:
         answer["formula"] = conv_formula(values)
         answer["conv"] = conv_payload(values)
     elif fig.mode == "diagram":
-        answer["formula"] = [kind.summary]
+        answer["formula"] = rnn_formula(kind.key, values)
         answer["svg"] = diagram_svg(kind.key, values)
     else:
         key, diagram_values = bptt_diagram(values, theme)
-        answer["formula"] = [kind.summary,
-                             f"shown as: {figures.get(key).command_line(diagram_values)}"]
+        answer["formula"] = rnn_formula(key, diagram_values) + [
+            f"the backward diagram: {figures.get(key).command_line(diagram_values)}"]
         answer["svg"] = diagram_svg(key, diagram_values)
     return answer
 
@@ -310,6 +343,12 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     # -- plumbing ---------------------------------------------------------------------------------
+
+    def setup(self):
+        super().setup()
+        # headers and body go out in two writes: without this, Nagle's algorithm and the client's
+        # delayed ACK add ~40 ms to every answer
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def version_string(self):
         return self.server_version
