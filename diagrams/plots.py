@@ -92,7 +92,7 @@ def _story(unclipped, clipped) -> list[str]:
         line2 = f"Clipping at {clip:g} never acts here: the two runs are the same."
     elif not clipped.spikes():
         line2 = (f"Clipping the gradient norm at {clip:g} bounds every step: the same run (same "
-                 "weights, same batches) learns without spikes.")
+                 "weights, same batches) has no spike.")
     else:
         n = len(clipped.spikes())
         line2 = (f"Clipped at {clip:g}, the same run (same weights, same batches) still spikes "
@@ -148,8 +148,8 @@ def training_figure(unclipped, clipped):
         ax_loss.set_title(head, color=COLORS["text"], pad=6)
 
         # --- loss ---------------------------------------------------------------------------
-        ax_loss.plot(steps, run.loss, color=COLORS["loss"], lw=0.9, label="training loss")
-        ax_loss.axhline(LN4, color=COLORS["muted"], ls="--", lw=1.0)
+        ax_loss.plot(steps, run.loss, color=COLORS["loss"], lw=0.9, gid=f"loss-{col}")
+        ax_loss.axhline(LN4, color=COLORS["muted"], ls="--", lw=1.0, gid=f"ln4-{col}")
         obstacles[ax_loss] = [ax_loss.text(
             0.99, LN4 - 0.04 * loss_top, "ln 4 ≈ 1.386 (chance)",
             transform=ax_loss.get_yaxis_transform(), ha="right", va="top", color=COLORS["muted"],
@@ -158,7 +158,7 @@ def training_figure(unclipped, clipped):
         if spikes:
             obstacles[ax_loss].append(ax_loss.plot(
                 [s.step + 1 for s in spikes], [s.loss for s in spikes], "v",
-                color=COLORS["spike"], ms=7, mec=COLORS["spike"], zorder=4)[0])
+                color=COLORS["spike"], ms=7, mec=COLORS["spike"], zorder=4, gid=f"spikes-{col}")[0])
         # the first spike above the initial loss and the highest others get a label, placed once
         # the axes limits are final where it covers neither the curve nor another label
         first = run.first_spike()
@@ -168,9 +168,9 @@ def training_figure(unclipped, clipped):
             s.step + 1, s.loss,
             f"step {s.step + 1}: loss {s.loss:.2f}\n‖g‖ = {_fmt_norm(s.grad_norm)} at step "
             f"{s.cause_step + 1}",
-            fontsize=FONT_SIZE - 1, color=COLORS["spike"], zorder=5,
+            fontsize=FONT_SIZE - 1, color=COLORS["spike"], zorder=5, gid=f"spike-label-{col}-{i}",
             bbox={"boxstyle": "round,pad=0.25", "fc": COLORS["background"], "ec": "none",
-                  "alpha": 0.9}) for s in labelled]
+                  "alpha": 0.9}) for i, s in enumerate(labelled)]
         pending.append((ax_loss, notes, [(s.step + 1, s.loss) for s in labelled], steps,
                         run.loss))
         if run.diverged_at is not None:
@@ -181,22 +181,24 @@ def training_figure(unclipped, clipped):
                          fontsize=FONT_SIZE - 1)
 
         # --- gradient norm ---------------------------------------------------------------------
-        ax_grad.semilogy(steps, run.grad_norm, color=COLORS["grad"], lw=0.8)
-        ax_grad.axhline(clip, color=COLORS["clip"], ls="--", lw=1.1)
+        ax_grad.semilogy(steps, run.grad_norm, color=COLORS["grad"], lw=0.8, gid=f"grad-{col}")
+        ax_grad.axhline(clip, color=COLORS["clip"], ls="--", lw=1.1, gid=f"clip-{col}")
         clip_note = f"clip = {clip:g}" + (" (not applied)" if col == 0 else
                                            f": {int(run.clipped.sum())} steps scaled down")
-        ax_grad.text(0.99, clip / 1.6, clip_note, transform=ax_grad.get_yaxis_transform(),
-                     ha="right", va="top", color=COLORS["clip"], fontsize=FONT_SIZE - 1,
+        below = clip / norm_lo > 10                   # room under the line for the note
+        ax_grad.text(0.99, clip / 1.6 if below else clip * 1.6, clip_note,
+                     transform=ax_grad.get_yaxis_transform(), ha="right",
+                     va="top" if below else "bottom", color=COLORS["clip"], fontsize=FONT_SIZE - 1,
                      bbox={"boxstyle": "square,pad=0.1", "fc": COLORS["background"], "ec": "none",
                            "alpha": 0.85})
         for s in labelled:
             ax_grad.plot(s.cause_step + 1, s.grad_norm, "o", ms=6, mfc="none",
-                         mec=COLORS["spike"], mew=1.6, zorder=4)
+                         mec=COLORS["spike"], mew=1.6, zorder=4, gid=f"cause-{col}")
         ax_grad.set_ylim(norm_lo, norm_hi)
 
         # --- accuracy --------------------------------------------------------------------------
-        ax_acc.plot(steps, run.accuracy, color=COLORS["accuracy"], lw=0.9)
-        ax_acc.axhline(CHANCE, color=COLORS["muted"], ls="--", lw=1.0)
+        ax_acc.plot(steps, run.accuracy, color=COLORS["accuracy"], lw=0.9, gid=f"accuracy-{col}")
+        ax_acc.axhline(CHANCE, color=COLORS["muted"], ls="--", lw=1.0, gid=f"chance-{col}")
         ax_acc.text(0.99, CHANCE, "25% (chance)", transform=ax_acc.get_yaxis_transform(),
                     ha="right", va="bottom", color=COLORS["muted"], fontsize=FONT_SIZE - 1)
         ax_acc.set_ylim(0, 1.05)

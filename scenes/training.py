@@ -159,7 +159,7 @@ class TrainingCurve(Scene):
         for bottom, top in ((LOSS_BOTTOM, LOSS_TOP), (GRAD_BOTTOM, GRAD_TOP)):
             g.add(Line([X_LEFT, bottom, 0], [X_RIGHT, bottom, 0], color=style.MUTED, stroke_width=2))
             g.add(Line([X_LEFT, bottom, 0], [X_LEFT, top, 0], color=style.MUTED, stroke_width=2))
-        step = _nice_step(self.n_steps)
+        step = max(1.0, _nice_step(self.n_steps))        # steps are whole numbers
         tick = 0.0
         while tick <= self.n_steps:
             xx = self.x(tick - 1)
@@ -262,8 +262,8 @@ class TrainingCurve(Scene):
         spike = self.spike
         parts = self._run_curves(run, style.TEXT, split=None if spike is None else spike.step)
         (closs, cgrad), = self._run_curves(self.clipped, style.OUTPUT)
-        self.curve_points = {"loss": [m.get_points() for m in [p[0] for p in parts] + [closs]],
-                             "grad": [m.get_points() for m in [p[1] for p in parts] + [cgrad]]}
+        self.curve_points = {"loss": [m.points.copy() for m in [p[0] for p in parts] + [closs]],
+                             "grad": [m.points.copy() for m in [p[1] for p in parts] + [cgrad]]}
         share = [1.0] if len(parts) == 1 else [(spike.step + 1) / run.steps,
                                                1 - (spike.step + 1) / run.steps]
         loss_part, grad_part = parts[0]
@@ -325,14 +325,14 @@ class TrainingCurve(Scene):
                           dash_length=0.06)
         label = _text(self.labels["spike"], style.LABEL_SIZE - 4, style.LOSS)
         near = place_label(label, (px, py + 0.1), LOSS_BOTTOM + 0.05, LOSS_TOP + 0.05,
-                           self.curve_points["loss"] + [link.get_points()],
+                           self.curve_points["loss"] + [np.array([[cx, cy, 0], [px, py, 0]])],
                            self.obstacles + [_box(marker)])
         leader = Line([near[0], near[1], 0], [px, py + 0.1, 0], color=style.LOSS, stroke_width=1.5)
         ring = Dot([cx, cy, 0], radius=0.07, color=style.LOSS, fill_opacity=0).set_stroke(
             style.LOSS, width=3)
         cause = _text(self.labels["cause"], style.SMALL_SIZE + 2, style.LOSS)
         near = place_label(cause, (cx, cy), GRAD_BOTTOM + 0.05, GRAD_TOP + 0.2,
-                           self.curve_points["grad"] + [link.get_points()],
+                           self.curve_points["grad"] + [np.array([[cx, cy, 0], [px, py, 0]])],
                            self.obstacles + [_box(ring)])
         cause_leader = Line([near[0], near[1], 0], [cx, cy, 0], color=style.LOSS,
                             stroke_width=1.5)
