@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from viz import train
+
 
 class ParamError(ValueError):
     """A parameter value outside its allowed range; `param` is the parameter's name."""
@@ -426,9 +428,9 @@ BPTT_ANIMATION = FigureKind(
 _TRAINING_PARAMS = (
     Param("model", "choice", "vanilla", "Network trained on the temporal-order task.",
           choices=("vanilla", "gated")),
-    Param("clip", "float", 1.0, "Gradient-norm clip of the clipped run (shown beside the unclipped one).",
+    Param("clip", "float", train.CLIP, "Gradient-norm clip of the clipped run (shown beside the unclipped one).",
           min=1e-6, max=1e6),
-    Param("steps", "int", 400, "Training steps.", min=1, max=20_000),
+    Param("steps", "int", train.STEPS, "Training steps.", min=1, max=20_000),
     SEED,
 )
 
