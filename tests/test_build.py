@@ -349,6 +349,25 @@ def test_progress_prints_one_line_per_figure_without_a_terminal(fake, tmp_path):
     assert lines[-1].startswith("viz build: 5 files rendered, 0 up to date, 0 failed in ")
 
 
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_on_a_terminal_shows_done_total_and_the_running_figure():
+    stream = FakeTerminal()
+    bar = build.Progress(4, stream)
+    bar.start("conv1d-forward")
+    assert stream.getvalue().endswith("[........................] 0/4  conv1d-forward (0 s)")
+    bar.finish(build.Result("conv1d-forward", {"mp4": "x"}, {}, 1.0), "mp4 in 1.0 s")
+    assert stream.getvalue().endswith("[######..................] 1/4  ")
+    bar.start("gated-cell")
+    bar.finish(build.Result("gated-cell", {}, {"svg": "boom"}, 1.0), "FAILED svg: boom")
+    assert "\r\x1b[Kviz build: [2/4] gated-cell: FAILED svg: boom\n" in stream.getvalue()  # stays on screen
+    bar.close()
+    assert stream.getvalue().endswith("\r\x1b[K")
+
+
 # ---------------------------------------------------------------------------------------------------
 # The default gallery and real figures
 
@@ -378,3 +397,5 @@ def test_real_shape_and_diagram_build(tmp_path):
     assert json.loads((out / "hw.json").read_text())["out_shape"] == [5, 2]
     assert (out / "cell.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
     assert "viz shape --input 21x12 --kernel 4x5 --stride 4 -o hw.md" in (out / "index.md").read_text()
+    page = (out / "index.html").read_text()
+    assert '<div class="table"><table' in page and "floor((21 + 0 + 0 - 1*(4-1) - 1)/4) + 1 = 5" in page

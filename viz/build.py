@@ -789,6 +789,8 @@ pre { background: var(--code); padding: .6rem .8rem; border-radius: 6px; overflo
 .files { font-size: .9rem; }
 .files a { margin-right: .6rem; }
 .failed { color: var(--bad); }
+.table { overflow-x: auto; }
+.table table { font-size: .9rem; }
 """
 
 
@@ -819,6 +821,10 @@ def index_html(manifest: Manifest, out_dir: Path, failed: dict) -> str:
         elif media in ("svg", "png", "gif"):
             out.append(f'<img src="{e(entry.file(media))}" alt="{e(entry.caption or entry.name)}" '
                        'loading="lazy">')
+        elif media in TEXT_FORMATS and entry.kind.command == "shape":
+            from viz.notebook import shape_html   # the reference's own table, as in a notebook
+
+            out.append(f'<div class="table">{shape_html(entry.values)}</div>')
         elif media in TEXT_FORMATS:
             body = (out_dir / entry.file(media)).read_text(encoding="utf-8").strip()
             out.append(f"<pre>{e(body)}</pre>")

@@ -78,12 +78,7 @@ class Figure:
     def html(self) -> str:
         """HTML for the figure: a video for animations, a table for shapes, an <img> otherwise."""
         if self.kind.command == "shape":
-            from viz import shape_report
-
-            table = shape_report.geometry(self.values)._repr_html_()
-            extra = shape_report.report(self.values, "md").strip().splitlines()
-            weights = extra[-1] if extra and extra[-1].startswith("weight") else ""
-            return table + (f"<p>{html.escape(weights)}</p>" if weights else "")
+            return shape_html(self.values)
         if self.kind.command == "animate":
             data = base64.b64encode(self.render("mp4").read_bytes()).decode("ascii")
             return (f'<video controls playsinline style="max-width:100%" '
@@ -108,6 +103,16 @@ class Figure:
         if exclude:
             bundle = {k: v for k, v in bundle.items() if k not in exclude}
         return bundle
+
+
+def shape_html(values: dict) -> str:
+    """A `shape` report as HTML: the reference's table (ConvGeometry._repr_html_) and array shapes."""
+    from viz import shape_report
+
+    table = shape_report.geometry(values)._repr_html_()
+    lines = shape_report.report(values, "md").strip().splitlines()
+    weights = lines[-1] if lines and lines[-1].startswith("weight") else ""
+    return table + (f"<p>{html.escape(weights)}</p>" if weights else "")
 
 
 def figure(key: str, **params) -> Figure:
