@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from tests.oracles import assert_close, central_diff, central_jacobian, torch_or_skip
 from viz import attention
-from viz.attention import (BASE_CASES, AttentionRNN, hops, jacobian, param_index, path_lengths,
-                           total_jacobian)
-from viz.rnn import random_inputs
+from viz.attention import (BASE_CASES, PRESET_NOTES, PRESETS, AttentionRNN, hops, jacobian, param_index,
+                           path_lengths, preset_inputs, total_jacobian)
+from viz.rnn import last_step_upstream, random_inputs
 
 # --------------------------------------------------------------------------------------------------
 # Independent implementations of MATH.md section 4 (written from the equations, not viz.attention)
@@ -445,6 +445,158 @@ def test_hops_values():
     assert list(path_lengths(2, 7)) == [3, 3, 2, 2, 1, 1, 0]
     with pytest.raises(ValueError, match="^distance must be >= 0"):
         hops(2, -1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Presets: gradients through time vanish, survive, explode (loss read at h[T]: last_step_upstream)
+# --------------------------------------------------------------------------------------------------
+
+def preset_run(name, n, k, seed, T, base_case="zeros"):
+    """(trace, ||δ[t]|| for t = 1..T) for a loss read at h[T] only, so δ[t] = (dh[T]/dh[t])^T p[T]."""
+    model = AttentionRNN.preset(name, n=n, k=k, seed=seed, base_case=base_case)
+    tr = model.forward(preset_inputs(name, T, n, seed))
+    return tr, model.backward(tr, last_step_upstream(T, n, seed)).delta_norms
+
+
+def ratio(norms):
+    return norms[0] / norms[-1]
+
+
+GRID = [(n, seed) for n in range(1, 9) for seed in range(21)]       # n 1..8, seeds 0..20
+
+
+@pytest.mark.parametrize("base_case", BASE_CASES)
+def test_vanish_preset_vanishes_for_finite_k_and_levels_off_for_infinite_k(base_case):
+    """Finite k: ||δ[1]||/||δ[T]|| < 1e-2 at T = 12 and < 1e-5 at T = 24, and ||dh[12]/dh[1]|| < 1e-2.
+    ∞ (skip paths: h[T] reads h[1] directly): the ratio stays above 1e-4 and at least 1e4 times
+    k = 1's; doubling T divides it by less than 4 (k = 1: by more than 1e4)."""
+    for n, seed in GRID:
+        finite = {}
+        for k in (1, 2, 3):
+            tr, norms = preset_run("vanish", n, k, seed, 12, base_case)
+            finite[k] = ratio(norms)
+            assert finite[k] < 1e-2, (n, seed, k, finite[k])
+            assert np.linalg.norm(total_jacobian(tr, 12, 1), 2) < 1e-2
+            assert ratio(preset_run("vanish", n, k, seed, 24, base_case)[1]) < 1e-5
+        inf12 = ratio(preset_run("vanish", n, None, seed, 12, base_case)[1])
+        inf24 = ratio(preset_run("vanish", n, None, seed, 24, base_case)[1])
+        k1_24 = ratio(preset_run("vanish", n, 1, seed, 24, base_case)[1])
+        assert inf12 > 1e-4 and inf12 > 1e4 * finite[1], (n, seed, inf12, finite[1])
+        assert inf24 > inf12 / 4 and k1_24 < finite[1] / 1e4, (n, seed)
+
+
+def test_vanish_preset_numbers_quoted_in_the_docstring():
+    norms = {k: preset_run("vanish", 3, k, 0, 12)[1] for k in (1, None)}
+    assert ratio(norms[1]) == pytest.approx(8.6e-10, rel=0.01)
+    assert_close(norms[None][:-1], np.full(11, 0.03), rtol=0.15, atol=0, what="∞ levels off")
+    assert AttentionRNN.preset("vanish", 3, 2, seed=4).scale == 0.3
+
+
+@pytest.mark.parametrize("base_case", BASE_CASES)
+@pytest.mark.parametrize("T", [8, 24])
+def test_survive_preset_keeps_every_gradient_at_one_for_finite_k(base_case, T):
+    """||δ[t]|| = 1 to 1e-5 for every t; a_1 ≈ 1, h[t] ≈ h[1] with ||h[1]|| = 2; dh[T]/dh[1] ≈ I."""
+    for n, seed in GRID[::3]:
+        for k in (1, 2, 3):
+            tr, norms = preset_run("survive", n, k, seed, T, base_case)
+            assert_close(norms, np.ones(T), atol=1e-5, rtol=0, what=f"n={n} seed={seed} k={k}")
+            assert min(a[list(lags).index(1)] for a, lags in zip(tr.a[1:], tr.lags[1:])) > 1 - 1e-8
+            assert np.linalg.norm(tr.h[1]) == pytest.approx(2.0)
+            assert_close(tr.h[1:], np.tile(tr.h[1], (T, 1)), atol=1e-6, rtol=0, what="copies")
+            assert_close(jacobian(tr, T, 1), np.eye(n), atol=1e-6, rtol=0, what="∂h[T]/∂h[T-1]")
+            assert_close(total_jacobian(tr, T, 1), np.eye(n), atol=1e-5, rtol=0, what="dh[T]/dh[1]")
+
+
+@pytest.mark.parametrize("base_case", BASE_CASES)
+@pytest.mark.parametrize("T", [8, 12, 24])
+def test_survive_preset_with_infinite_k_averages_and_keeps_the_first_gradient(base_case, T):
+    """∞: the equal states share a[t] evenly (1/(t-1) each), so ||δ[t]|| = 1/t for 1 < t < T and
+    ||δ[1]|| = ||δ[T]|| = 1: no geometric decay, and the ratio is in [0.2, 5]."""
+    t = np.arange(1, T + 1)
+    expected = np.where((t > 1) & (t < T), 1.0 / t, 1.0)
+    for n, seed in GRID[::3]:
+        tr, norms = preset_run("survive", n, None, seed, T, base_case)
+        assert_close(norms, expected, rtol=1e-6, atol=0, what=f"n={n} seed={seed}")
+        assert 0.2 <= ratio(norms) <= 5
+        for s in range(2, T + 1):
+            assert_close(tr.a[s - 1][1:], np.full(s - 1, 1.0 / (s - 1)), rtol=1e-6, atol=0,
+                         what="even attention")
+        assert_close(total_jacobian(tr, T, 1), np.eye(n), atol=1e-6, rtol=0, what="dh[T]/dh[1]")
+        assert_close(total_jacobian(tr, T, 2), np.eye(n) / 2, atol=1e-6, rtol=0, what="dh[T]/dh[2]")
+
+
+@pytest.mark.parametrize("base_case", BASE_CASES)
+@pytest.mark.parametrize("T", [8, 12, 24])
+def test_explode_preset_doubles_the_gradient_at_every_step_back(base_case, T):
+    """||δ[t]|| = 2^(T-t) to 1e-6 (so ||δ[1]||/||δ[T]|| >= 128 > 1e2 from T = 8) for k = 1, 2, 3, ∞;
+    the newest state takes the attention and dh[T]/dh[1] = 2^(T-1) I."""
+    for n, seed in GRID[::3]:
+        for k in (1, 2, 3, None):
+            tr, norms = preset_run("explode", n, k, seed, T, base_case)
+            assert_close(norms, 2.0 ** (T - np.arange(1, T + 1)), rtol=1e-6, atol=0,
+                         what=f"n={n} seed={seed} k={k}")
+            assert ratio(norms) > 1e2
+            assert min(a[1] for a in tr.a[1:]) > 1 - 1e-8            # lag 1 is entry 1 (lags 0, 1, ...)
+            assert_close(total_jacobian(tr, T, 1) / 2.0 ** (T - 1), np.eye(n), atol=1e-6, rtol=0,
+                         what="dh[T]/dh[1] / 2^(T-1)")
+
+
+def test_survive_needs_the_first_state_scaled_past_the_zero_states():
+    """Why V_0 = 2 L R: with V_0 = 2 R, base case "zeros" and k = 3, h[1] = a_0 V_0 x[1] has norm 1/2
+    (the three zero states take 3/4 of a[1]), h[1]'s score is only 5/4, a_1 ≈ 0.54: h[t] is no copy
+    of h[t-1] and ||δ[t]|| wanders away from 1."""
+    for seed in range(5):
+        model = AttentionRNN.preset("survive", 3, 3, seed=seed)
+        model.V = np.concatenate([model.V[:1] / 4, model.V[1:]])      # L = 4 lags at step 1
+        tr = model.forward(preset_inputs("survive", 12, 3, seed))
+        norms = model.backward(tr, last_step_upstream(12, 3, seed)).delta_norms
+        assert np.linalg.norm(tr.h[1]) == pytest.approx(0.5) and tr.a[1][1] < 0.6
+        assert np.max(np.abs(norms - 1)) > 0.1
+
+
+def test_presets_are_deterministic_and_seeded():
+    for name in PRESETS:
+        for k in (1, 3, None):
+            a, b = (AttentionRNN.preset(name, 3, k, seed=4) for _ in range(2))
+            assert all(np.array_equal(getattr(a, p), getattr(b, p)) for p in "QKV")
+            assert (a.n, a.k, a.seed) == (3, k, 4)
+            assert not np.array_equal(a.V, AttentionRNN.preset(name, 3, k, seed=5).V)
+        xs = preset_inputs(name, 5, 2, 4)
+        assert xs.shape == (5, 2) and np.array_equal(xs, preset_inputs(name, 5, 2, 4))
+        assert not np.array_equal(xs, preset_inputs(name, 5, 2, 5))
+    assert_close(np.linalg.norm(preset_inputs("explode", 9, 4), axis=1), np.ones(9), what="unit inputs")
+    assert np.array_equal(preset_inputs("vanish", 6, 3, 2), random_inputs(6, 3, 2))
+    assert AttentionRNN.preset("survive", 2, None, base_case="zeros").base_case == "mask"
+    assert AttentionRNN.preset("explode", 2, 2, base_case="mask").base_case == "mask"
+
+
+def test_preset_notes_are_one_caption_line_each():
+    assert AttentionRNN.PRESETS == PRESETS == ("vanish", "survive", "explode")
+    assert AttentionRNN.PRESET_NOTES is PRESET_NOTES and set(PRESET_NOTES) == set(PRESETS)
+    for note in PRESET_NOTES.values():
+        assert "\n" not in note and 40 < len(note) <= 100 and "∞" in note
+
+
+@pytest.mark.parametrize("bad", ["wobble", "Vanish", None, 1])
+def test_bad_preset_names_raise(bad):
+    message = r"^preset name must be one of \('vanish', 'survive', 'explode'\)"
+    with pytest.raises(ValueError, match=message):
+        AttentionRNN.preset(bad)
+    with pytest.raises(ValueError, match=message):
+        preset_inputs(bad, 3)
+
+
+def test_preset_parameters_are_validated():
+    with pytest.raises(ValueError, match="^k must be >= 1"):
+        AttentionRNN.preset("survive", k=0)
+    with pytest.raises(ValueError, match="^n must be >= 1"):
+        AttentionRNN.preset("explode", n=0)
+    with pytest.raises(ValueError, match="^base_case must be one of"):
+        AttentionRNN.preset("vanish", base_case="pad")
+    with pytest.raises(ValueError, match="^seed must be >= 0"):
+        preset_inputs("survive", 3, seed=-1)
+    with pytest.raises(ValueError, match="^T must be >= 1"):
+        preset_inputs("survive", 0)
 
 
 # --------------------------------------------------------------------------------------------------

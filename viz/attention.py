@@ -31,15 +31,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from viz.rnn import check_array, check_int, check_positive, check_sequence
+from viz.rnn import check_array, check_int, check_positive, check_sequence, random_inputs
 
 __all__ = [
     "AttentionRNN", "AttentionTrace", "AttentionGrads", "BASE_CASES", "param_index", "step_lags",
     "softmax", "attention_step", "attention_step_backward", "jacobian", "total_jacobian", "hops",
-    "path_lengths",
+    "path_lengths", "PRESETS", "PRESET_NOTES", "preset_inputs",
 ]
 
 BASE_CASES = ("zeros", "mask")
+PRESETS = ("vanish", "survive", "explode")
+
+# One caption line per preset: why the gradient through time does what it does (figures show it).
+PRESET_NOTES = {
+    "vanish": ("weights ×0.3: each ∂h[t]/∂h[t−i] = a_i[V_i + …] is small and long products decay; "
+               "∞: one hop to h[1]"),
+    "survive": ("V_i = I and a_1 ≈ 1 copy h[t−1]: ∂h[t]/∂h[t−1] ≈ I; "
+                "∞ spreads a[t] over equal states: ‖δ[t]‖ ≈ 1/t"),
+    "explode": ("V_i = 2I doubles h[t−1], the largest state, so a_1 ≈ 1 (∞ too): "
+                "∂h[t]/∂h[t−1] ≈ 2I, ‖δ[1]‖ ≈ 2^(T−1)"),
+}
+SCORE = 5.0          # lag 1 (∞: every lag >= 1) scores q^T k = SCORE ||h[t-1]||^2 in survive/explode
 
 
 def _check_k(k):
@@ -183,6 +195,8 @@ class AttentionRNN:
     """
 
     BASE_CASES = BASE_CASES
+    PRESETS = PRESETS
+    PRESET_NOTES = PRESET_NOTES
 
     def __init__(self, n: int, k: int | None, seed: int = 0, base_case: str = "zeros",
                  scale: float = 1.0):
@@ -231,6 +245,56 @@ class AttentionRNN:
         k = "None" if self.k is None else self.k
         return (f"AttentionRNN(n={self.n}, k={k}, seed={self.seed}, base_case={self.base_case!r}, "
                 f"scale={self.scale})")
+
+    # ---- presets -------------------------------------------------------------------------------
+
+    @classmethod
+    def preset(cls, name: str, n: int = 3, k: int | None = 2, seed: int = 0,
+               base_case: str = "zeros") -> "AttentionRNN":
+        """Parameters that make gradients through time vanish, survive or explode (k None = ∞).
+
+        Use them with `preset_inputs(name, T, n, seed)`. The lag-i Jacobian (MATH.md section 4) is
+        ∂h[t]/∂h[t-i] = a_i [V_i + (V_i h[t-i] - h[t]) h[t-i]^T M_i]; a loss at h[T] sees the sum over
+        all paths back of their products (`total_jacobian`).
+
+        vanish   all weights x0.3 (`scale=0.3`, seeded N(0, 1)/sqrt(n)), standard normal inputs: the
+                 logits are near 0, a[t] is nearly uniform and every Jacobian is about a_i V_i, small,
+                 so products of them decay. k = 1: ||δ[1]|| / ||δ[T]|| about (||V_1|| / 2)^(T-1)
+                 (T = 12: 8.6e-10 for n = 3, seed 0). Skip paths take fewer hops, so larger k decays
+                 slower, but still geometrically (T = 12: below 2e-3 for k = 1, 2, 3, n = 1..8, seeds
+                 0..20, either base case). AttentionRNN(∞) does NOT vanish: h[T] reads every h[t]
+                 directly, one hop of weight a_{T-t}[T] ~ 1/T, so ||δ[t]|| levels off (n = 3, seed 0,
+                 T = 12: 0.03 for every t < T; over the grid above 2e-4 .. 0.1, and doubling T only
+                 divides it by 1.2 .. 3) where k = 1 has 1e-10.
+        survive  the copy model: Q_0 = K_0 = 0 (x[t] scores 0), Q_1 = I, K_1 = 5 I (h[t-1] scores
+                 5 ||h[t-1]||^2), Q_i = K_i = 0 for i >= 2 (score 0), V_i = I for all i >= 1, and
+                 V_0 = 2 L R (R a seeded orthogonal matrix, L the number of lags in step 1's softmax)
+                 with unit-norm inputs, so ||h[1]|| = 2 whatever k and the base case, and h[t-1]
+                 scores 20: 1 - a_1 ≈ k e^-20 = k·2e-9. Then h[t] = h[t-1] up to that leak of x[t], the M_1
+                 term is multiplied by V_1 h[t-1] - h[t] ≈ 0, and ∂h[t]/∂h[t-1] ≈ I: ||δ[t]|| = 1
+                 (to 1e-5) for every t. AttentionRNN(∞) shares Q_i, K_i over the lags, so the equal
+                 past states score the same and split a[t] evenly: h[t] is their mean,
+                 ∂h[t]/∂h[t-i] = I / (t-1), and ||δ[t]|| = 1/t for 1 < t < T — no geometric decay —
+                 while ||δ[1]|| = 1 (h[1] reaches h[T] through every state).
+        explode  survive with V_i = 2 I for i >= 1: each state doubles the one before, so the newest
+                 state is the largest and takes the attention (for ∞ too, where a score sees only its
+                 state), a_1 ≈ 1 and ∂h[t]/∂h[t-1] ≈ 2 I: ||δ[t]|| = 2^(T-t) (to 1e-6). The states
+                 grow as 2^t (the scores overflow for T beyond about 500).
+        """
+        if name not in PRESETS:
+            raise ValueError(f"preset name must be one of {PRESETS} (got {name!r})")
+        if name == "vanish":
+            return cls(n, k, seed=seed, base_case=base_case, scale=0.3)
+        model = cls(n, k, seed=seed, base_case=base_case)
+        n, eye = model.n, np.eye(model.n)
+        Q, K, V = (np.zeros(model.param_shape) for _ in range(3))
+        Q[1], K[1] = eye, SCORE * eye            # only lag 1 (∞: every lag >= 1) has a score
+        V[1:] = (1.0 if name == "survive" else 2.0) * eye
+        first = len(model.lags(1))                # lags in step 1's softmax (zero states share a[1])
+        orthogonal = np.linalg.qr(np.random.default_rng([model.seed, 1]).standard_normal((n, n)))[0]
+        V[0] = 2.0 * first * orthogonal           # ||h[1]|| = 2 for a unit-norm x[1]
+        model.Q, model.K, model.V = Q, K, V
+        return model
 
     def param_index(self, lag: int) -> int:
         """Index into Q, K, V of a lag (lag for finite k, min(lag, 1) for ∞)."""
@@ -294,6 +358,20 @@ class AttentionRNN:
 
     def total_jacobian(self, trace: AttentionTrace, s: int, t: int) -> np.ndarray:
         return total_jacobian(trace, s, t)
+
+
+def preset_inputs(name: str, T: int, n: int = 3, seed: int = 0) -> np.ndarray:
+    """The inputs preset `name` is designed for, (T, n); row t-1 is x[t]. Seeded and deterministic.
+
+    vanish             standard normal (`viz.rnn.random_inputs`)
+    survive, explode   seeded random unit vectors (so ||h[1]|| = 2 exactly, see `AttentionRNN.preset`)
+    """
+    if name not in PRESETS:
+        raise ValueError(f"preset name must be one of {PRESETS} (got {name!r})")
+    xs = random_inputs(T, n, check_int("seed", seed, 0))
+    if name == "vanish":
+        return xs
+    return xs / np.linalg.norm(xs, axis=1, keepdims=True)
 
 
 # --------------------------------------------------------------------------------------------------
