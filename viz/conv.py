@@ -556,9 +556,8 @@ def _conv_general_grouped(x, w, window_strides, padding_pairs, lhs_dilation, rhs
     wm = np.ascontiguousarray(w).reshape(g, f, c * big_k)
     # The gather copy is fastest when its innermost loop is long: put the longer of (outputs, taps) last.
     if big_o >= big_k:
-        cols = win.transpose(1, 2, *k_ax, 0, *o_ax).reshape(g, c * big_k, b * big_o)
-        y = np.matmul(wm, cols).reshape(g, f, b, *o)                      # (G, F, B, *o)
-        y = y.transpose(2, 0, 1, *range(3, 3 + nd))
+        cols = win.transpose(0, 1, 2, *k_ax, *o_ax).reshape(b, g, c * big_k, big_o)
+        return np.matmul(wm, cols).reshape(b, g, f, *o)                   # (B, G, F, *o), contiguous
     else:
         cols = win.transpose(1, 0, *o_ax, 2, *k_ax).reshape(g, b * big_o, c * big_k)
         y = np.matmul(cols, wm.transpose(0, 2, 1)).reshape(g, b, *o, f)   # (G, B, *o, F)
