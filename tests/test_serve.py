@@ -344,3 +344,23 @@ def test_real_diagram_answer_changes_with_its_parameters(server):
     assert status == 200 and "--theme dark" in dark["command"]
     status, bad = api(server, "attention", {"k": "0"})
     assert status == 400 and bad["param"] == "k" and bad["error"].startswith("--k: must be an integer in 1..64 or inf")
+
+
+def test_viz_serve_command_starts_and_stops():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "from viz.cli import main; main()", "serve", "--port", "0"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        match = re.match(r"viz explorer on http://127\.0\.0\.1:(\d+)/", line)
+        assert match, line
+        conn = http.client.HTTPConnection("127.0.0.1", int(match.group(1)), timeout=10)
+        conn.request("GET", "/api/explorer")
+        res = conn.getresponse()
+        assert res.status == 200 and json.loads(res.read())["figures"][0]["id"] == "conv"
+        conn.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
