@@ -52,14 +52,19 @@ def example_data(in_shape, channels: int, kernel, out_shape, seed: int = 0, valu
 
 
 def fmt_value(v: float, integer: bool = False, decimals: int = style.DECIMALS) -> str:
-    """A number as a reader sees it: integers without decimals, others with `decimals`, a real minus."""
+    """A number as a reader sees it, with a real minus sign.
+
+    integer=True (integer example data): "3", "−12". Otherwise at most `decimals` decimals and at
+    least one, trailing zeros dropped, so one-decimal data reads "0.8", not "0.80": "2.28", "1.0".
+    """
     v = float(v)
-    if integer or (abs(v - round(v)) < 1e-9 and abs(v) < 1e6):
+    if integer:
         s = f"{int(round(v))}"
     else:
-        s = f"{v:.{decimals}f}"
+        s = f"{v:.{decimals}f}".rstrip("0")
+        s = s + "0" if s.endswith(".") else s
         if float(s) == 0.0:
-            s = f"{0.0:.{decimals}f}"  # never "-0.00"
+            s = "0.0"   # never "-0.0"
     return s.replace("-", MINUS)
 
 
@@ -145,9 +150,65 @@ def _lighten(mob):
     return mob
 
 
+# Every monospaced text is composed from one shaped line holding each character once: in a
+# monospaced font a character's outline only moves by one advance per position, so any line is a
+# copy of cached outlines, shifted with NumPy, in ONE VMobject. Shaping a Text per string (Pango,
+# an SVG file, its parse) and deep-copying its tree of glyphs on every animation cost 10-100x more.
+_CHARSET = ("0123456789−+-·=()[],.:;/|'*×…Σ∂ℓ≈<>!?%_"
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0")   # starts and ends with "0"
+_MONO_SIZE = 48.0
+
+
+class _MonoFont:
+    def __init__(self):
+        m = _manim()
+        line = m.Text(_CHARSET, font=style.MONO, font_size=_MONO_SIZE)
+        if len(line.submobjects) != len(_CHARSET):      # a glyph missing or merged: no composing
+            self.glyphs = {}
+            return
+        first, last = line.submobjects[0], line.submobjects[-1]
+        self.advance = (last.get_center()[0] - first.get_center()[0]) / (len(_CHARSET) - 1)
+        origin = first.get_center() - np.array([0.0, first.get_center()[1], 0.0])
+        self.glyphs = {}
+        for i, (ch, glyph) in enumerate(zip(_CHARSET, line.submobjects)):
+            if ch not in self.glyphs:
+                shift = origin + np.array([i * self.advance, 0.0, 0.0])
+                self.glyphs[ch] = [part.points - shift for part in glyph.family_members_with_points()]
+
+    def can_draw(self, s: str) -> bool:
+        return bool(self.glyphs) and all(ch == " " or ch in self.glyphs for ch in s)
+
+    def points(self, s: str, size: float):
+        """Outline point arrays of `s` at font size `size`, centred on the origin."""
+        scale = size / _MONO_SIZE
+        parts = [(p + np.array([j * self.advance, 0.0, 0.0])) * scale
+                 for j, ch in enumerate(s) if ch != " " for p in self.glyphs[ch]]
+        if not parts:
+            return []
+        allp = np.concatenate(parts)
+        centre = (allp.min(axis=0) + allp.max(axis=0)) / 2
+        return [p - centre for p in parts]
+
+
+_MONO: _MonoFont | None = None
+
+
+def _mono() -> _MonoFont:
+    global _MONO
+    if _MONO is None:
+        _MONO = _MonoFont()
+    return _MONO
+
+
 def text(s: str, size: float = style.LABEL_SIZE, color: str = style.TEXT, font: str = style.MONO):
-    """A Text mobject (no LaTeX). Short texts (numbers, labels) are built once and copied."""
+    """Text without LaTeX: monospaced text is one VMobject composed from cached outlines; other fonts
+    (and characters outside the cached set) are a Manim Text, built once per string and copied."""
     m = _manim()
+    if font == style.MONO and _mono().can_draw(s):
+        vm = m.VMobject(fill_color=color, fill_opacity=1.0, stroke_width=0)
+        for pts in _mono().points(s, size):
+            vm.append_points(pts)
+        return vm
     key = (s, size, color, font)
     if len(s) > 16:
         return _lighten(m.Text(s, font=font, font_size=size, color=color))
@@ -178,14 +239,55 @@ def color_span(s: str, color: str) -> str:
     return f'<span foreground="{color}">{s}</span>'
 
 
+def glyphs(entries, color: str):
+    """One VMobject holding many short monospaced texts: entries = [(string, font size, centre,
+    max width, max height), ...], each scaled down to fit its box. A grid of numbers is then one
+    mobject instead of hundreds, which keeps every play call (Manim walks the scene's whole family
+    each time) fast."""
+    m = _manim()
+    merged = m.VMobject(fill_color=color, fill_opacity=1.0, stroke_width=0)
+    for s, size, centre, max_w, max_h in entries:
+        if _mono().can_draw(s):
+            parts = _mono().points(s, size)
+        else:
+            parts = [p.points - text(s, size, color, font=style.FONT).get_center()
+                     for p in text(s, size, color, font=style.FONT).family_members_with_points()]
+        if not parts:
+            continue
+        allp = np.concatenate(parts)
+        w, h = np.ptp(allp[:, 0]), np.ptp(allp[:, 1])
+        scale = min(1.0, max_w / max(w, 1e-9), max_h / max(h, 1e-9))
+        for p in parts:
+            merged.append_points(p * scale + np.asarray(centre))
+    return merged
+
+
+def dashed_squares(centres, side: float, color: str, width: float, dashes_per_side: int = 2,
+                   ratio: float = 0.55):
+    """Dashed square outlines around many centres, as one VMobject (padding cells)."""
+    m = _manim()
+    vm = m.VMobject(stroke_color=color, stroke_width=width, fill_opacity=0.0)
+    h = side / 2
+    unit = [np.array(v, dtype=float) for v in ((-h, h, 0), (h, h, 0), (h, -h, 0), (-h, -h, 0))]
+    for centre in centres:
+        corners = [np.asarray(centre) + u for u in unit]
+        for a, b in zip(corners, corners[1:] + corners[:1]):
+            for k in range(dashes_per_side):
+                t0 = (k + (1 - ratio) / 2) / dashes_per_side
+                t1 = t0 + ratio / dashes_per_side
+                vm.start_new_path(a + (b - a) * t0)
+                vm.add_line_to(a + (b - a) * t1)
+    return vm
+
+
 class CellGrid:
     """A rows x cols grid of square cells, optionally numbered, built once and animated by cell.
 
-    values: (rows, cols) floats or None; shown: (rows, cols) bool, which cells show their number;
-    padding: (rows, cols) bool, padding cells (dashed grey outline, "0" muted); muted: cells drawn grey
-    (zeros inserted by dilation); role: colour role of the real cells. Cells smaller than
-    style.MIN_NUMBERED_CELL_SIZE show no numbers: their fill opacity follows the value instead.
-    `group` is the VGroup to add to the scene; `square(r, c)` the cell's square.
+    values: (rows, cols) floats; padding: (rows, cols) bool, padding cells (dashed grey outline,
+    their "0" muted); muted: cells drawn grey (zeros inserted by dilation); role: colour role of the
+    real cells. Cells smaller than style.MIN_NUMBERED_CELL_SIZE show no numbers: their fill opacity
+    follows the value instead. `group` is the VGroup to add to the scene; `square(r, c)` the cell's
+    square (invisible for padding cells, whose dashes are drawn together).
     """
 
     def __init__(self, values, role: str, cell: float, integer: bool = True, padding=None,
@@ -213,19 +315,28 @@ class CellGrid:
         self.group = m.VGroup()
         self.written = m.VGroup()   # numbers written later by fill_animations
         self.squares = {}
-        self.numbers = {}
         for r in range(self.rows):
             for c in range(self.cols):
-                sq = self._square(r, c, empty)
-                self.squares[r, c] = sq
-                self.group.add(sq)
-                if self.numbered and not empty:
-                    t = self._number(r, c, values[r, c])
-                    if t is not None:
-                        self.numbers[r, c] = t
-                        self.group.add(t)
+                self.squares[r, c] = self._square(r, c, empty)
+                self.group.add(self.squares[r, c])
+        pads = [self.center_of(r, c) for r, c in zip(*np.nonzero(self.padding))]
+        if pads:
+            self.group.add(dashed_squares(pads, cell, style.PADDING, style.CELL_STROKE_WIDTH * 0.8
+                                          * min(1, cell / 0.4)))
+        if self.numbered and not empty:
+            plain, grey = [], []
+            for r in range(self.rows):
+                for c in range(self.cols):
+                    if np.isfinite(values[r, c]):
+                        entry = (fmt_value(values[r, c], integer), self.number_size, self.center_of(r, c),
+                                 cell * 0.86, cell * 0.8)
+                        (grey if self.padding[r, c] or self.muted[r, c] else plain).append(entry)
+            for entries, color in ((plain, style.TEXT), (grey, style.MUTED)):
+                if entries:
+                    self.group.add(glyphs(entries, color))
 
     def center_of(self, r: int, c: int):
+        """Where cell (r, c) was built (before the group is moved into place)."""
         return np.array([c * self.step, -r * self.step, 0.0])
 
     def _shade(self, v: float) -> float:
@@ -235,15 +346,9 @@ class CellGrid:
 
     def _square(self, r, c, empty):
         m = _manim()
-        pos = self.center_of(r, c)
-        if self.padding[r, c]:
-            sq = m.Square(self.cell, stroke_color=style.PADDING, stroke_width=style.CELL_STROKE_WIDTH * 0.8,
-                          fill_opacity=0.0)
-            sq.move_to(pos)
-            dashed = m.DashedVMobject(sq, num_dashes=8, dashed_ratio=0.55)
-            dashed.set_stroke(style.PADDING, style.CELL_STROKE_WIDTH * 0.8)
-            holder = m.VGroup(sq.set_stroke(opacity=0.0), dashed)
-            return holder
+        if self.padding[r, c]:   # an invisible anchor: the dashes are drawn for all padding cells at once
+            sq = m.Square(self.cell, stroke_opacity=0.0, fill_opacity=0.0, stroke_width=0)
+            return sq.move_to(self.center_of(r, c))
         color = style.MUTED if self.muted[r, c] else self.color
         if empty:
             opacity = 0.0
@@ -253,41 +358,28 @@ class CellGrid:
             opacity = self._shade(self.values[r, c])
         sq = m.Square(self.cell, stroke_color=color, stroke_width=style.CELL_STROKE_WIDTH * min(1, self.cell / 0.4),
                       fill_color=color, fill_opacity=opacity)
-        sq.move_to(pos)
-        return sq
-
-    def _number(self, r, c, v):
-        if not np.isfinite(v):
-            return None
-        color = style.MUTED if (self.padding[r, c] or self.muted[r, c]) else style.TEXT
-        t = text(fmt_value(v, self.integer), size=self.number_size, color=color)
-        fit(t, self.cell * 0.86, self.cell * 0.8)
-        t.move_to(self.center_of(r, c))
-        return t
+        return sq.move_to(self.center_of(r, c))
 
     def square(self, r, c):
-        sq = self.squares[r, c]
-        return sq[0] if self.padding[r, c] else sq
+        return self.squares[r, c]
 
     def position(self, r, c):
-        return self.square(r, c).get_center()
+        return self.squares[r, c].get_center()
 
     def fill_animations(self, r, c, value: float, shown: str, color: str | None = None):
-        """Animations that write `shown` into an (empty) cell and fill it: the output being computed."""
-        m = _manim()
+        """Write `shown` into an (empty) cell and fill it: the output being computed.
+
+        Returns (animations of the cell's fill, the number mobject to fade in or None)."""
         color = color or self.color
         sq = self.squares[r, c]
-        anims = []
         opacity = style.CELL_FILL_OPACITY_STRONG if self.numbered else self._shade(value)
-        anims.append(sq.animate.set_fill(color, opacity=opacity))
+        anims = [sq.animate.set_fill(color, opacity=opacity)]
+        number = None
         if self.numbered:
-            t = text(shown, size=self.number_size, color=style.TEXT)
-            fit(t, self.cell * 0.86, self.cell * 0.8)
-            t.move_to(sq.get_center())
-            self.numbers[r, c] = t
-            self.written.add(t)
-            anims.append(m.FadeIn(t, scale=1.3))
-        return anims
+            number = glyphs([(shown, self.number_size, sq.get_center(), self.cell * 0.86, self.cell * 0.8)],
+                            style.TEXT)
+            self.written.add(number)
+        return anims, number
 
     def mobjects(self):
         """Everything this grid put on screen: the cells and the numbers written into them."""
@@ -295,15 +387,18 @@ class CellGrid:
         return m.VGroup(self.group, self.written)
 
     def outline(self, cells, color: str = style.HIGHLIGHT, width: float = style.HIGHLIGHT_STROKE_WIDTH):
-        """A VGroup of outlines around `cells` (a footprint)."""
+        """Outlines around `cells` (a footprint), as one VMobject."""
         m = _manim()
         width = width * min(1.0, self.cell / 0.4) + 1.0
-        g = m.VGroup()
+        h = self.cell * 0.52
+        vm = m.VMobject(stroke_color=color, stroke_width=width, fill_opacity=0.0)
         for r, c in cells:
-            o = m.Square(self.cell * 1.04, stroke_color=color, stroke_width=width, fill_opacity=0.0)
-            o.move_to(self.position(r, c))
-            g.add(o)
-        return g
+            centre = self.position(r, c)
+            corners = [centre + np.array(v) for v in ((-h, h, 0), (h, h, 0), (h, -h, 0), (-h, -h, 0))]
+            vm.start_new_path(corners[0])
+            for corner in corners[1:] + corners[:1]:
+                vm.add_line_to(corner)
+        return vm
 
     def box(self, r0, c0, r1, c1, color: str = style.HIGHLIGHT):
         """A thin rectangle around cells r0..r1 x c0..c1 (inclusive): the footprint's extent."""
@@ -473,12 +568,17 @@ class Slide:
             last = steps[batch[-1]]
             fast = self.is_fast(batch, len(steps), full)
             new_fp = self._footprint(last)
-            fills = []
+            fills, numbers = [], []
             for i in batch:
                 st = steps[i]
                 for name, r, c, value, shown in st.outs:
-                    fills += self.grids[name].fill_animations(r, c, value, shown)
+                    anims, number = self.grids[name].fill_animations(r, c, value, shown)
+                    fills += anims
+                    if number is not None:
+                        numbers.append(number)
                 record.append({**st.record, "mode": "fast" if fast else "full"})
+            if numbers:   # one FadeIn for all numbers of the batch: one scene restructure, not one each
+                fills.append(m.FadeIn(m.VGroup(*numbers), scale=1.2 if not fast else 1.0))
             if not fast:
                 new_products = self._products(last.lines, fast)
                 move = (m.Transform(self.footprint, new_fp) if self.footprint is not None
