@@ -4,7 +4,10 @@ MATH.md §3–4. The unrolled chain h[0] → h[1] … h[T] → ℓ; a forward sw
 order; then the gradient travels back from the loss and every total gradient δ[t] = dℓ/dh[t] appears
 as a bar on a log scale, with its norm written out (2.1e-15). The gated RNN has one way back, through
 T − 1 Jacobians J[t] (vanishing, surviving or exploding with the preset); in AttentionRNN(k) the
-gradient also takes the skip edges, so it crosses T steps in about T/k hops.
+gradient also takes the skip edges, so it crosses T steps in about T/k hops. Both models take their
+weights and inputs from the preset (`GatedRNN.preset`, `AttentionRNN.preset` and their `preset_inputs`);
+for AttentionRNN the last caption line is the preset's `PRESET_NOTES` line (why it vanishes, survives or
+explodes — and why AttentionRNN(∞) does not vanish: every state is one hop from h[T]).
 
 Every number comes from the reference (`viz.rnn`, `viz.attention`): the scene reads the trace and the
 backward result and only takes logs, norms and extremes of what they return, for display.
@@ -27,9 +30,9 @@ from manim import (
     ShowPassingFlash, Square, Text, VGroup, config,
 )
 
-from viz import attention as attention_ref
-from viz.attention import AttentionRNN
-from viz.rnn import GatedRNN, last_step_upstream, preset_inputs, random_inputs
+from viz.attention import PRESET_NOTES, AttentionRNN
+from viz.attention import preset_inputs as attention_preset_inputs
+from viz.rnn import GatedRNN, last_step_upstream, preset_inputs
 
 from . import style
 from .common import MINUS
@@ -119,8 +122,8 @@ def build_flow(model: str, k: int | None, steps: int, preset: str, n: int, m: in
                    f"‖W_h‖₂ = {_g(np.linalg.norm(net.W_h, 2))}    mean c[t] = {_g(np.mean(trace.c))}    "
                    f"‖J[t]‖₂ = {_g(min(jnorms))} … {_g(max(jnorms))}    J[t] = ∂h[t]/∂h[t−1]"]
     else:
-        net, xs, note = _attention_setup(preset, T, n, k, seed)
-        trace = net.forward(xs)
+        net = AttentionRNN.preset(preset, n=n, k=k, seed=seed)
+        trace = net.forward(attention_preset_inputs(preset, T, n, seed=seed))
         dl_dh = last_step_upstream(T, n, seed=seed)
         grads = net.backward(trace, dl_dh)
         reads = []
@@ -141,7 +144,7 @@ def build_flow(model: str, k: int | None, steps: int, preset: str, n: int, m: in
                    "skip edges shorten the way back to about T/k hops")
         if net.base_case == "zeros" and k is not None:
             way += "; states before h[1]: zeros with softmax mass"
-        caption = [first, way, note]
+        caption = [first, way, f"{preset}: {PRESET_NOTES[preset]}"]
     return Flow(model=model, k=k, T=T, preset=preset, net=net, trace=trace, grads=grads, dl_dh=dl_dh,
                 reads=reads, title=title, caption=[c for c in caption if c])
 
@@ -154,24 +157,6 @@ GATED_MEANING = {
     "explode": ("explode: large W_h with unsaturated gates (c = 1/2) makes ‖J[t]‖ > 1,",
                 "so the product of Jacobians J[T] ··· J[t+1] grows geometrically"),
 }
-
-
-def _attention_setup(preset: str, T: int, n: int, k: int | None, seed: int):
-    """The AttentionRNN for a preset, its inputs and a caption line saying what the preset means.
-
-    Uses `AttentionRNN.preset` / `viz.attention.preset_inputs` when the reference provides them;
-    otherwise the default initialisation with standard normal inputs, and the caption says so.
-    """
-    maker = getattr(AttentionRNN, "preset", None)
-    if maker is None:
-        net = AttentionRNN(n, k, seed=seed)
-        return net, random_inputs(T, n, seed=seed), (
-            f"weights N(0, 1)/√n × {net.scale:g}, inputs N(0, 1) (the presets apply to the gated RNN)")
-    net = maker(preset, n=n, k=k, seed=seed)
-    inputs = getattr(attention_ref, "preset_inputs", None)
-    xs = inputs(preset, T, n, seed=seed) if inputs else random_inputs(T, n, seed=seed)
-    notes = getattr(AttentionRNN, "PRESET_NOTES", {})
-    return net, xs, f"{preset}: {notes[preset]}" if preset in notes else f"preset {preset}"
 
 
 def shortest_hops(T: int, reads: list[tuple[Edge, ...]]) -> list[int]:

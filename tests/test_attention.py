@@ -574,7 +574,7 @@ def test_preset_notes_are_one_caption_line_each():
     assert AttentionRNN.PRESETS == PRESETS == ("vanish", "survive", "explode")
     assert AttentionRNN.PRESET_NOTES is PRESET_NOTES and set(PRESET_NOTES) == set(PRESETS)
     for note in PRESET_NOTES.values():
-        assert "\n" not in note and 40 < len(note) <= 100 and "∞" in note
+        assert "\n" not in note and 40 < len(note) <= 90 and "∞" in note
 
 
 @pytest.mark.parametrize("bad", ["wobble", "Vanish", None, 1])

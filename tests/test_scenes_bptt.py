@@ -38,13 +38,8 @@ def reference(p):
         net = rnn.GatedRNN.preset(p["preset"], n=p["n"], m=p["m"], seed=p["seed"])
         trace = net.forward(rnn.preset_inputs(p["preset"], T, p["n"], seed=p["seed"]))
         return trace, net.backward(trace, rnn.last_step_upstream(T, p["m"], seed=p["seed"]))
-    if hasattr(attention.AttentionRNN, "preset"):
-        net = attention.AttentionRNN.preset(p["preset"], n=p["n"], k=p["k"], seed=p["seed"])
-    else:
-        net = attention.AttentionRNN(p["n"], p["k"], seed=p["seed"])
-    xs = (attention.preset_inputs(p["preset"], T, p["n"], seed=p["seed"])
-          if hasattr(attention, "preset_inputs") else rnn.random_inputs(T, p["n"], seed=p["seed"]))
-    trace = net.forward(xs)
+    net = attention.AttentionRNN.preset(p["preset"], n=p["n"], k=p["k"], seed=p["seed"])
+    trace = net.forward(attention.preset_inputs(p["preset"], T, p["n"], seed=p["seed"]))
     return trace, net.backward(trace, rnn.last_step_upstream(T, p["n"], seed=p["seed"]))
 
 
@@ -63,7 +58,7 @@ def used_edges(trace, t):
 
 
 @pytest.mark.parametrize("model,k,preset", [("gated", 2, p) for p in rnn.PRESETS]
-                         + [("attention", k, "vanish") for k in (1, 2, 3, None)])
+                         + [("attention", k, p) for k in (1, 2, 3, None) for p in attention.PRESETS])
 @pytest.mark.parametrize("T", [1, 2, 12, 24])
 def test_norms_shown_are_the_reference_delta_norms_in_sweep_order(model, k, preset, T):
     p = params(model=model, k=k, preset=preset, steps=T)
@@ -102,6 +97,50 @@ def test_vanish_decays_explode_grows_by_orders_of_magnitude_toward_t1_on_a_log_s
     np.testing.assert_allclose(slope, slope[0], rtol=1e-9)   # heights affine in log10(norm)
     lo, hi = story.decades
     assert 10.0 ** lo <= e.min() and e.max() <= 10.0 ** hi and hi - lo >= 3
+
+
+def attention_norms(k, preset, T=12, n=3, seed=0):
+    """||δ[t]|| as the scene shows them, in sweep order T … 1."""
+    return norms_of(tell(**params(model="attention", k=k, preset=preset, steps=T, n=n, seed=seed)))
+
+
+@pytest.mark.parametrize("n,seed", [(3, 0), (3, 1), (5, 2), (2, 3)])
+@pytest.mark.parametrize("T", [12, 24])
+def test_attention_presets_decay_survive_grow_as_their_notes_say(n, seed, T):
+    """viz.attention.PRESET_NOTES: vanish decays for finite k (||δ[1]||/||δ[T]|| < 1e-2, and every
+    state's gradient is below the largest of the k it came from), while ∞ levels off (one hop to
+    h[1]): its ratio is above 1e-4 and 1e4 times k = 1's. survive: 1 for finite k, 1/t for ∞.
+    explode: doubles at every step back (2^(T-t)) for every k."""
+    for k in (1, 2, 3):
+        v = attention_norms(k, "vanish", T, n, seed)
+        assert v[-1] / v[0] < 1e-2, (k, v)
+        assert all(v[i] < max(v[max(0, i - k):i]) for i in range(1, T)), (k, v)
+    v1, vinf = attention_norms(1, "vanish", T, n, seed), attention_norms(None, "vanish", T, n, seed)
+    assert vinf[-1] / vinf[0] > max(1e-4, 1e4 * v1[-1] / v1[0]), (vinf, v1)
+    for k in (1, 2, 3):
+        np.testing.assert_allclose(attention_norms(k, "survive", T, n, seed), 1.0, atol=1e-5)
+    t = np.arange(T, 0, -1)                                          # sweep order
+    np.testing.assert_allclose(attention_norms(None, "survive", T, n, seed),
+                               np.where((t > 1) & (t < T), 1.0 / t, 1.0), rtol=1e-6)
+    for k in (1, 2, 3, None):
+        e = attention_norms(k, "explode", T, n, seed)
+        np.testing.assert_allclose(e, 2.0 ** (T - t), rtol=1e-6)
+        assert np.all(np.diff(e) > 0) and e[-1] / e[0] > 1e2
+
+
+@pytest.mark.parametrize("preset", attention.PRESETS)
+def test_attention_caption_says_why_from_the_preset_notes(preset):
+    for k in (1, 2, None):
+        caption = tell(**params(model="attention", k=k, preset=preset)).flow.caption
+        assert caption[-1] == f"{preset}: {attention.PRESET_NOTES[preset]}"
+        assert not any("presets apply" in line for line in caption)
+    # the caption line fits the frame at the caption size (not shrunk to fit)
+    from manim import Text, config
+    from scenes.bptt import CAPTION_SIZE
+    width = Text(caption[-1], font=style.FONT, font_size=CAPTION_SIZE).width
+    assert width <= config.frame_width - 2 * style.FRAME_MARGIN, width
+    with pytest.raises(ValueError, match="^preset name must be one of"):
+        tell(model="attention", preset="wobble")
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, None])

@@ -44,12 +44,9 @@ PRESETS = ("vanish", "survive", "explode")
 
 # One caption line per preset: why the gradient through time does what it does (figures show it).
 PRESET_NOTES = {
-    "vanish": ("weights ×0.3: each ∂h[t]/∂h[t−i] = a_i[V_i + …] is small and long products decay; "
-               "∞: one hop to h[1]"),
-    "survive": ("V_i = I and a_1 ≈ 1 copy h[t−1]: ∂h[t]/∂h[t−1] ≈ I; "
-                "∞ spreads a[t] over equal states: ‖δ[t]‖ ≈ 1/t"),
-    "explode": ("V_i = 2I doubles h[t−1], the largest state, so a_1 ≈ 1 (∞ too): "
-                "∂h[t]/∂h[t−1] ≈ 2I, ‖δ[1]‖ ≈ 2^(T−1)"),
+    "vanish": "weights ×0.3 make ∂h[t]/∂h[t−i] ≈ a_i V_i small: products decay; ∞: one hop to h[1]",
+    "survive": "V_i = I and a_1 ≈ 1 copy h[t−1]: ∂h[t]/∂h[t−1] ≈ I; ∞ averages equal states: ‖δ[t]‖ ≈ 1/t",
+    "explode": "V_i = 2I doubles h[t−1], the newest, largest state: a_1 ≈ 1 (∞ too), ∂h[t]/∂h[t−1] ≈ 2I",
 }
 SCORE = 5.0          # lag 1 (∞: every lag >= 1) scores q^T k = SCORE ||h[t-1]||^2 in survive/explode
 
