@@ -261,8 +261,8 @@ class AttentionRNN:
                  slower, but still geometrically (T = 12: below 2e-3 for k = 1, 2, 3, n = 1..8, seeds
                  0..20, either base case). AttentionRNN(∞) does NOT vanish: h[T] reads every h[t]
                  directly, one hop of weight a_{T-t}[T] ~ 1/T, so ||δ[t]|| levels off (n = 3, seed 0,
-                 T = 12: 0.03 for every t < T; over the grid above 2e-4 .. 0.1, and doubling T only
-                 divides it by 1.2 .. 3) where k = 1 has 1e-10.
+                 T = 12: 0.03 for every t < T; over that grid between 2e-4 and 0.1, and doubling T
+                 only divides it by 1.25 .. 3.1) where k = 1 has 1e-10.
         survive  the copy model: Q_0 = K_0 = 0 (x[t] scores 0), Q_1 = I, K_1 = 5 I (h[t-1] scores
                  5 ||h[t-1]||^2), Q_i = K_i = 0 for i >= 2 (score 0), V_i = I for all i >= 1, and
                  V_0 = 2 L R (R a seeded orthogonal matrix, L the number of lags in step 1's softmax)
