@@ -283,3 +283,38 @@ def test_bad_parameters_raise_value_error():
         dry_run("conv", params((4, 4, 4), (2, 2, 2)))
     with pytest.raises(ValueError, match="kind"):
         dry_run("nope", HOMEWORK)
+
+
+# ---- real renders (low quality) --------------------------------------------------------------------
+
+@pytest.mark.render
+@pytest.mark.parametrize("kind", ["conv", "conv-backward"])
+def test_render_homework_video(tmp_path, kind, forward_scenes, backward_scenes):
+    import av
+
+    from scenes.render import render_animation
+    out = tmp_path / f"{kind}.mp4"
+    render_animation(kind, HOMEWORK, out, "mp4", quality="low", progress=False)
+    dry = (forward_scenes if kind == "conv" else backward_scenes)["homework-1d"]
+    planned, plays = dry.renderer.time, dry.renderer.num_plays
+    with av.open(str(out)) as c:
+        s = c.streams.video[0]
+        assert (s.codec_context.width, s.codec_context.height) == (854, 480)
+        assert s.average_rate == 15
+        n = sum(1 for _ in c.decode(s))
+    assert 5.0 < n / 15 < 40.0
+    # the video lasts as long as the scene planned (each play rounds to whole frames)
+    assert abs(n / 15 - planned) <= plays / 15 + 1e-9
+
+
+@pytest.mark.render
+def test_render_png_still(tmp_path):
+    from PIL import Image
+
+    from scenes.render import render_animation
+    out = tmp_path / "still.png"
+    render_animation("conv-backward", GEOMETRIES["2d-strided-dilated-padded"], out, "png", progress=False)
+    img = Image.open(out)
+    assert img.size == (854, 480)
+    # not blank: the still shows the grids (many distinct colours)
+    assert len(img.convert("RGB").getcolors(maxcolors=1 << 16) or []) > 50

@@ -1,0 +1,162 @@
+"""scenes.render: in-process rendering to exactly `out`, atomically, with Manim's files kept in the cache.
+
+A tiny scene (a square moving, a number) keeps these fast; the convolution scenes' own renders are
+in test_scenes_conv.py.
+"""
+from __future__ import annotations
+
+import builtins
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("manim")
+
+from scenes import render  # noqa: E402
+from viz.io import MissingProgram  # noqa: E402
+
+
+def tiny_scene_class():
+    m = render.import_manim()
+    from scenes.common import text
+
+    class Tiny(m.Scene):
+        def __init__(self, fail: bool = False, **kwargs):
+            super().__init__(**kwargs)
+            self.fail = fail
+            self.progress_total = 3
+
+        def construct(self):
+            sq = m.Square(1.0, color="#56B4E9", fill_opacity=0.4)
+            self.play(m.FadeIn(sq), run_time=0.4)
+            if self.fail:
+                raise RuntimeError("scene failed on purpose")
+            self.play(sq.animate.shift(m.RIGHT * 2), m.FadeIn(text("−1.25", 30)), run_time=0.6)
+            self.wait(0.4)
+
+    return Tiny
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """A private cache and an empty working directory: renders must touch neither cwd nor ~/.cache."""
+    cache = tmp_path / "cache"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.chdir(cwd)
+    return tmp_path
+
+
+def test_parameters_are_checked_before_rendering(tmp_path):
+    with pytest.raises(ValueError, match="fmt must be one of mp4, gif, webm, png"):
+        render.render_scene(lambda: None, tmp_path / "a.avi", "avi")
+    with pytest.raises(ValueError, match="quality must be one of low, medium, high"):
+        render.render_scene(lambda: None, tmp_path / "a.mp4", "mp4", quality="ultra")
+    with pytest.raises(ValueError, match="kind must be one of conv, conv-backward, bptt, training"):
+        render.render_animation("nope", {}, tmp_path / "a.mp4", "mp4")
+    assert not any(tmp_path.iterdir())
+
+
+def test_kinds_table_resolves_lazily():
+    assert render.SCENES["conv"] == "scenes.conv:ConvSlide"
+    from scenes.conv import ConvBackward, ConvSlide
+    assert render.scene_class("conv") is ConvSlide
+    assert render.scene_class("conv-backward") is ConvBackward
+    assert set(render.SCENES) == {"conv", "conv-backward", "bptt", "training"}
+
+
+def test_missing_cairo_says_how_to_install(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_manim(name, *args, **kwargs):
+        if name == "manim" or name.startswith("manim."):
+            raise ImportError("libcairo.so.2: cannot open shared object file")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "manim")
+    monkeypatch.setattr(builtins, "__import__", no_manim)
+    with pytest.raises(MissingProgram, match=r"apt-get install libcairo2-dev libpango1\.0-dev pkg-config"):
+        render.import_manim()
+
+
+def test_png_lands_exactly_at_out_and_nothing_else(isolated, capsys):
+    from PIL import Image
+
+    m = render.import_manim()
+    before = {k: m.config[k] for k in ("pixel_width", "pixel_height", "frame_rate", "media_dir", "format",
+                                       "background_color", "disable_caching", "verbosity")}
+    out = isolated / "figs" / "tiny.png"
+    render.render_scene(tiny_scene_class(), out, "png", progress=False)
+    assert Image.open(out).size == (854, 480)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.png"]        # no temporary left
+    assert not any((isolated / "cwd").iterdir())                              # no media/ in cwd
+    assert (isolated / "cache" / "viz" / "manim").is_dir()
+    assert not any((isolated / "cache" / "viz" / "manim" / "work").iterdir())  # private folder removed
+    assert {k: m.config[k] for k in before} == before                          # config restored
+    assert capsys.readouterr().err == ""                                       # progress=False: silent
+
+
+def test_failed_render_leaves_the_old_file(isolated):
+    out = isolated / "keep.mp4"
+    out.write_bytes(b"old")
+    Tiny = tiny_scene_class()
+    with pytest.raises(RuntimeError, match="on purpose"):
+        render.render_scene(lambda: Tiny(fail=True), out, "mp4", progress=False)
+    assert out.read_bytes() == b"old"
+    assert [p.name for p in isolated.iterdir() if p.name.startswith(".keep")] == []
+
+
+def test_progress_line_on_stderr(isolated, capsys):
+    render.render_scene(tiny_scene_class(), isolated / "p.png", "png", name="tiny")
+    err = capsys.readouterr().err
+    assert "viz: tiny [" in err and "3/3" in err and err.rstrip().endswith("- done")
+
+
+def test_dry_run_constructs_without_files(isolated):
+    scene = render.dry_run("conv", dict(input=(7,), kernel=(3,), stride=2, channels=5))
+    assert len(scene.steps) == 3
+    assert not any((isolated / "cwd").iterdir())
+
+
+def _frames(path):
+    import av
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(s)]
+        return s, frames
+
+
+@pytest.mark.render
+@pytest.mark.parametrize("fmt", ["mp4", "webm", "gif"])
+def test_video_formats_decode(isolated, fmt):
+    out = isolated / f"tiny.{fmt}"
+    render.render_scene(tiny_scene_class(), out, fmt, progress=False)
+    s, frames = _frames(out)
+    assert (s.codec_context.width, s.codec_context.height) == (854, 480)
+    assert 12 <= len(frames) <= 30          # 1.4 s at 15 fps = 21 frames
+    if fmt != "gif":
+        assert s.average_rate == 15
+
+
+@pytest.mark.render
+def test_same_inputs_same_frames(isolated):
+    a, b = isolated / "a.mp4", isolated / "b.mp4"
+    render.render_scene(tiny_scene_class(), a, "mp4", progress=False)
+    render.render_scene(tiny_scene_class(), b, "mp4", progress=False)
+    fa, fb = _frames(a)[1], _frames(b)[1]
+    assert len(fa) == len(fb) and all(np.array_equal(x, y) for x, y in zip(fa, fb))
+    pa, pb = isolated / "a.png", isolated / "b.png"
+    render.render_scene(tiny_scene_class(), pa, "png", progress=False)
+    render.render_scene(tiny_scene_class(), pb, "png", progress=False)
+    assert pa.read_bytes() == pb.read_bytes()
+
+
+@pytest.mark.render
+def test_medium_quality_size(isolated):
+    from PIL import Image
+    out = isolated / "m.png"
+    render.render_scene(tiny_scene_class(), out, "png", quality="medium", progress=False)
+    assert Image.open(out).size == (1280, 720)
