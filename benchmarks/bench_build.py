@@ -3,7 +3,8 @@
     python benchmarks/bench_build.py [--jobs 1 2] [--no-cold] [--requests 15]
 
 - cold: `viz gallery --out TMP --jobs N` in a fresh process (Python start, imports, every figure
-  rendered), for each N; the baseline is --jobs 1, and the speed-up jobs 1 / jobs N is reported.
+  rendered, Manim's text cache empty), for each N; the baseline is --jobs 1, and the speed-up
+  jobs 1 / jobs N is reported. The builds run on a snapshot of the source (see `snapshot`).
 - warm: the same command again on the finished folder: nothing to render. Target: under 2 s.
 - explorer: an in-process `viz serve` on an ephemeral port; each request changes one parameter (a new
   seed or stride, so the answer cache never helps) and the time from sending the request to having
@@ -15,6 +16,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,10 +37,22 @@ def viz_command(*args) -> list[str]:
     return [sys.executable, "-c", "from viz.cli import main; main()", *args]
 
 
-def timed_gallery(out: Path, jobs: int, force: bool) -> dict:
+def snapshot(tmp: Path) -> Path:
+    """A copy of the packages: the timed builds run on it (PYTHONPATH), so edits made to the working
+    tree while the benchmark runs cannot invalidate the cache between the cold and the warm build."""
+    src = tmp / "src"
+    for package in ("viz", "diagrams", "scenes"):
+        shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return src
+
+
+def timed_gallery(out: Path, jobs: int, force: bool, src: Path, cache: Path) -> dict:
+    """`viz gallery` in a fresh process; `cache` is its XDG_CACHE_HOME (Manim's text cache lives there:
+    a new folder makes a build cold for Manim too)."""
     cmd = viz_command("gallery", "--out", str(out), "--jobs", str(jobs)) + (["--force"] if force else [])
+    env = {**os.environ, "PYTHONPATH": str(src), "XDG_CACHE_HOME": str(cache)}
     start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=out.parent, env=env)
     seconds = time.perf_counter() - start
     failed = [line.strip() for line in done.stderr.splitlines() if line.startswith("  ") and ": " in line]
     return {"jobs": jobs, "seconds": round(seconds, 2), "exit": done.returncode, "failed": failed,
@@ -106,15 +120,17 @@ def main(argv=None) -> dict:
 
     report: dict = {"name": "build", "cold": [], "warm": None}
     with tempfile.TemporaryDirectory(prefix="viz-bench-") as tmp:
-        out = None
+        tmp = Path(tmp)
+        src = snapshot(tmp)
+        out = cache = None
         if not args.no_cold:
             for jobs in args.jobs:
-                out = Path(tmp) / f"gallery-j{jobs}"
-                report["cold"].append(timed_gallery(out, jobs, force=True))
+                out, cache = tmp / f"gallery-j{jobs}", tmp / f"cache-j{jobs}"
+                report["cold"].append(timed_gallery(out, jobs, True, src, cache))
         if out is None:
-            out = Path(tmp) / "gallery"
-            timed_gallery(out, max(args.jobs), force=False)
-        report["warm"] = timed_gallery(out, max(args.jobs), force=False)
+            out, cache = tmp / "gallery", tmp / "cache"
+            timed_gallery(out, max(args.jobs), False, src, cache)
+        report["warm"] = timed_gallery(out, max(args.jobs), False, src, cache)
     report["explorer"] = explorer_latency(args.requests)
 
     print("viz gallery (the default gallery, low quality)")

@@ -233,14 +233,15 @@ def diagram_svg(key: str, values: dict) -> str:
 
 
 def bptt_diagram(values: dict, theme: str) -> tuple[str, dict]:
-    """The backward diagram that shows what `animate bptt` animates: (kind key, its parameters)."""
-    common = {"view": "backward", "steps": values["steps"], "n": values["n"], "seed": values["seed"],
-              "annotate": "values", "theme": theme}
-    if values["model"] == "gated":
-        return "diagram gated-rnn", figures.get("diagram gated-rnn").validate(
-            {**common, "m": values["m"], "preset": values["preset"]})
-    return "diagram attention-rnn", figures.get("diagram attention-rnn").validate(
-        {**common, "k": values["k"] if values["k"] is not None else "inf"})
+    """The backward diagram that shows what `animate bptt` animates: (kind key, its parameters).
+
+    Every parameter the two kinds share (steps, k, n, m, preset, seed, and any added later) is passed
+    on; the diagram's own validation applies."""
+    key = "diagram gated-rnn" if values["model"] == "gated" else "diagram attention-rnn"
+    target = figures.get(key)
+    raw = {p.name: values[p.name] for p in target.params if p.name in values}
+    raw.update(view="backward", annotate="values", theme=theme)
+    return key, target.validate(raw)
 
 
 def _formatted(kind: figures.FigureKind, values: dict) -> dict:
