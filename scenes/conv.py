@@ -368,21 +368,24 @@ class ConvBackward(ConvScene):
                             ("gradient", "gradients"), ("muted", "inserted 0"), ("highlight", "window"),
                             ("never_read", "never read")])
         multi = C > 1
+        strided = any(v > 1 for v in g.stride)
 
         # ---- part 1: grad_w = corr(pad(x), grad_y; stride d, dilation s) ----------------------
         head = self.header(title, [
             f"∂ℓ/∂w = correlate the padded x with ∂ℓ/∂y as the kernel: stride {_shape_str(gwg.stride)},"
             f" dilation {_shape_str(gwg.dilation)}",
-            f"the forward stride {s_txt} becomes a dilation of {s_txt}; channels are not summed"])
+            f"the forward stride {s_txt} becomes a dilation of {s_txt}; channels are not summed" if strided
+            else "stride 1: ∂ℓ/∂y is used as it is (nothing to dilate); channels are not summed"])
         top, bottom = head.get_bottom()[1] - 0.3, foot.get_top()[1] + 0.7
         xp = self.padded(self.x)
         pad_mask = self.padding_mask()
         inserted = V.dilate(np.ones(st.grad_y.shape[1:]), g.stride) == 0   # zeros dilate() inserts
-        gy_panels = [Panel("gd", f"∂ℓ/∂y dilated by {s_txt}", st.grad_y_dilated[0], "gradient", muted=inserted)]
+        gy_panels = [Panel("gd", f"∂ℓ/∂y dilated by {s_txt}" if strided else "∂ℓ/∂y", st.grad_y_dilated[0],
+                           "gradient", muted=inserted)]
         if g.ndim == 1:
             grids, labels, slide = self._layout_1d(
-                [Panel("g", "∂ℓ/∂y", st.grad_y[0], "gradient"),
-                 Panel("gd", "dilated", st.grad_y_dilated[0], "gradient", muted=inserted)],
+                [Panel("g", "∂ℓ/∂y", st.grad_y[0], "gradient")]
+                + ([Panel("gd", "dilated", st.grad_y_dilated[0], "gradient", muted=inserted)] if strided else []),
                 Panel("x", "x{c}", xp, "input", padding=np.broadcast_to(pad_mask, xp.shape)),
                 Panel("gw", "∂ℓ/∂w{c}", st.grad_w[0], "gradient", empty=True), top, bottom)
         else:
@@ -403,9 +406,12 @@ class ConvBackward(ConvScene):
         self.play(FadeOut(VGroup(*[gr.mobjects() for gr in grids.values()], labels, head)), run_time=style.PAUSE)
 
         # ---- part 2: grad_x = corr(pad(dilate(grad_y, s)), flip(w); stride 1, dilation d) -------
-        pads = " × ".join(f"({lo},{hi})" for lo, hi in st.grad_x_padding)
+        pads = " × ".join(f"({lo},{hi})" for lo, hi in st.grad_x_padding).replace("-", "−")
+        if any(v < 0 for pair in st.grad_x_padding for v in pair):
+            pads += " (negative: crop)"
         head2 = self.header(title, [
-            f"∂ℓ/∂x = transposed convolution: dilate ∂ℓ/∂y by the stride {s_txt} (insert zeros),",
+            (f"∂ℓ/∂x = transposed convolution: dilate ∂ℓ/∂y by the stride {s_txt} (insert zeros),"
+             if strided else "∂ℓ/∂x = transposed convolution (stride 1: no zeros to insert):"),
             f"pad by {pads}, correlate with the flipped kernel: stride 1, dilation {d_txt}"])
         gyp = st.grad_y_padded[0]
         # which cells of the padded, dilated gradient hold an entry, an inserted zero, or padding:

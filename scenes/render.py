@@ -211,7 +211,9 @@ def render_scene(scene_factory, out: Path, fmt: str, quality: str = "low", progr
     manim = import_manim()
     out = Path(out)
     bar = Progress(name, enabled=progress)
-    cfg = _manim_config(fmt, quality, work := _new_workdir())
+    # GIF: Manim's own GIF (fixed rgb8 colours, dithered) is ~10x larger than one with the video's
+    # own 256-colour palette and no dithering; render an mp4, then convert (_gif_from_video).
+    cfg = _manim_config("mp4" if fmt == "gif" else fmt, quality, work := _new_workdir())
     cfg.update(extra_config or {})
     with _cleanup(work), manim.tempconfig(cfg):
         scene = scene_factory()
@@ -223,8 +225,73 @@ def render_scene(scene_factory, out: Path, fmt: str, quality: str = "low", progr
         if artifact is None or not Path(artifact).is_file():
             raise RuntimeError(f"manim produced no {fmt} file for {name} (expected {artifact})")
         with atomic_path(out) as tmp:
-            shutil.move(str(artifact), str(tmp))
+            if fmt == "gif":
+                _gif_from_video(Path(artifact), tmp)
+            else:
+                shutil.move(str(artifact), str(tmp))
     bar.done()
+
+
+def _gif_from_video(src: Path, dst: Path) -> None:
+    """Convert a video to a looping GIF with one palette built from all its frames (ffmpeg's
+    palettegen, through PyAV), no dithering (flat colours stay flat and compress), and only the
+    changed rectangle stored per frame. Two passes over the video, so memory stays one frame."""
+    import av
+    from fractions import Fraction
+
+    with av.open(str(src)) as inp:
+        stream = inp.streams.video[0]
+        graph = av.filter.Graph()
+        source = graph.add_buffer(template=stream)
+        palettegen = graph.add("palettegen", "max_colors=256:stats_mode=full")
+        sink = graph.add("buffersink")
+        source.link_to(palettegen)
+        palettegen.link_to(sink)
+        graph.configure()
+        for frame in inp.decode(stream):
+            graph.push(frame)
+        graph.push(None)
+        palette = graph.pull()
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="gif") as out:
+        stream = inp.streams.video[0]
+        fps = int(round(float(stream.average_rate)))
+        gif = out.add_stream("gif", rate=fps)
+        gif.width, gif.height, gif.pix_fmt = stream.codec_context.width, stream.codec_context.height, "pal8"
+        gif.time_base = Fraction(1, fps)
+        graph = av.filter.Graph()
+        source = graph.add_buffer(template=stream)
+        palette_in = graph.add_buffer(width=palette.width, height=palette.height, format=palette.format.name,
+                                      time_base=Fraction(1, 1))
+        paletteuse = graph.add("paletteuse", "dither=none:diff_mode=rectangle")
+        sink = graph.add("buffersink")
+        source.link_to(paletteuse, 0, 0)
+        palette_in.link_to(paletteuse, 0, 1)
+        paletteuse.link_to(sink)
+        graph.configure()
+        palette.pts = 0
+        palette_in.push(palette)
+        palette_in.push(None)
+        written = 0
+
+        def drain():
+            nonlocal written
+            while True:
+                try:
+                    frame = graph.pull()
+                except (av.error.BlockingIOError, av.error.EOFError):
+                    return
+                frame.pts, frame.time_base = written, Fraction(1, fps)
+                written += 1
+                for packet in gif.encode(frame):
+                    out.mux(packet)
+
+        for frame in inp.decode(stream):
+            source.push(frame)
+            drain()
+        source.push(None)
+        drain()
+        for packet in gif.encode():
+            out.mux(packet)
 
 
 def render_animation(kind: str, params: dict, out: Path, fmt: str, quality: str = "low",
