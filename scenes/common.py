@@ -512,7 +512,8 @@ class Slide:
     with its own value. Each played step's `record` (plus "mode") is appended to the record list.
 
     products_anchor: one point (top-left of a block of lines) or a list of points, one per line
-    (each line left-aligned and vertically centred on its point: products beside their rows).
+    (each line left-aligned and vertically centred on its point: products beside their rows);
+    products_size: (width, height) of the room, width per line when it is a list.
     """
 
     def __init__(self, scene, grids: dict, products_anchor, products_size: tuple,
@@ -543,13 +544,16 @@ class Slide:
         width, height = self.products_size
         if isinstance(self.anchor, list):
             anchors = self.anchor if len(lines) > 1 else self.anchor[-1:]   # lines beside their rows
+            widths = list(width) if isinstance(width, (list, tuple)) else [width] * len(self.anchor)
+            widths = widths if len(lines) > 1 else widths[-1:]
             mobs = [text(line, size=style.FORMULA_SIZE, color=self.products_color) for line in lines]
-            widest = max(mob.width for mob in mobs)
-            tallest = max(mob.height for mob in mobs)
-            scale = min(1.0, width / widest, height / tallest)
+            # lines with the same room share one scale (the channels' products line up in size)
+            scale = {}
+            for mob, w in zip(mobs, widths):
+                scale[w] = min(scale.get(w, 1.0), w / mob.width, height / mob.height)
             block = m.VGroup()
-            for mob, point in zip(mobs, anchors):
-                mob.scale(scale)
+            for mob, point, w in zip(mobs, anchors, widths):
+                mob.scale(scale[w])
                 mob.move_to(point, aligned_edge=m.LEFT)
                 block.add(mob)
             return block

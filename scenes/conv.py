@@ -285,8 +285,9 @@ class ConvSlide(ConvScene):
     def _layout_1d(self, xp, pad_mask, y, top, bottom):
         g = self.geometry
         C, L, k, o = self.channels, xp.shape[1], g.kernel[0], g.out_shape[0]
-        prod_w = 4.4
-        cell = cell_for_pitch(min((RIGHT_X - LEFT_X - 0.7 - 0.9 - 0.7 - 0.35 - prod_w) / (L + k),
+        prod_w = 4.6 if self.integer else 5.8     # decimals make longer products
+        gap_xw, label_w = 0.45, 0.6
+        cell = cell_for_pitch(min((RIGHT_X - LEFT_X - 0.7 - gap_xw - label_w - 0.3 - prod_w) / (L + k),
                                   (top - bottom - 0.45) / (C + 1.8)))
         gap = gap_for(cell)
         xg = CellGrid(xp, "input", cell, self.integer, padding=np.broadcast_to(pad_mask, xp.shape))
@@ -295,7 +296,7 @@ class ConvSlide(ConvScene):
         x0 = LEFT_X + 0.7
         row0 = top - 0.4 - cell / 2
         xg.group.shift(np.array([x0 + cell / 2, row0, 0]) - xg.position(0, 0))
-        wg.group.shift(xg.position(0, L - 1) + np.array([cell + 0.9 + 0.7, 0, 0]) - wg.position(0, 0))
+        wg.group.shift(xg.position(0, L - 1) + np.array([cell + gap + gap_xw + label_w, 0, 0]) - wg.position(0, 0))
         out_y = xg.position(C - 1, 0)[1] - (cell + gap) * 1.8
         first_real = self.to_display((0,))[0]
         yg.group.shift(np.array([xg.position(0, first_real)[0], out_y, 0]) - yg.position(0, 0))
@@ -307,11 +308,12 @@ class ConvSlide(ConvScene):
         for i in range(g.in_shape[0]):
             col_labels[self.to_display((i,))[0]] = i + 1
         labels.add(index_labels(xg, col_labels, "cols"), index_labels(yg, list(range(1, o + 1)), "cols"))
-        prod_x = wg.group.get_right()[0] + 0.35
+        prod_x = wg.group.get_right()[0] + 0.3
         anchors = [np.array([prod_x, xg.position(c, 0)[1], 0]) for c in range(C)]
-        anchors.append(np.array([prod_x, out_y, 0]))
+        total_x = wg.group.get_left()[0] - label_w      # the total has the row below the kernel to itself
+        anchors.append(np.array([total_x, out_y, 0]))
         slide = Slide(self, {"x": xg, "y": yg}, products_anchor=anchors,
-                      products_size=(RIGHT_X - prod_x, cell * 1.1))
+                      products_size=([RIGHT_X - prod_x] * C + [RIGHT_X - total_x], cell * 1.1))
 
         def marks_on():
             return [(xg, [(c, self.to_display(i)[0]) for i in self.windows.never_read for c in range(C)])]
