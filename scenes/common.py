@@ -163,8 +163,9 @@ class _MonoFont:
     def __init__(self):
         m = _manim()
         line = m.Text(_CHARSET, font=style.MONO, font_size=_MONO_SIZE)
-        if len(line.submobjects) != len(_CHARSET):      # a glyph missing or merged: no composing
-            self.glyphs = {}
+        xs = [g.get_center()[0] for g in line.submobjects]
+        if len(xs) != len(_CHARSET) or any(b <= a for a, b in zip(xs, xs[1:])):
+            self.glyphs = {}   # a glyph missing or merged, or Pango wrapped the line: use Text
             return
         first, last = line.submobjects[0], line.submobjects[-1]
         self.advance = (last.get_center()[0] - first.get_center()[0]) / (len(_CHARSET) - 1)
