@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -399,3 +400,24 @@ def test_real_shape_and_diagram_build(tmp_path):
     assert "viz shape --input 21x12 --kernel 4x5 --stride 4 -o hw.md" in (out / "index.md").read_text()
     page = (out / "index.html").read_text()
     assert '<div class="table"><table' in page and "floor((21 + 0 + 0 - 1*(4-1) - 1)/4) + 1 = 5" in page
+
+
+def test_an_os_error_is_tried_once_more(fake, tmp_path, monkeypatch):
+    calls = []
+
+    def flaky(kind, values, out, fmt):
+        calls.append(fmt)
+        if len(calls) == 1:
+            raise FileNotFoundError(2, "No such file or directory", "texts/abc_.svg")
+        out.write_text("<svg/>")
+
+    monkeypatch.setattr(sys.modules[__name__], "fake_render", flaky)
+    text = '[[figure]]\nname = "f"\nkind = "diagram fake"\nformats = ["svg"]\n'
+    report, _ = run_build(write(tmp_path, text), tmp_path / "out", jobs=1)
+    assert report.ok and calls == ["svg", "svg"]
+    # a ValueError is the figure's own error: not tried again
+    calls.clear()
+    monkeypatch.setattr(sys.modules[__name__], "fake_render",
+                        lambda *a: calls.append(1) or (_ for _ in ()).throw(ValueError("bad figure")))
+    report, _ = run_build(write(tmp_path, text), tmp_path / "out", jobs=1, force=True)
+    assert report.failed == {"f.svg": "bad figure"} and calls == [1]

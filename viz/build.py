@@ -459,15 +459,21 @@ def render_task(task: Task) -> Result:
     with _captured_output() as captured:
         for fmt in task.formats:
             target = out_dir / f"{task.name}.{fmt}"
-            try:
-                with atomic_path(target) as tmp:
-                    kind.render_to(dict(task.values), tmp, fmt)
-                    if not tmp.is_file() or tmp.stat().st_size == 0:
-                        raise RuntimeError(f"the renderer wrote nothing to {target.name}")
-                files[fmt] = file_sha256(target)
-            except Exception as err:  # one format failing must not stop the others
-                errors[fmt] = _one_line(err)
-                tracebacks.append(f"--- {target.name}\n{traceback.format_exc()}")
+            for attempt in (1, 2):
+                try:
+                    with atomic_path(target) as tmp:
+                        kind.render_to(dict(task.values), tmp, fmt)
+                        if not tmp.is_file() or tmp.stat().st_size == 0:
+                            raise RuntimeError(f"the renderer wrote nothing to {target.name}")
+                    files[fmt] = file_sha256(target)
+                    break
+                except Exception as err:  # one format failing must not stop the others
+                    tracebacks.append(f"--- {target.name} (attempt {attempt})\n{traceback.format_exc()}")
+                    # An OSError can be a race between processes over a shared cache (Manim's text
+                    # SVGs): one more try. Anything else is the figure's own error.
+                    if attempt == 2 or not isinstance(err, OSError):
+                        errors[fmt] = _one_line(err)
+                        break
     log = ""
     if errors:
         log_path = out_dir / LOG_DIR / f"{task.name}.log"
