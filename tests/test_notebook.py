@@ -99,3 +99,17 @@ def test_real_diagram_svg(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     svg = notebook.figure("diagram gated-rnn", view="cell")._repr_mimebundle_()["image/svg+xml"]
     assert "<svg" in svg and "</svg>" in svg
+
+
+@pytest.mark.render
+def test_real_animation_is_an_inline_mp4(tmp_path, monkeypatch):
+    import io
+
+    av = pytest.importorskip("av")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    page = notebook.figure("animate conv", input=3, kernel=3, stride=1, channels=1)._repr_mimebundle_()["text/html"]
+    data = base64.b64decode(page.split("base64,")[1].split('"')[0])
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (854, 480)
+        assert sum(1 for _ in container.decode(stream)) > 10
