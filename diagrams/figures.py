@@ -9,7 +9,8 @@
 params (already validated by the registry; missing keys take the defaults below):
     view "cell" | "unrolled" | "backward";  steps T (1..64);  n;  m (gated);  k int or None = ∞
     (attention);  base_case "zeros" | "mask" (attention);  preset "none" | "vanish" | "survive" |
-    "explode" (gated);  seed;  annotate "none" | "shapes" | "values";  theme "light" | "dark"
+    "explode";  scale (weight scale, with preset "none");  seed;  annotate "none" | "shapes" |
+    "values";  theme "light" | "dark"
 
 The numbers come from one run of the reference (viz.rnn / viz.attention) with these parameters; the
 backward figures use a loss read at h[T] only (`last_step_upstream`), so ‖δ[t]‖ is the size of the
@@ -27,10 +28,10 @@ KINDS = ("gated-rnn", "attention-rnn")
 VIEWS = ("cell", "unrolled", "backward")
 
 DEFAULTS = {
-    "gated-rnn": dict(view="unrolled", steps=4, n=3, m=3, preset="none", seed=0, annotate="shapes",
-                      theme="light"),
-    "attention-rnn": dict(view="unrolled", steps=6, n=3, k=2, base_case="zeros", seed=0,
-                          annotate="shapes", theme="light"),
+    "gated-rnn": dict(view="unrolled", steps=4, n=3, m=3, preset="none", scale=1.0, seed=0,
+                      annotate="shapes", theme="light"),
+    "attention-rnn": dict(view="unrolled", steps=6, n=3, k=2, base_case="zeros", preset="none",
+                          scale=1.0, seed=0, annotate="shapes", theme="light"),
 }
 
 
@@ -55,7 +56,7 @@ def gated_run(p: dict):
 
     T, n, m, seed = p["steps"], p["n"], p["m"], p["seed"]
     if p["preset"] == "none":
-        model = rnn.GatedRNN(n, m, seed=seed)
+        model = rnn.GatedRNN(n, m, seed=seed, scale=p["scale"])
         xs = rnn.random_inputs(T, n, seed=seed)
     else:
         model = rnn.GatedRNN.preset(p["preset"], n=n, m=m, seed=seed)
@@ -72,8 +73,13 @@ def attention_run(p: dict):
     from viz import attention, rnn
 
     T, n, seed = p["steps"], p["n"], p["seed"]
-    model = attention.AttentionRNN(n, p["k"], seed=seed, base_case=p["base_case"])
-    trace = model.forward(rnn.random_inputs(T, n, seed=seed))
+    if p["preset"] == "none":
+        model = attention.AttentionRNN(n, p["k"], seed=seed, base_case=p["base_case"], scale=p["scale"])
+        xs = rnn.random_inputs(T, n, seed=seed)
+    else:
+        model = attention.AttentionRNN.preset(p["preset"], n=n, k=p["k"], seed=seed, base_case=p["base_case"])
+        xs = attention.preset_inputs(p["preset"], T, n=n, seed=seed)
+    trace = model.forward(xs)
     if p["view"] != "backward":
         return model, trace, None, None
     dl_dh = rnn.last_step_upstream(T, n, seed=seed)

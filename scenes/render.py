@@ -77,9 +77,12 @@ def _manim_config(fmt: str, quality: str, workdir: Path) -> dict:
     quality_key, width, height, fps = QUALITIES[quality]
     return {
         "media_dir": str(cache_dir()),
-        # Text's SVG cache: Pango wraps text at the frame's pixel width, but Manim's cache key ignores
-        # it, so one cache per resolution (else a cached SVG from another size would be reused).
-        "text_dir": str(cache_dir() / "texts" / f"{width}x{height}"),
+        # Text's and Typst's SVG caches live in the render's own folder: Pango wraps text at the
+        # frame's pixel width but Manim's cache key ignores it (a shared cache would reuse an SVG
+        # made at another size), and Manim writes then deletes a temporary `<hash>_.svg` beside each
+        # entry, so two renders in parallel processes delete each other's files (viz build --jobs 2).
+        "text_dir": str(workdir / "texts"),
+        "tex_dir": str(workdir / "tex"),
         "video_dir": str(workdir),
         "images_dir": str(workdir),
         "partial_movie_dir": str(workdir / "partial"),

@@ -177,3 +177,17 @@ def test_k_inf_reaches_the_figure(tmp_path):
     text = (tmp_path / "a.dot").read_text()
     assert "AttentionRNN(∞)" in text
     assert "AttentionRNN(2)" not in text
+
+
+def test_preset_and_scale_reach_the_reference(tmp_path):
+    # The explode preset of AttentionRNN gives ||δ[t]|| = 2^(T-t) exactly (viz.attention docstring).
+    out = run_viz("diagram", "attention-rnn", "--view", "backward", "--preset", "explode", "--steps", "6",
+                  "-o", tmp_path / "a.dot")
+    assert out.returncode == 0, out.stderr
+    assert "‖δ‖ = 32" in (tmp_path / "a.dot").read_text()
+    texts = []
+    for scale in ("1", "0.05"):
+        target = tmp_path / f"g{scale}.dot"
+        assert run_viz("diagram", "gated-rnn", "--view", "backward", "--scale", scale, "-o", target).returncode == 0
+        texts.append(target.read_text())
+    assert texts[0] != texts[1]

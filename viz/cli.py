@@ -217,7 +217,9 @@ def serve_command(port):
 def main(argv=None) -> None:
     """Run the command line; user errors become one line on stderr and exit status 2."""
     try:
-        cli.main(args=argv, prog_name="viz", standalone_mode=False)
+        status = cli.main(args=argv, prog_name="viz", standalone_mode=False)
+        if isinstance(status, int) and status:
+            sys.exit(status)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.Abort:

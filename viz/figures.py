@@ -348,6 +348,11 @@ _DIAGRAM_COMMON = (
           choices=("cell", "unrolled", "backward")),
     Param("steps", "int", 4, "Time steps T drawn.", min=1, max=64),
 )
+_DIAGRAM_PRESET = Param("preset", "choice", "none",
+                        "Weights: none (random: seed, scale), or make gradients vanish/survive/explode.",
+                        choices=("none", "vanish", "survive", "explode"))
+_SCALE = Param("scale", "float", 1.0, "Weight scale with --preset none: N(0, 1)/sqrt(fan_in) * scale.",
+               min=0.01, max=100.0)
 _DIAGRAM_TAIL = (
     SEED,
     Param("annotate", "choice", "shapes", "Annotate nodes: none, shapes, or values (norms/numbers).",
@@ -362,8 +367,7 @@ GATED_DIAGRAM = FigureKind(
     params=_DIAGRAM_COMMON + (
         Param("n", "int", 3, "Input size n.", min=1, max=8),
         Param("m", "int", 3, "State size m.", min=1, max=8),
-        Param("preset", "choice", "none", "Weights: none (random, seed), or make gradients vanish/survive/explode.",
-              choices=("none", "vanish", "survive", "explode")),
+        _DIAGRAM_PRESET, _SCALE,
     ) + _DIAGRAM_TAIL,
     formats=("svg", "png", "pdf", "dot"),
     render="viz.figures:_render_diagram",
@@ -378,8 +382,10 @@ ATTENTION_DIAGRAM = FigureKind(
         Param("k", "k", 2, "Attention span k (lags 1..k), or inf for AttentionRNN(∞).", min=1, max=64),
         Param("n", "int", 3, "State size n.", min=1, max=8),
         Param("base_case", "choice", "zeros",
-              "States before h[1]: zeros (literal rule, they take softmax mass) or mask (excluded).",
+              "States before h[1]: zeros (literal rule, they take softmax mass) or mask (excluded); "
+              "AttentionRNN(∞) always reads existing states only.",
               choices=("zeros", "mask")),
+        _DIAGRAM_PRESET, _SCALE,
     ) + _DIAGRAM_TAIL,
     formats=("svg", "png", "pdf", "dot"),
     render="viz.figures:_render_diagram",
