@@ -11,7 +11,7 @@ Nothing here computes a formula. Everything a person reads is 1-based.
 from __future__ import annotations
 
 from diagrams import common
-from diagrams.graph import Graph, fmt_num, frac, hbox, idx, jacobian, small, sub, summary
+from diagrams.graph import Graph, fmt_num, frac, idx, jacobian, small, sub, summary
 
 # Compact figures draw, of every step, its reads of lags 1..COMPACT_LAGS, and every read of the last
 # step (all reads exist; each state node's tooltip lists every weight of its step).
@@ -364,7 +364,6 @@ def _compact(model, trace, annotate: str, grads, dl_dh) -> Graph:
     g = Graph(name="attention_rnn_backward" if backward else "attention_rnn_unrolled",
               title=_title(model, what), direction="TB", compact=True, rank_gap=0.5)
     cells = {}
-    zeros = _zero_sources(trace)
     drawn = {t: _compact_reads(trace, t) for t in range(1, T + 1)}
     total = sum(1 for t in range(1, T + 1) for r in _reads(trace, t) if r[0] > 0)
     shown = sum(len(v) for v in drawn.values())

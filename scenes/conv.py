@@ -554,7 +554,7 @@ class ConvBackward(ConvScene):
             return gr
 
         for p in top_rows:
-            gr = place(p, x0, cur)
+            place(p, x0, cur)
             cur -= cell + gap + 0.3
         cur -= 0.1
         lg = place(left, x0, cur)

@@ -1,5 +1,6 @@
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # Deterministic, deadline-free property tests: CI machines are shared and noisy, and a failure must
@@ -13,3 +14,18 @@ settings.register_profile(
 )
 settings.register_profile("thorough", parent=settings.get_profile("ci"), max_examples=1000)
 settings.load_profile(os.environ.get("VIZ_HYPOTHESIS", "ci"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_one_thread():
+    """The oracles run on tiny tensors: torch's thread pool only adds waiting there (10-20x per call
+    on a busy 2-core machine). Restored at the end of the session."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -24,20 +24,6 @@ def examples(n: int) -> int:
     return max(n, settings().max_examples)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _torch_one_thread():
-    """Tiny tensors: torch's thread pool only adds waiting (10-20x per call on a busy 2-core machine)."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ---------------------------------------------------------------------------------------------------
 # Worked examples (MATH.md section 1 and the edge cases)
 

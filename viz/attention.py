@@ -26,12 +26,11 @@ and entry t-1 is step t (`trace.a[t-1]` is a[t], `grads.delta[t-1]` is δ[t]).
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from viz.rnn import check_array, check_int, check_positive, check_sequence, random_inputs
+from viz.rnn import _check_step, check_array, check_int, check_positive, check_sequence, random_inputs
 
 __all__ = [
     "AttentionRNN", "AttentionTrace", "AttentionGrads", "BASE_CASES", "param_index", "step_lags",
@@ -374,14 +373,6 @@ def preset_inputs(name: str, T: int, n: int = 3, seed: int = 0) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # Jacobians
 # --------------------------------------------------------------------------------------------------
-
-def _check_step(name: str, t, lo: int, hi: int) -> int:
-    if isinstance(t, bool) or not isinstance(t, numbers.Integral):
-        raise ValueError(f"{name} must be an integer in {lo}..{hi} (got {t!r})")
-    if not lo <= t <= hi:
-        raise ValueError(f"{name} must be in {lo}..{hi} (got {t})")
-    return int(t)
-
 
 def jacobian(trace: AttentionTrace, t: int, lag: int) -> np.ndarray:
     """∂h[t]/∂h[t-lag] (n, n) for t = 1..T, lag >= 1:
