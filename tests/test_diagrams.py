@@ -425,3 +425,19 @@ def test_same_colour_same_meaning_as_the_animations():
                 assert min(d, 360 - d) < 6, (th.name, role)
     used = set(style.OKABE_ITO.values())
     assert scenes_style.HIGHLIGHT not in used and scenes_style.HIDDEN not in used
+
+
+def test_svg_subscripts_use_explicit_offsets():
+    # Graphviz's baseline-shift on <text> is drawn differently by each viewer (Chromium drops a
+    # full-size subscript onto the next line); the SVG must carry explicit offsets instead.
+    from diagrams.render import clean_svg
+
+    svg = diagram_svg("gated-rnn", {"view": "cell"})
+    assert "baseline-shift" not in svg
+    assert ">W</text>" in svg
+    raw = (b'<text text-anchor="start" x="72" y="-38.4" font-family="DejaVu Sans" baseline-shift="sub" '
+           b'font-size="12.00" fill="#5f6368">c</text>')
+    assert clean_svg(raw) == (b'<text text-anchor="start" x="72" y="-36.00" font-family="DejaVu Sans" '
+                              b'font-size="9.00" fill="#5f6368">c</text>')
+    sup = raw.replace(b'"sub"', b'"super"')
+    assert b'y="-43.20"' in clean_svg(sup)
