@@ -11,7 +11,7 @@ Nothing here computes a formula. Everything a person reads is 1-based.
 from __future__ import annotations
 
 from diagrams import common
-from diagrams.graph import Graph, fmt_num, frac, idx, jacobian, small, sub, summary
+from diagrams.graph import Graph, idx, jacobian, small, sub, summary
 
 # Compact figures draw, of every step, its reads of lags 1..COMPACT_LAGS, and every read of the last
 # step (all reads exist; each state node's tooltip lists every weight of its step).
@@ -249,7 +249,7 @@ def unrolled(model, trace, annotate: str = "shapes", grads=None, dl_dh=None) -> 
                tooltip=_step_tooltip(trace, t))
         cells.update({f"x{t}": (t, row_x), f"h{t}": (t, row_h)})
         if backward:
-            _delta_node(g, grads, t, intensities[t - 1], annotate, cluster=cl)
+            common.delta_node(g, grads, t, intensities[t - 1], annotate, cluster=cl)
             cells[f"d{t}"] = (t, row_d)
         g.nodes[f"h{t}"].ordering = "in"     # older sources above: the arcs pass over the states
         for lag, src, present, a in sorted(reads[t], key=lambda r: -r[0] if r[0] else 1):
@@ -262,7 +262,7 @@ def unrolled(model, trace, annotate: str = "shapes", grads=None, dl_dh=None) -> 
         g.node("loss", "loss", "ℓ")
         cells["loss"] = (T + 1, row_h)
         g.edge(f"h{T}", "loss")
-        _loss_edges(g, T, dl_dh, intensities)
+        common.loss_edges(g, T, dl_dh, intensities)
         for t in range(T, 0, -1):
             g.nodes[f"d{t}"].ordering = "in"
             for lag, src, present, a in sorted(reads[t], key=lambda r: -r[0]):  # older sources above
@@ -316,29 +316,14 @@ def _params_node(g: Graph, model, T: int, annotate: str) -> None:
     g.node("P", "parameter", label, info=tuple(lines), tooltip="Q, K, V: one set for every step")
 
 
+
+
+
+
+
+
 def _param_grads_node(g: Graph, grads, T: int, annotate: str) -> None:
-    info = (f"Σ over steps 1–{T}",)
-    if annotate == "values":
-        info += ("‖·‖ = " + ", ".join(summary(a, "norm") for a in (grads.dQ, grads.dK, grads.dV)),)
-    g.node("dP", "gradient", "∂ℓ/∂Q, ∂ℓ/∂K, ∂ℓ/∂V", info=info,
-           tooltip="parameter gradients, accumulated over every step with the totals delta[t]")
-
-
-def _delta_node(g: Graph, grads, t: int, intensity: float, annotate: str, cluster=None,
-                short: bool = False) -> None:
-    norm = float(grads.delta_norms[t - 1])
-    info = (fmt_num(norm),) if short else (common.norm_text("δ", norm),)
-    if annotate == "values" and not short:
-        info += (summary(grads.delta[t - 1], "values"),)
-    g.node(f"d{t}", "gradient", idx("δ", t), cluster=cluster, info=info, intensity=intensity,
-           tooltip=f"delta[{t}] = dl/dh[{t}], norm {norm:.6g}")
-
-
-def _loss_edges(g: Graph, T: int, dl_dh, intensities) -> None:
-    for t in range(1, T + 1):
-        if dl_dh is None or bool((abs(dl_dh[t - 1]) > 0).any()):
-            g.edge(f"d{t}", "loss", "gradient", reverse=True, label=frac("∂ℓ", f"∂h[{t}]"),
-                   width=common.gradient_width(intensities[t - 1]))
+    common.param_grads_node(g, "dP", "∂ℓ/∂Q, ∂ℓ/∂K, ∂ℓ/∂V", (grads.dQ, grads.dK, grads.dV), T, annotate)
 
 
 def _compact_lags(trace) -> int:
@@ -369,16 +354,8 @@ def _compact(model, trace, annotate: str, grads, dl_dh) -> Graph:
     shown = sum(len(v) for v in drawn.values())
     uses_zero = any(not p for reads in drawn.values() for _, _, p, _ in reads)
     if backward:
-        intensities, lo, hi = common.norm_scale(grads.delta_norms)
         _param_grads_node(g, grads, T, annotate)
-        cells["dP"] = (0, 0)
-        for t in range(1, T + 1):
-            r, j = divmod(t - 1, R)
-            _delta_node(g, grads, t, intensities[t - 1], annotate, short=True)
-            cells[f"d{t}"] = (j + 1, r)
-        g.node("loss", "loss", "ℓ")
-        cells["loss"] = ((T - 1) % R + 2, (T - 1) // R)
-        _loss_edges(g, T, dl_dh, intensities)
+        intensities, lo, hi = common.compact_backward_nodes(g, grads, dl_dh, T, annotate, cells, "dP")
         for t in range(T, 0, -1):
             for lag, src, present, a in drawn[t]:
                 if present:

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from diagrams.graph import Graph, fmt_num
+from diagrams.graph import Graph, fmt_num, frac, idx, summary
 
 # Detailed layouts (one cluster per step, left to right) up to this many steps; longer chains are drawn
 # compact: one node per step, wrapped into rows of ROW_STEPS so a 700 px wide page can still read them.
@@ -109,3 +109,49 @@ def order_rows(g: Graph, rows: list[list[str]]) -> None:
         g.same_rank(row)
         for a, b in zip(row, row[1:]):
             g.edge(a, b, "invisible")
+
+
+# ---- the gradient side of backward figures (both networks) ------------------------------------------
+
+def param_grads_node(g: Graph, node_id: str, label: str, arrays, T: int, annotate: str) -> None:
+    """One node for the parameter gradients, summed over the steps with the totals δ[t]."""
+    info = (f"Σ over steps 1–{T}",)
+    if annotate == "values":
+        info += ("‖·‖ = " + ", ".join(summary(a, "norm") for a in arrays),)
+    g.node(node_id, "gradient", label, info=info,
+           tooltip="parameter gradients, accumulated over every step with the totals delta[t]")
+
+
+def delta_node(g: Graph, grads, t: int, intensity: float, annotate: str, cluster=None,
+               short: bool = False) -> None:
+    """δ[t] with its measured norm (and its numbers, when annotated and there is room)."""
+    norm = float(grads.delta_norms[t - 1])
+    info = (fmt_num(norm),) if short else (norm_text("δ", norm),)
+    if annotate == "values" and not short:
+        info += (summary(grads.delta[t - 1], "values"),)
+    g.node(f"d{t}", "gradient", idx("δ", t), cluster=cluster, info=info, intensity=intensity,
+           tooltip=f"delta[{t}] = dl/dh[{t}], norm {norm:.6g}")
+
+
+def loss_edges(g: Graph, T: int, dl_dh, intensities) -> None:
+    """The direct gradients ∂ℓ/∂h[t], wherever the loss reads a state (nonzero rows of dl_dh)."""
+    for t in range(1, T + 1):
+        if dl_dh is None or bool((abs(dl_dh[t - 1]) > 0).any()):
+            g.edge(f"d{t}", "loss", "gradient", reverse=True, label=frac("∂ℓ", f"∂h[{t}]"),
+                   width=gradient_width(intensities[t - 1]))
+
+
+def compact_backward_nodes(g: Graph, grads, dl_dh, T: int, annotate: str, cells: dict, grads_node: str):
+    """Compact backward figures: δ[1..T] in rows of ROW_STEPS beside the parameter-gradient node
+    `grads_node` (already added), the loss after δ[T]; fills `cells` (grid positions) and returns the
+    intensities and the ends of the log scale."""
+    intensities, lo, hi = norm_scale(grads.delta_norms)
+    cells[grads_node] = (0, 0)
+    for t in range(1, T + 1):
+        r, j = divmod(t - 1, ROW_STEPS)
+        delta_node(g, grads, t, intensities[t - 1], annotate, short=True)
+        cells[f"d{t}"] = (j + 1, r)
+    g.node("loss", "loss", "ℓ")
+    cells["loss"] = ((T - 1) % ROW_STEPS + 2, (T - 1) // ROW_STEPS)
+    loss_edges(g, T, dl_dh, intensities)
+    return intensities, lo, hi

@@ -9,7 +9,7 @@ a formula. Everything a person reads is 1-based: h[0] = 0, steps 1..T.
 from __future__ import annotations
 
 from diagrams import common
-from diagrams.graph import Graph, fmt_num, frac, hbox, idx, jacobian, small, sub, summary
+from diagrams.graph import Graph, hbox, idx, jacobian, small, sub, summary
 
 W_C, W_H, W_X = sub("W", "c"), sub("W", "h"), sub("W", "x")
 
@@ -146,7 +146,7 @@ def unrolled(model, trace, annotate: str = "shapes", grads=None, dl_dh=None, pre
         g.node(f"h{t}", "state", idx("h", t), cluster=cl, info=_info(annotate, dm, trace.h[t]))
         cells.update({f"x{t}": (col, lv["x"]), f"c{t}": (col, lv["c"]), f"h{t}": (col, lv["h"])})
         if backward:
-            _delta_node(g, grads, t, intensities[t - 1], annotate, cluster=cl)
+            common.delta_node(g, grads, t, intensities[t - 1], annotate, cluster=cl)
             cells[f"d{t}"] = (col, lv["d"])
         col += 1
 
@@ -162,7 +162,7 @@ def unrolled(model, trace, annotate: str = "shapes", grads=None, dl_dh=None, pre
         g.node("loss", "loss", "ℓ")
         cells["loss"] = (col, lv["h"])
         g.edge(f"h{T}", "loss", weight=5)
-        _loss_edges(g, T, dl_dh, intensities)
+        common.loss_edges(g, T, dl_dh, intensities)
         for t in range(T, 1, -1):
             width = common.gradient_width(intensities[t - 1])
             g.edge(f"J{t}", f"d{t}", "gradient", reverse=True, weight=5, width=width)
@@ -188,30 +188,15 @@ def _weights_node(g: Graph, T: int, m: int, n: int, annotate: str) -> None:
            tooltip="the one set of weights every step uses (tied weights)")
 
 
+
+
+
+
+
+
 def _weight_grads_node(g: Graph, grads, T: int, annotate: str) -> None:
-    info = (f"Σ over steps 1–{T}",)
-    if annotate == "values":
-        info += ("‖·‖ = " + ", ".join(summary(a, "norm") for a in (grads.dW_c, grads.dW_h, grads.dW_x)),)
-    g.node("dW", "gradient", f"∂ℓ/∂{W_C}, ∂ℓ/∂{W_H},<br/>∂ℓ/∂{W_X}", info=info,
-           tooltip="weight gradients, accumulated over every step with the totals delta[t]")
-
-
-def _delta_node(g: Graph, grads, t: int, intensity: float, annotate: str, cluster=None,
-                short: bool = False) -> None:
-    norm = float(grads.delta_norms[t - 1])
-    info = (fmt_num(norm),) if short else (common.norm_text("δ", norm),)
-    if annotate == "values":
-        info += (summary(grads.delta[t - 1], "values"),)
-    g.node(f"d{t}", "gradient", idx("δ", t), cluster=cluster, info=info, intensity=intensity,
-           tooltip=f"delta[{t}] = dl/dh[{t}], norm {norm:.6g}")
-
-
-def _loss_edges(g: Graph, T: int, dl_dh, intensities) -> None:
-    """The direct gradients ∂ℓ/∂h[t], wherever the loss reads a state (nonzero rows of dl_dh)."""
-    for t in range(1, T + 1):
-        if dl_dh is None or bool((abs(dl_dh[t - 1]) > 0).any()):
-            g.edge(f"d{t}", "loss", "gradient", reverse=True, label=frac("∂ℓ", f"∂h[{t}]"),
-                   width=common.gradient_width(intensities[t - 1]))
+    common.param_grads_node(g, "dW", f"∂ℓ/∂{W_C}, ∂ℓ/∂{W_H},<br/>∂ℓ/∂{W_X}",
+                            (grads.dW_c, grads.dW_h, grads.dW_x), T, annotate)
 
 
 def _compact(model, trace, annotate: str, grads, dl_dh, preset) -> Graph:
@@ -231,16 +216,8 @@ def _compact(model, trace, annotate: str, grads, dl_dh, preset) -> Graph:
     dm, dn = f"m = {m}", f"n = {n}"
     cells = {}
     if backward:
-        intensities, lo, hi = common.norm_scale(grads.delta_norms)
         _weight_grads_node(g, grads, T, annotate)
-        cells["dW"] = (0, 0)
-        for t in range(1, T + 1):
-            r, j = divmod(t - 1, R)
-            _delta_node(g, grads, t, intensities[t - 1], annotate, short=True)
-            cells[f"d{t}"] = (j + 1, r)
-        g.node("loss", "loss", "ℓ")
-        cells["loss"] = ((T - 1) % R + 2, (T - 1) // R)
-        _loss_edges(g, T, dl_dh, intensities)
+        intensities, lo, hi = common.compact_backward_nodes(g, grads, dl_dh, T, annotate, cells, "dW")
         for t in range(T, 1, -1):
             g.edge(f"d{t - 1}", f"d{t}", "gradient", reverse=True,
                    width=common.gradient_width(intensities[t - 1]), tooltip=f"times J[{t}]^T")
