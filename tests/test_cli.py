@@ -191,3 +191,20 @@ def test_preset_and_scale_reach_the_reference(tmp_path):
         assert run_viz("diagram", "gated-rnn", "--view", "backward", "--scale", scale, "-o", target).returncode == 0
         texts.append(target.read_text())
     assert texts[0] != texts[1]
+
+
+def test_animation_geometry_errors_match_viz_shape(tmp_path):
+    # The same reference message as `viz shape`, before any renderer (Manim) is loaded.
+    shape = run_viz("shape", "--input", "3", "--kernel", "4", "--stride", "2")
+    anim = run_viz("animate", "conv", "--input", "3", "--channels", "1", "--kernel", "4", "--stride", "2",
+                   "-o", tmp_path / "a.mp4")
+    assert shape.returncode == anim.returncode == 2
+    assert shape.stderr == anim.stderr
+    assert "kernel too large on axis 1" in anim.stderr
+    assert list(tmp_path.iterdir()) == []
+    code = ("import sys; from viz import figures\n"
+            "try:\n    figures.render('animate conv', {'input': 3, 'kernel': 4}, 'x.mp4')\n"
+            "except ValueError: pass\n"
+            "print('manim' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.strip() == "False", out.stderr
