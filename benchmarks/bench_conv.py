@@ -8,12 +8,14 @@ from other processes hits both alike; the medians and their ratio viz/torch are 
 fastest run of each as a guide to an unloaded machine. One timed call is a forward pass plus the
 backward pass for grad_x and grad_w (no bias), both in the same dtype (float32 and float64 by default).
 
-Threads: torch keeps its default (one per core, 2 here) unless --torch-threads says otherwise. NumPy's
-BLAS (OpenBLAS) gets --blas-threads, 1 by default: the timing runs in a fresh Python process started
+Threads: both get the same by default, so the ratio compares implementations on equal resources:
+torch gets --torch-threads (default: the same as --blas-threads, 1). NumPy's BLAS (OpenBLAS) gets
+--blas-threads, 1 by default: the timing runs in a fresh Python process started
 with OPENBLAS_NUM_THREADS set, because a BLAS pool spinning on a 2-core machine that other processes
 share makes NumPy 5-10x slower and the numbers meaningless (measured: viz forward 1.8 ms with one BLAS
 thread, 11-16 ms with two while two other jobs ran). --blas-threads 0 leaves NumPy as it is.
-Target: ratio <= 2.
+(torch's two-thread pool stalls the same way: with --torch-threads 2 its medians swing by 10x from
+run to run here, while its fastest runs are 1.5-2x faster than one thread.) Target: ratio <= 2.
 """
 from __future__ import annotations
 
@@ -102,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=31)
     parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
     parser.add_argument("--case", choices=sorted(CASES), action="append")
-    parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="torch.set_num_threads (default: --blas-threads, or torch's own with 0)")
     parser.add_argument("--blas-threads", type=int, default=1,
                         help="OpenBLAS threads for NumPy, in a fresh process (0: leave NumPy as it is)")
     parser.add_argument("--json-out", help=argparse.SUPPRESS)
@@ -123,8 +126,9 @@ def main(argv=None) -> dict:
         print("bench_conv: PyTorch is not installed; nothing to compare against (pip install torch)")
         return {"name": "conv", "skipped": "torch not installed", "results": []}
     threads_before = torch.get_num_threads()
-    if args.torch_threads is not None:
-        torch.set_num_threads(args.torch_threads)
+    torch_threads = args.blas_threads if args.torch_threads is None else args.torch_threads
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
     dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
     try:
         results = [time_case(name, dtype, args.repeats) for dtype in dtypes for name in (args.case or list(CASES))]
