@@ -309,8 +309,7 @@ def pipe(source: str, fmt: str) -> bytes:
     """Run `dot -T<fmt>` on DOT text. Raises MissingProgram (with install instructions) without dot."""
     if fmt not in ("svg", "png", "pdf"):
         raise ValueError(f"format must be one of svg, png, pdf here (got {fmt!r})")
-    data = _run(source, fmt)
-    return clean_svg(data) if fmt == "svg" else data
+    return _clean(_run(source, fmt), fmt)
 
 
 # ---- frames of grid figures ------------------------------------------------------------------------
@@ -387,6 +386,20 @@ def _two_pass(graph: Graph) -> bool:
     return frames or any(e.overlay for e in graph.edges)
 
 
+_PDF_DATE = re.compile(rb"/CreationDate \(D:\d{14}[^)]*\)")
+
+
+def clean_pdf(data: bytes) -> bytes:
+    """Cairo stamps the PDF with the time it was written: replace it by a fixed date of the same length
+    (the cross-reference table counts bytes), so the same figure gives the same bytes."""
+    fixed = b"/CreationDate (D:20000101000000)"          # as short as a match can be: pad with spaces
+    return _PDF_DATE.sub(lambda m: fixed.ljust(len(m.group(0))), data)
+
+
+def _clean(data: bytes, fmt: str) -> bytes:
+    return clean_svg(data) if fmt == "svg" else clean_pdf(data) if fmt == "pdf" else data
+
+
 def render_bytes(graph: Graph, fmt: str, theme: str = "light", dpi: float | None = None) -> bytes:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)} (got {fmt!r})")
@@ -398,8 +411,7 @@ def render_bytes(graph: Graph, fmt: str, theme: str = "light", dpi: float | None
     if not _two_pass(graph):
         return pipe(source, fmt)
     laid_out = _run(source, "dot").decode("utf-8")
-    data = _run(add_frames(laid_out, graph, style.theme(theme)), fmt, engine="neato", no_op=2)
-    return clean_svg(data) if fmt == "svg" else data
+    return _clean(_run(add_frames(laid_out, graph, style.theme(theme)), fmt, engine="neato", no_op=2), fmt)
 
 
 def render(graph: Graph, out, fmt: str | None = None, theme: str = "light", dpi: float | None = None) -> Path:
