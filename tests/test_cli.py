@@ -208,3 +208,13 @@ def test_animation_geometry_errors_match_viz_shape(tmp_path):
             "print('manim' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_params_that_do_not_apply_stay_out_of_commands():
+    kind = figures.get("animate bptt")
+    gated = kind.validate({"model": "gated", "k": "3", "m": 4})
+    assert not kind.param("k").applies_to(gated) and kind.param("m").applies_to(gated)
+    assert kind.command_line(gated) == "viz animate bptt --m 4"
+    attention = kind.validate({"model": "attention", "k": "inf", "m": 4})
+    assert kind.command_line(attention) == "viz animate bptt --model attention --k inf"
+    assert kind.param("k").to_json()["applies"] == {"model": ["attention"]}

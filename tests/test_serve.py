@@ -317,6 +317,16 @@ def test_explorer_in_chromium(server, browser, tmp_path, capsys):
         expect(page.locator("#diagram")).not_to_have_attribute("src", src)
         page.select_option("#p-view", "backward")
         expect(page.locator("#command")).to_contain_text("--view backward")
+        # the weight scale only matters without a preset (the registry's Param.applies)
+        expect(page.locator('[data-param="scale"]')).to_be_visible()
+        page.select_option("#p-preset", "explode")
+        expect(page.locator('[data-param="scale"]')).to_be_hidden()
+        page.click('#figures button[data-id="bptt"]')
+        expect(page.locator('[data-param="k"]')).to_be_hidden()          # model gated: no k
+        expect(page.locator('[data-param="m"]')).to_be_visible()
+        page.select_option("#p-model", "attention")
+        expect(page.locator('[data-param="k"]')).to_be_visible()
+        expect(page.locator('[data-param="m"]')).to_be_hidden()
     assert errors == []
     page.close()
 

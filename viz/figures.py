@@ -56,6 +56,11 @@ class Param:
     max_axes: int = 3
     required: bool = False
     broadcast: bool = False  # shape: a single size means "the same on every axis" (kept as an int)
+    applies: tuple[tuple[str, tuple[str, ...]], ...] = ()  # only meaningful when these params have these values
+
+    def applies_to(self, values: dict) -> bool:
+        """Whether this parameter matters for these values (the explorer hides it otherwise)."""
+        return all(values.get(name) in allowed for name, allowed in self.applies)
 
     @property
     def flag(self) -> str:
@@ -173,7 +178,8 @@ class Param:
         """Plain description for the explorer's form and the manifest documentation."""
         return {"name": self.name, "flag": self.flag, "type": self.type, "default": _jsonable(self.default),
                 "help": self.help, "min": self.min, "max": self.max, "choices": list(self.choices),
-                "range": self.describe_range()}
+                "range": self.describe_range(),
+                "applies": {name: list(allowed) for name, allowed in self.applies}}
 
 
 def _split_axes(raw):
@@ -250,7 +256,7 @@ class FigureKind:
         words = ["viz", self.command] + ([self.name] if self.name else [])
         for p in self.params:
             v = values.get(p.name, p.default)
-            if v == p.default:
+            if v == p.default or not p.applies_to(values):
                 continue
             if p.type == "flag":
                 words.append(p.flag if v else f"--no-{p.flag[2:]}")
@@ -352,7 +358,7 @@ _DIAGRAM_PRESET = Param("preset", "choice", "none",
                         "Weights: none (random: seed, scale), or make gradients vanish/survive/explode.",
                         choices=("none", "vanish", "survive", "explode"))
 _SCALE = Param("scale", "float", 1.0, "Weight scale with --preset none: N(0, 1)/sqrt(fan_in) * scale.",
-               min=0.01, max=100.0)
+               min=0.01, max=100.0, applies=(("preset", ("none",)),))
 _DIAGRAM_TAIL = (
     SEED,
     Param("annotate", "choice", "shapes", "Annotate nodes: none, shapes, or values (norms/numbers).",
@@ -419,12 +425,13 @@ BPTT_ANIMATION = FigureKind(
     summary="Gradients flowing backward through time, ||δ[t]|| on a log scale: vanish, survive or explode.",
     params=(
         Param("model", "choice", "gated", "Network: gated RNN or AttentionRNN.", choices=("gated", "attention")),
-        Param("k", "k", 2, "AttentionRNN span k, or inf.", min=1, max=24),
+        Param("k", "k", 2, "AttentionRNN span k, or inf.", min=1, max=24,
+              applies=(("model", ("attention",)),)),
         Param("steps", "int", 12, "Time steps T.", min=1, max=24),
         Param("preset", "choice", "vanish", "Make gradients vanish, survive or explode.",
               choices=("vanish", "survive", "explode")),
         Param("n", "int", 3, "Input size n.", min=1, max=8),
-        Param("m", "int", 3, "State size m (gated RNN).", min=1, max=8),
+        Param("m", "int", 3, "State size m (gated RNN).", min=1, max=8, applies=(("model", ("gated",)),)),
         SEED, QUALITY),
     formats=_ANIMATION_FORMATS,
     render="viz.figures:_render_animation",

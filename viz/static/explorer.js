@@ -46,7 +46,7 @@ function buildForm(fig) {
     const label = el("label", { for: id, title: p.help, text: p.name.replace(/_/g, " ") });
     const ctl = el("div", { class: "ctl" });
     const value = state.params[fig.id][p.name];
-    const set = (v) => { state.params[fig.id][p.name] = v; schedule(); };
+    const set = (v) => { state.params[fig.id][p.name] = v; showApplicable(fig); schedule(); };
     if (p.type === "choice") {
       const select = el("select", { id, name: p.name });
       for (const c of p.choices) select.append(el("option", { value: c, text: c }));
@@ -91,6 +91,18 @@ function buildForm(fig) {
     }
     row.append(label, ctl, el("div", { class: "hint", id: `${id}-hint`, text: p.range }));
     form.append(row);
+  }
+  showApplicable(fig);
+}
+
+// A parameter that only matters for some values of another (k for the attention model, the weight
+// scale without a preset) is hidden otherwise; the registry says which (Param.applies).
+function showApplicable(fig) {
+  const values = state.params[fig.id];
+  for (const p of fig.params) {
+    const row = $("form").querySelector(`[data-param="${p.name}"]`);
+    if (!row) continue;
+    row.hidden = !Object.entries(p.applies || {}).every(([name, allowed]) => allowed.includes(values[name]));
   }
 }
 
