@@ -73,12 +73,7 @@ def cell(model, trace, t: int, annotate: str = "shapes") -> Graph:
         return getattr(trace, name)[t - 1][r]
 
     def info(dims, value=None):
-        if annotate == "none":
-            return ()
-        lines = [dims]
-        if annotate == "values" and value is not None:
-            lines.append(summary(value, "values"))
-        return tuple(lines)
+        return common.node_info(annotate, dims, value)
 
     top, products, dots = [], [], []
     g.node("softmax", "op", "softmax", shape="box", tooltip="a[t] = softmax(w_0, ..., w_k)")
@@ -244,8 +239,8 @@ def unrolled(model, trace, annotate: str = "shapes", grads=None, dl_dh=None) -> 
     for t in range(1, T + 1):
         cl = f"step{t}"
         g.cluster(cl, f"step {t}")
-        g.node(f"x{t}", "input", idx("x", t), cluster=cl, info=_info(annotate, dn, trace.xs[t - 1]))
-        g.node(f"h{t}", "state", idx("h", t), cluster=cl, info=_info(annotate, dn, trace.h[t]),
+        g.node(f"x{t}", "input", idx("x", t), cluster=cl, info=common.node_info(annotate, dn, trace.xs[t - 1]))
+        g.node(f"h{t}", "state", idx("h", t), cluster=cl, info=common.node_info(annotate, dn, trace.h[t]),
                tooltip=_step_tooltip(trace, t))
         cells.update({f"x{t}": (t, row_x), f"h{t}": (t, row_h)})
         if backward:
@@ -289,15 +284,6 @@ DELTA_RULE = ("δ[t] = dℓ/dh[t] = ∂ℓ/∂h[t] + Σ<sub>i≥1</sub> (∂h[t+
               "(‖δ[t]‖ measured by the reference)")
 JACOBIAN = ("∂h[t]/∂h[t-i] = a<sub>i</sub> [V<sub>i</sub> + (V<sub>i</sub>h[t-i] − h[t]) h[t-i]<sup>T</sup>"
             " (Q<sub>i</sub><sup>T</sup>K<sub>i</sub> + K<sub>i</sub><sup>T</sup>Q<sub>i</sub>)]")
-
-
-def _info(annotate: str, dims: str, value=None) -> tuple[str, ...]:
-    if annotate == "none":
-        return ()
-    lines = [dims]
-    if annotate == "values" and value is not None:
-        lines.append(summary(value, "values"))
-    return tuple(lines)
 
 
 def _params_node(g: Graph, model, T: int, annotate: str) -> None:

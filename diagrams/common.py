@@ -111,6 +111,16 @@ def order_rows(g: Graph, rows: list[list[str]]) -> None:
             g.edge(a, b, "invisible")
 
 
+def node_info(annotate: str, dims: str, value=None) -> tuple[str, ...]:
+    """Node annotation lines: the symbolic size with its numbers (shapes), then the values (values)."""
+    if annotate == "none":
+        return ()
+    lines = [dims]
+    if annotate == "values" and value is not None:
+        lines.append(summary(value, "values"))
+    return tuple(lines)
+
+
 # ---- the gradient side of backward figures (both networks) ------------------------------------------
 
 def param_grads_node(g: Graph, node_id: str, label: str, arrays, T: int, annotate: str) -> None:

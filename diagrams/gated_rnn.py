@@ -14,16 +14,6 @@ from diagrams.graph import Graph, hbox, idx, jacobian, small, sub, summary
 W_C, W_H, W_X = sub("W", "c"), sub("W", "h"), sub("W", "x")
 
 
-def _info(annotate: str, dims: str, value=None) -> tuple[str, ...]:
-    """Node annotation lines: the symbolic size with its numbers (shapes), then the values (values)."""
-    if annotate == "none":
-        return ()
-    lines = [dims]
-    if annotate == "values" and value is not None:
-        lines.append(summary(value, "values"))
-    return tuple(lines)
-
-
 def _sizes(model) -> tuple[int, int]:
     m, n = model.W_x.shape
     return n, m
@@ -62,22 +52,22 @@ def cell(model, trace, t: int, annotate: str = "shapes", preset: str | None = No
     if annotate == "values":
         g.notes.append(f"numbers: step t = {t} of a reference run; ‖·‖ is the Euclidean (Frobenius) norm")
     dm, dn = f"m = {m}", f"n = {n}"
-    g.node("x", "input", idx("x", "t"), info=_info(annotate, dn, trace.xs[r]))
-    g.node("h_prev", "state", idx("h", "t-1"), info=_info(annotate, dm, trace.h[t - 1]))
-    g.node("W_c", "parameter", W_C, info=_info(annotate, f"m×n = {m}×{n}", model.W_c))
-    g.node("W_h", "parameter", W_H, info=_info(annotate, f"m×m = {m}×{m}", model.W_h))
-    g.node("W_x", "parameter", W_X, info=_info(annotate, f"m×n = {m}×{n}", model.W_x))
+    g.node("x", "input", idx("x", "t"), info=common.node_info(annotate, dn, trace.xs[r]))
+    g.node("h_prev", "state", idx("h", "t-1"), info=common.node_info(annotate, dm, trace.h[t - 1]))
+    g.node("W_c", "parameter", W_C, info=common.node_info(annotate, f"m×n = {m}×{n}", model.W_c))
+    g.node("W_h", "parameter", W_H, info=common.node_info(annotate, f"m×m = {m}×{m}", model.W_h))
+    g.node("W_x", "parameter", W_X, info=common.node_info(annotate, f"m×n = {m}×{n}", model.W_x))
     g.node("mul_c", "op", "×", tooltip="W_c x[t]")
     g.node("mul_h", "op", "×", tooltip="W_h h[t-1]")
     g.node("mul_x", "op", "×", tooltip="u[t] = W_x x[t]")
     g.node("add_z", "op", "+", tooltip="z[t] = W_c x[t] + W_h h[t-1]")
     g.node("sigma", "op", "σ", tooltip="c[t] = σ(z[t])")
-    g.node("gate", "gate", idx("c", "t"), info=_info(annotate, dm, trace.c[r]))
+    g.node("gate", "gate", idx("c", "t"), info=common.node_info(annotate, dm, trace.c[r]))
     g.node("one_minus", "op", "1 − ·", shape="box", tooltip="1 - c[t]")
     g.node("had_h", "op", "⊙", tooltip="c[t] ⊙ h[t-1]")
     g.node("had_u", "op", "⊙", tooltip="(1 - c[t]) ⊙ u[t]")
     g.node("add_h", "op", "+", tooltip="h[t]")
-    g.node("h", "state", idx("h", "t"), info=_info(annotate, dm, trace.h[t]))
+    g.node("h", "state", idx("h", "t"), info=common.node_info(annotate, dm, trace.h[t]))
 
     g.edge("W_c", "mul_c")
     g.edge("x", "mul_c")
@@ -126,7 +116,7 @@ def unrolled(model, trace, annotate: str = "shapes", grads=None, dl_dh=None, pre
 
     cells = {"W": (0, lv["c"]), "h0": (0, lv["h"])}
     _weights_node(g, T, m, n, annotate)
-    g.node("h0", "padding", "h[0] = 0", info=_info(annotate, dm))
+    g.node("h0", "padding", "h[0] = 0", info=common.node_info(annotate, dm))
     if backward:
         intensities, lo, hi = common.norm_scale(grads.delta_norms)
         _weight_grads_node(g, grads, T, annotate)
@@ -141,9 +131,9 @@ def unrolled(model, trace, annotate: str = "shapes", grads=None, dl_dh=None, pre
             cells[f"J{t}"] = (col, lv["J"])       # above δ[t]: δ[t] → J[t] → δ[t-1]
         cl = f"step{t}"
         g.cluster(cl, f"step {t}")
-        g.node(f"x{t}", "input", idx("x", t), cluster=cl, info=_info(annotate, dn, trace.xs[t - 1]))
-        g.node(f"c{t}", "gate", idx("c", t), cluster=cl, info=_info(annotate, dm, trace.c[t - 1]))
-        g.node(f"h{t}", "state", idx("h", t), cluster=cl, info=_info(annotate, dm, trace.h[t]))
+        g.node(f"x{t}", "input", idx("x", t), cluster=cl, info=common.node_info(annotate, dn, trace.xs[t - 1]))
+        g.node(f"c{t}", "gate", idx("c", t), cluster=cl, info=common.node_info(annotate, dm, trace.c[t - 1]))
+        g.node(f"h{t}", "state", idx("h", t), cluster=cl, info=common.node_info(annotate, dm, trace.h[t]))
         cells.update({f"x{t}": (col, lv["x"]), f"c{t}": (col, lv["c"]), f"h{t}": (col, lv["h"])})
         if backward:
             common.delta_node(g, grads, t, intensities[t - 1], annotate, cluster=cl)
@@ -229,12 +219,12 @@ def _compact(model, trace, annotate: str, grads, dl_dh, preset) -> Graph:
                     f"(the forward graph is in the unrolled view)"]
     else:
         _weights_node(g, T, m, n, annotate)
-        g.node("h0", "padding", "h[0] = 0", info=_info(annotate, dm))
+        g.node("h0", "padding", "h[0] = 0", info=common.node_info(annotate, dm))
         cells.update({"W": (0, 0), "h0": (0, 1)})
         for t in range(1, T + 1):
             r, j = divmod(t - 1, R)
-            g.node(f"x{t}", "input", idx("x", t), info=_info(annotate, dn, trace.xs[t - 1]))
-            g.node(f"h{t}", "state", idx("h", t), info=_info(annotate, dm, trace.h[t]))
+            g.node(f"x{t}", "input", idx("x", t), info=common.node_info(annotate, dn, trace.xs[t - 1]))
+            g.node(f"h{t}", "state", idx("h", t), info=common.node_info(annotate, dm, trace.h[t]))
             cells.update({f"x{t}": (j + 1, 2 * r), f"h{t}": (j + 1, 2 * r + 1)})
             g.edge("h0" if t == 1 else f"h{t - 1}", f"h{t}", weight=5)
             g.edge(f"x{t}", f"h{t}")
