@@ -54,36 +54,18 @@ def gated_run(p: dict):
     """(model, trace, grads or None, dl_dh or None) of the gated RNN for these parameters."""
     from viz import rnn
 
-    T, n, m, seed = p["steps"], p["n"], p["m"], p["seed"]
-    if p["preset"] == "none":
-        model = rnn.GatedRNN(n, m, seed=seed, scale=p["scale"])
-        xs = rnn.random_inputs(T, n, seed=seed)
-    else:
-        model = rnn.GatedRNN.preset(p["preset"], n=n, m=m, seed=seed)
-        xs = rnn.preset_inputs(p["preset"], T, n=n, seed=seed)
-    trace = model.forward(xs)
-    if p["view"] != "backward":
-        return model, trace, None, None
-    dl_dh = rnn.last_step_upstream(T, m, seed=seed)
-    return model, trace, model.backward(trace, dl_dh), dl_dh
+    r = rnn.gated_run(p["steps"], p["n"], p["m"], seed=p["seed"], preset=p["preset"], scale=p["scale"],
+                      backward=p["view"] == "backward")
+    return r.model, r.trace, r.grads, r.dl_dh
 
 
 def attention_run(p: dict):
     """(model, trace, grads or None, dl_dh or None) of AttentionRNN(k) for these parameters."""
-    from viz import attention, rnn
+    from viz import attention
 
-    T, n, seed = p["steps"], p["n"], p["seed"]
-    if p["preset"] == "none":
-        model = attention.AttentionRNN(n, p["k"], seed=seed, base_case=p["base_case"], scale=p["scale"])
-        xs = rnn.random_inputs(T, n, seed=seed)
-    else:
-        model = attention.AttentionRNN.preset(p["preset"], n=n, k=p["k"], seed=seed, base_case=p["base_case"])
-        xs = attention.preset_inputs(p["preset"], T, n=n, seed=seed)
-    trace = model.forward(xs)
-    if p["view"] != "backward":
-        return model, trace, None, None
-    dl_dh = rnn.last_step_upstream(T, n, seed=seed)
-    return model, trace, model.backward(trace, dl_dh), dl_dh
+    r = attention.attention_run(p["steps"], p["n"], p["k"], seed=p["seed"], preset=p["preset"],
+                                base_case=p["base_case"], scale=p["scale"], backward=p["view"] == "backward")
+    return r.model, r.trace, r.grads, r.dl_dh
 
 
 # ---- entry points ----------------------------------------------------------------------------------

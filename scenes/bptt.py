@@ -5,7 +5,7 @@ order; then the gradient travels back from the loss and every total gradient δ[
 as a bar on a log scale, with its norm written out (2.1e-15). The gated RNN has one way back, through
 T − 1 Jacobians J[t] (vanishing, surviving or exploding with the preset); in AttentionRNN(k) the
 gradient also takes the skip edges, so it crosses T steps in about T/k hops. Both models take their
-weights and inputs from the preset (`GatedRNN.preset`, `AttentionRNN.preset` and their `preset_inputs`);
+weights and inputs from the preset (`viz.rnn.gated_run`, `viz.attention.attention_run`);
 for AttentionRNN the last caption line is the preset's `PRESET_NOTES` line (why it vanishes, survives or
 explodes — and why AttentionRNN(∞) does not vanish: every state is one hop from h[T]).
 
@@ -30,9 +30,8 @@ from manim import (
     ShowPassingFlash, Square, Text, VGroup, config,
 )
 
-from viz.attention import PRESET_NOTES, AttentionRNN
-from viz.attention import preset_inputs as attention_preset_inputs
-from viz.rnn import GatedRNN, last_step_upstream, preset_inputs
+from viz.attention import PRESET_NOTES, attention_run
+from viz.rnn import gated_run
 
 from . import style
 from .common import MINUS
@@ -110,11 +109,8 @@ def build_flow(model: str, k: int | None, steps: int, preset: str, n: int, m: in
         raise ValueError(f"steps must be >= 1 (got {steps!r})")
     T = steps
     if model == "gated":
-        net = GatedRNN.preset(preset, n=n, m=m, seed=seed)
-        xs = preset_inputs(preset, T, n, seed=seed)
-        trace = net.forward(xs)
-        dl_dh = last_step_upstream(T, m, seed=seed)
-        grads = net.backward(trace, dl_dh)
+        run = gated_run(T, n, m, seed=seed, preset=preset)
+        net, trace, dl_dh, grads = run.model, run.trace, run.dl_dh, run.grads
         reads = [(Edge(t - 1, t),) for t in range(1, T + 1)]
         jnorms = [float(np.linalg.norm(net.jacobian(trace, t), 2)) for t in range(1, T + 1)]
         title = f"Backpropagation through time: gated RNN (n = {n}, m = {m}), T = {T}"
@@ -122,10 +118,8 @@ def build_flow(model: str, k: int | None, steps: int, preset: str, n: int, m: in
                    f"‖W_h‖₂ = {_g(np.linalg.norm(net.W_h, 2))}    mean c[t] = {_g(np.mean(trace.c))}    "
                    f"‖J[t]‖₂ = {_g(min(jnorms))} … {_g(max(jnorms))}    J[t] = ∂h[t]/∂h[t−1]"]
     else:
-        net = AttentionRNN.preset(preset, n=n, k=k, seed=seed)
-        trace = net.forward(attention_preset_inputs(preset, T, n, seed=seed))
-        dl_dh = last_step_upstream(T, n, seed=seed)
-        grads = net.backward(trace, dl_dh)
+        run = attention_run(T, n, k, seed=seed, preset=preset)
+        net, trace, dl_dh, grads = run.model, run.trace, run.dl_dh, run.grads
         reads = []
         for t in range(1, T + 1):
             real = trace.present[t - 1] & (trace.lags[t - 1] >= 1)   # past states, not x[t], not zeros

@@ -651,3 +651,18 @@ def test_module_is_numpy_only():
     src = open(attention.__file__).read()
     for heavy in ("torch", "manim", "graphviz", "matplotlib"):
         assert f"import {heavy}" not in src
+
+
+def test_attention_run_is_the_figures_run():
+    from viz.attention import AttentionRNN, attention_run, preset_inputs
+    from viz.rnn import last_step_upstream, random_inputs
+
+    run = attention_run(6, 3, None, seed=2, preset="vanish")
+    model = AttentionRNN.preset("vanish", n=3, k=None, seed=2)
+    trace = model.forward(preset_inputs("vanish", 6, n=3, seed=2))
+    np.testing.assert_array_equal(run.trace.h, trace.h)
+    np.testing.assert_array_equal(run.grads.delta, model.backward(trace, last_step_upstream(6, 3, seed=2)).delta)
+    plain = attention_run(4, 2, 2, seed=1, base_case="mask", scale=2.0, backward=False)
+    assert plain.grads is None
+    np.testing.assert_array_equal(plain.trace.h, AttentionRNN(2, 2, seed=1, base_case="mask", scale=2.0)
+                                  .forward(random_inputs(4, 2, seed=1)).h)

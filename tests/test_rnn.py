@@ -468,3 +468,17 @@ def test_module_is_numpy_only():
     for heavy in ("torch", "manim", "graphviz", "matplotlib"):
         assert f"import {heavy}" not in src
     assert "viz.rnn" in sys.modules
+
+
+def test_gated_run_is_the_figures_run():
+    from viz.rnn import GatedRNN, gated_run, last_step_upstream, preset_inputs
+
+    run = gated_run(6, 2, 3, seed=4, preset="explode")
+    model = GatedRNN.preset("explode", n=2, m=3, seed=4)
+    trace = model.forward(preset_inputs("explode", 6, n=2, seed=4))
+    np.testing.assert_array_equal(run.trace.h, trace.h)
+    np.testing.assert_array_equal(run.dl_dh, last_step_upstream(6, 3, seed=4))
+    np.testing.assert_array_equal(run.grads.delta, model.backward(trace, run.dl_dh).delta)
+    plain = gated_run(5, 2, 3, seed=1, scale=0.5, backward=False)
+    assert plain.grads is None and plain.dl_dh is None
+    np.testing.assert_array_equal(plain.model.W_h, GatedRNN(2, 3, seed=1, scale=0.5).W_h)

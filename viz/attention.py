@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from viz.rnn import _check_step, check_array, check_int, check_positive, check_sequence, random_inputs
+from viz.rnn import (FigureRun, _check_step, check_array, check_int, check_positive, check_sequence,
+                     figure_run, random_inputs)
 
 __all__ = [
     "AttentionRNN", "AttentionTrace", "AttentionGrads", "BASE_CASES", "param_index", "step_lags",
@@ -432,3 +433,16 @@ def path_lengths(k: int | None, T: int) -> np.ndarray:
     reach h[t]. Gradients cross T steps in about T/k hops instead of T."""
     T = check_int("T", T, 1)
     return np.array([hops(k, T - t) for t in range(1, T + 1)], dtype=int)
+
+
+def attention_run(T: int, n: int, k: int | None, seed: int = 0, preset: str = "none",
+                  base_case: str = "zeros", scale: float = 1.0, backward: bool = True) -> FigureRun:
+    """The AttentionRNN the figures draw: preset "none" is `AttentionRNN(n, k, seed, base_case, scale)`
+    on `random_inputs`; a preset name (PRESETS) is `AttentionRNN.preset` on its `preset_inputs`."""
+    if preset == "none":
+        model = AttentionRNN(n, k, seed=seed, base_case=base_case, scale=scale)
+        xs = random_inputs(T, n, seed=seed)
+    else:
+        model = AttentionRNN.preset(preset, n=n, k=k, seed=seed, base_case=base_case)
+        xs = preset_inputs(preset, T, n=n, seed=seed)
+    return figure_run(model, xs, seed, backward)

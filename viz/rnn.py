@@ -428,3 +428,34 @@ def last_step_upstream(T: int, m: int, seed: int = 0) -> np.ndarray:
     p = np.zeros((T, m))
     p[-1] = direction / np.linalg.norm(direction)
     return p
+
+
+@dataclass(frozen=True)
+class FigureRun:
+    """One reference run as the figures show it: the model, its trace and, for backward figures, the
+    loss read at h[T] (`last_step_upstream`) with the gradients it sends back. Diagrams, scenes and
+    the explorer all take their numbers from these runs, so the same parameters give the same numbers."""
+    model: object
+    trace: object
+    dl_dh: np.ndarray | None = None
+    grads: object | None = None
+
+
+def figure_run(model, xs: np.ndarray, seed: int, backward: bool) -> FigureRun:
+    """Forward `xs`; with `backward`, a loss read at h[T] only and its BPTT."""
+    trace = model.forward(xs)
+    if not backward:
+        return FigureRun(model, trace)
+    dl_dh = last_step_upstream(trace.T, trace.h.shape[-1], seed=seed)
+    return FigureRun(model, trace, dl_dh, model.backward(trace, dl_dh))
+
+
+def gated_run(T: int, n: int, m: int, seed: int = 0, preset: str = "none", scale: float = 1.0,
+              backward: bool = True) -> FigureRun:
+    """The gated RNN the figures draw: preset "none" is `GatedRNN(n, m, seed, scale)` on
+    `random_inputs`; a preset name (PRESETS) is `GatedRNN.preset` on its `preset_inputs`."""
+    if preset == "none":
+        model, xs = GatedRNN(n, m, seed=seed, scale=scale), random_inputs(T, n, seed=seed)
+    else:
+        model, xs = GatedRNN.preset(preset, n=n, m=m, seed=seed), preset_inputs(preset, T, n=n, seed=seed)
+    return figure_run(model, xs, seed, backward)
