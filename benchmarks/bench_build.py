@@ -34,7 +34,7 @@ COLD_TARGET_S = 60.0   # the whole gallery at low quality on 2 cores
 
 
 def viz_command(*args) -> list[str]:
-    return [sys.executable, "-c", "from viz.cli import main; main()", *args]
+    return [sys.executable, "-c", "from viz.app.cli import main; main()", *args]
 
 
 def snapshot(tmp: Path) -> Path:
@@ -60,7 +60,7 @@ def timed_gallery(out: Path, jobs: int, force: bool, src: Path, cache: Path) -> 
 
 
 def explorer_latency(requests: int) -> dict:
-    from viz import serve
+    from viz.app import serve
 
     server = serve.make_server(0)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)

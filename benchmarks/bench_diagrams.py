@@ -34,7 +34,7 @@ def cases(steps: list[int]) -> list[tuple[str, str, dict]]:
 
 
 def cli_args(kind: str, params: dict, out: Path) -> list[str]:
-    args = [sys.executable, "-c", "from viz.cli import main; main()", "diagram", kind]
+    args = [sys.executable, "-c", "from viz.app.cli import main; main()", "diagram", kind]
     for key, value in params.items():
         args += [f"--{key.replace('_', '-')}", "inf" if value is None else str(value)]
     return args + ["-o", str(out)]

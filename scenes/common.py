@@ -17,71 +17,8 @@ import numpy as np
 
 from . import style
 
-MINUS = "\u2212"  # a typographic minus: "−2", not "-2"
-TIMES = "\u00b7"  # the product dot in "2·(−1)"
-
-
-# ---- data -------------------------------------------------------------------------------------------
-
-def example_data(in_shape, channels: int, kernel, out_shape, seed: int = 0, values: str = "int") -> dict:
-    """Seeded example data for a single-filter convolution (PyTorch layout, unbatched).
-
-    Returns x (channels, *in_shape), w (1, channels, *kernel) and grad_y (1, *out_shape) (an upstream
-    gradient ∂ℓ/∂y). values="int": small integers, so every product and sum can be checked by hand
-    (x in -3..3, weights and gradients in ±1, ±2: never 0, so every tap visibly matters); "float":
-    one-decimal numbers around 0, so every product has two decimals and nothing is hidden by rounding.
-    """
-    if values not in ("int", "float"):
-        raise ValueError(f"values must be 'int' or 'float' (got {values!r})")
-    if channels < 1:
-        raise ValueError(f"channels must be >= 1 (got {channels})")
-    rng = np.random.default_rng(seed)
-    x_shape = (channels, *tuple(in_shape))
-    w_shape = (1, channels, *tuple(kernel))
-    g_shape = (1, *tuple(out_shape))
-    if values == "int":
-        nonzero = np.array([-2.0, -1.0, 1.0, 2.0])
-        x = rng.integers(-3, 4, size=x_shape).astype(float)
-        w = rng.choice(nonzero, size=w_shape)
-        g = rng.choice(nonzero, size=g_shape)
-    else:
-        x = np.round(rng.standard_normal(x_shape), 1)
-        w = np.round(rng.standard_normal(w_shape), 1)
-        g = np.round(rng.standard_normal(g_shape), 1)
-    return {"x": x, "w": w, "grad_y": g}
-
-
-def fmt_value(v: float, integer: bool = False, decimals: int = style.DECIMALS) -> str:
-    """A number as a reader sees it, with a real minus sign.
-
-    integer=True (integer example data): "3", "−12". Otherwise at most `decimals` decimals and at
-    least one, trailing zeros dropped, so one-decimal data reads "0.8", not "0.80": "2.28", "1.0".
-    """
-    v = float(v)
-    if integer:
-        s = f"{int(round(v))}"
-    else:
-        s = f"{v:.{decimals}f}".rstrip("0")
-        s = s + "0" if s.endswith(".") else s
-        if float(s) == 0.0:
-            s = "0.0"   # never "-0.0"
-    return s.replace("-", MINUS)
-
-
-def fmt_factor(v: float, integer: bool = False) -> str:
-    """A factor inside a product: negative numbers in parentheses, "2·(−1)"."""
-    s = fmt_value(v, integer)
-    return f"({s})" if s.startswith(MINUS) else s
-
-
-def fmt_index(index) -> str:
-    """A 0-based index tuple as the 1-based label a person reads: (0, 2) -> "1,3"."""
-    return ",".join(str(int(i) + 1) for i in index)
-
-
-def pretty_formula(s: str) -> str:
-    """Typography only: real minus signs and product dots in a formula string from viz."""
-    return s.replace("*", TIMES).replace("-", MINUS)
+from viz.runs import example_data  # noqa: F401  (re-exported for the scenes)
+from viz.text import MINUS, TIMES, fmt_factor, fmt_index, fmt_value, pretty_formula  # noqa: F401
 
 
 # ---- recorded steps ---------------------------------------------------------------------------------

@@ -63,7 +63,6 @@ CELL_GAP = 0.06                   # space between neighbouring cells
 MIN_CELL_SIZE = 0.12              # large grids shrink their cells down to this, then drop the numbers
 MIN_NUMBERED_CELL_SIZE = 0.27     # below this a cell shows no number (28x28 grids): its shade shows the value
 FRAME_MARGIN = 0.35               # keep every mobject this far inside the frame edge
-DECIMALS = 2                      # numbers shown with at most this many decimals
 
 # ---- timing (seconds of video) -----------------------------------------------------------------
 INTRO_TIME = 1.0                  # titles and first layout

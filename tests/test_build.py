@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from viz import build, cli, figures
+from viz.app import build, cli, registry as figures
 
 FAKE = figures.FigureKind(
     command="diagram", name="fake",

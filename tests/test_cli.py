@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from viz import figures
+from viz.app import registry as figures
 
 ROOT = Path(__file__).resolve().parents[1]
-VIZ = [sys.executable, "-m", "viz.cli"]
+VIZ = [sys.executable, "-m", "viz"]
 
 
 def run_viz(*args, cwd=None):
@@ -21,7 +21,7 @@ def run_viz(*args, cwd=None):
 
 
 def test_import_viz_stays_light():
-    code = ("import sys, viz, viz.figures, viz.cli, viz.conv, viz.rnn, viz.attention; "
+    code = ("import sys, viz, viz.app.registry, viz.app.cli, viz.conv, viz.rnn, viz.attention; "
             "heavy = [m for m in ('manim', 'graphviz', 'matplotlib', 'torch', 'cairo') if m in sys.modules]; "
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -202,7 +202,7 @@ def test_animation_geometry_errors_match_viz_shape(tmp_path):
     assert shape.stderr == anim.stderr
     assert "kernel too large on axis 1" in anim.stderr
     assert list(tmp_path.iterdir()) == []
-    code = ("import sys; from viz import figures\n"
+    code = ("import sys; from viz.app import registry as figures\n"
             "try:\n    figures.render('animate conv', {'input': 3, 'kernel': 4}, 'x.mp4')\n"
             "except ValueError: pass\n"
             "print('manim' in sys.modules)")

@@ -1,4 +1,4 @@
-"""Inline display in Jupyter: the MIME bundles of viz.notebook.Figure, its cache and save()."""
+"""Inline display in Jupyter: the MIME bundles of viz.app.notebook.Figure, its cache and save()."""
 from __future__ import annotations
 
 import base64
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from viz import conv, figures, notebook
+from viz import conv
+from viz.app import notebook, registry as figures
 
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="{n}0" height="10"><title>n={n}</title></svg>'
 

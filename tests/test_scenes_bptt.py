@@ -20,7 +20,7 @@ from viz import attention, rnn  # noqa: E402
 
 from scenes import style  # noqa: E402
 from scenes.bptt import tell  # noqa: E402
-from scenes.common import MINUS  # noqa: E402
+from viz.text import MINUS  # noqa: E402
 from scenes.render import dry_run, render_animation  # noqa: E402
 
 BASE = dict(model="gated", k=2, steps=12, preset="vanish", n=3, m=3, seed=0)

@@ -17,7 +17,9 @@ import pytest
 pytest.importorskip("manim")
 
 from scenes import style  # noqa: E402
-from scenes.common import example_data, fmt_value, speed_plan  # noqa: E402
+from scenes.common import speed_plan  # noqa: E402
+from viz.runs import example_data  # noqa: E402
+from viz.text import fmt_value  # noqa: E402
 from scenes.render import dry_run  # noqa: E402
 from viz import conv as V  # noqa: E402
 

@@ -151,7 +151,7 @@ def test_same_inputs_same_frames(isolated):
     import subprocess
 
     def viz_animate(out):
-        cmd = [sys.executable, "-m", "viz.cli", "animate", "conv", "--input", "5", "--channels", "1",
+        cmd = [sys.executable, "-m", "viz", "animate", "conv", "--input", "5", "--channels", "1",
                "--kernel", "3", "--stride", "2", "-o", str(out)]
         done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
         assert done.returncode == 0, done.stderr

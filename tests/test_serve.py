@@ -15,8 +15,10 @@ import time
 import numpy as np
 import pytest
 
-from scenes.common import example_data, fmt_value
-from viz import cli, conv, figures, serve
+from viz.runs import example_data
+from viz.text import fmt_value
+from viz import conv
+from viz.app import cli, registry as figures, serve
 
 HAVE_DIAGRAMS = importlib.util.find_spec("diagrams.figures") is not None
 CHROMIUM = "/usr/bin/chromium"
@@ -360,7 +362,7 @@ def test_viz_serve_command_starts_and_stops():
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-c", "from viz.cli import main; main()", "serve", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-c", "from viz.app.cli import main; main()", "serve", "--port", "0"],
                             stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()

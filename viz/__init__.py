@@ -6,9 +6,9 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    """`viz.figure(...)` / `viz.Figure` load viz.notebook (the registry only, nothing heavy) on first use."""
+    """`viz.figure(...)` / `viz.Figure` load viz.app.notebook (the registry only, nothing heavy) on first use."""
     if name in ("figure", "Figure"):
-        from viz import notebook
+        from viz.app import notebook
 
         return getattr(notebook, name)
     raise AttributeError(f"module 'viz' has no attribute {name!r}")

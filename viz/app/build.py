@@ -55,7 +55,8 @@ from concurrent.futures.process import BrokenProcessPool
 from importlib import metadata, resources, util
 from pathlib import Path
 
-from viz import __version__, figures
+from viz import __version__
+from viz.app import registry as figures
 from viz.io import atomic_path, write_text_atomic
 
 CACHE_FILE = ".viz-cache.json"
@@ -289,7 +290,7 @@ def _validate_entry(raw: dict, fail, quality: str | None) -> Entry | None:
 
 def packaged_gallery() -> Path:
     """The default gallery's manifest, shipped inside the package (viz/gallery.toml)."""
-    return Path(str(resources.files("viz") / "gallery.toml"))
+    return Path(str(resources.files("viz.app") / "gallery.toml"))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -828,7 +829,7 @@ def index_html(manifest: Manifest, out_dir: Path, failed: dict) -> str:
             out.append(f'<img src="{e(entry.file(media))}" alt="{e(entry.caption or entry.name)}" '
                        'loading="lazy">')
         elif media in TEXT_FORMATS and entry.kind.command == "shape":
-            from viz.notebook import shape_html   # the reference's own table, as in a notebook
+            from viz.app.notebook import shape_html   # the reference's own table, as in a notebook
 
             out.append(f'<div class="table">{shape_html(entry.values)}</div>')
         elif media in TEXT_FORMATS:

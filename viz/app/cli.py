@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from viz import __version__, figures
+from viz import __version__
+from viz.app import registry as figures
 from viz.io import MissingProgram
 
 
@@ -89,7 +90,7 @@ def _figure_command(kind: figures.FigureKind) -> click.Command:
 
 def _shape_command(kind: figures.FigureKind) -> click.Command:
     def callback(as_json, output, **given):
-        from viz import shape_report
+        from viz.app import shape_report
 
         try:
             values = kind.validate(_given(given))
@@ -156,7 +157,7 @@ _QUALITY_HELP = "Override the quality of every animation: low 480p15, medium 720
 
 
 def _run_build(manifest, source, out, jobs, force, quality):
-    from viz import build
+    from viz.app import build
 
     try:
         report = build.build(manifest, out, jobs=jobs, force=force, quality=quality, source=source)
@@ -199,7 +200,7 @@ def build_command(manifest, out, jobs, force, quality):
 @_build_options
 def gallery_command(out, jobs, force, quality):
     """Build the default gallery (the manifest shipped in the package) with `viz build`."""
-    from viz import build
+    from viz.app import build
 
     _run_build(build.packaged_gallery(), "gallery.toml", out, jobs, force, quality)
 
@@ -209,7 +210,7 @@ def gallery_command(out, jobs, force, quality):
               help="Port on 127.0.0.1 (0: any free port).")
 def serve_command(port):
     """The interactive explorer: a local page (127.0.0.1 only) with sliders for every parameter."""
-    from viz import serve
+    from viz.app import serve
 
     serve.run(port)
 

@@ -20,7 +20,7 @@ import html
 import os
 from pathlib import Path
 
-from viz import figures
+from viz.app import registry as figures
 from viz.io import atomic_path, copy_atomic
 
 
@@ -49,7 +49,7 @@ class Figure:
 
     def render(self, fmt: str) -> Path:
         """The figure in format `fmt`, rendered once into the cache; returns the cached file."""
-        from viz.build import cache_key
+        from viz.app.build import cache_key
 
         if fmt not in self.kind.formats:
             raise figures.ParamError("format", f"--format: must be one of {', '.join(self.kind.formats)} "
@@ -89,7 +89,7 @@ class Figure:
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         bundle = {"text/plain": repr(self)}
         if self.kind.command == "shape":
-            from viz import shape_report
+            from viz.app import shape_report
 
             bundle["text/plain"] = shape_report.report(self.values, "txt")
             bundle["text/html"] = self.html()
@@ -107,7 +107,7 @@ class Figure:
 
 def shape_html(values: dict) -> str:
     """A `shape` report as HTML: the reference's table (ConvGeometry._repr_html_) and array shapes."""
-    from viz import shape_report
+    from viz.app import shape_report
 
     table = shape_report.geometry(values)._repr_html_()
     lines = shape_report.report(values, "md").strip().splitlines()

@@ -42,7 +42,8 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from viz import __version__, figures
+from viz import __version__
+from viz.app import registry as figures
 
 MAX_BODY = 64 * 1024
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -123,7 +124,8 @@ def conv_payload(values: dict) -> dict:
     """
     import numpy as np
 
-    from scenes.common import example_data, fmt_factor, fmt_value
+    from viz.runs import example_data
+    from viz.text import fmt_factor, fmt_value
     from viz import conv
 
     g = conv.conv_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
@@ -326,7 +328,7 @@ class AnswerCache:
 
 def static_files() -> dict[str, Path]:
     """URL path -> file for every asset in viz/static (the whitelist; nothing else is served)."""
-    root = Path(str(resources.files("viz") / "static"))
+    root = Path(str(resources.files("viz.app") / "static"))
     files = {}
     for path in sorted(root.iterdir()):
         if path.is_file() and re.fullmatch(r"[A-Za-z0-9_-]+\.[a-z]+", path.name) \

@@ -345,7 +345,7 @@ SHAPE = FigureKind(
               min=0, max=16, broadcast=True),
     ),
     formats=("txt", "json", "md"),
-    render="viz.shape_report:render_shape",
+    render="viz.app.shape_report:render_shape",
     check=_check_conv,
 )
 
@@ -376,7 +376,7 @@ GATED_DIAGRAM = FigureKind(
         _DIAGRAM_PRESET, _SCALE,
     ) + _DIAGRAM_TAIL,
     formats=("svg", "png", "pdf", "dot"),
-    render="viz.figures:_render_diagram",
+    render="viz.app.registry:_render_diagram",
     check=_check_gated_preset,
 )
 
@@ -394,7 +394,7 @@ ATTENTION_DIAGRAM = FigureKind(
         _DIAGRAM_PRESET, _SCALE,
     ) + _DIAGRAM_TAIL,
     formats=("svg", "png", "pdf", "dot"),
-    render="viz.figures:_render_diagram",
+    render="viz.app.registry:_render_diagram",
 )
 
 _ANIMATION_FORMATS = ("mp4", "gif", "webm", "png")
@@ -407,7 +407,7 @@ CONV_ANIMATION = FigureKind(
               choices=("int", "float")),
         SEED, QUALITY),
     formats=_ANIMATION_FORMATS,
-    render="viz.figures:_render_animation",
+    render="viz.app.registry:_render_animation",
     check=_check_conv_animation,
 )
 
@@ -416,7 +416,7 @@ CONV_BACKWARD_ANIMATION = FigureKind(
     summary="Convolution backward: grad_w (stride becomes dilation) and grad_x (transposed convolution).",
     params=CONV_ANIMATION.params,
     formats=_ANIMATION_FORMATS,
-    render="viz.figures:_render_animation",
+    render="viz.app.registry:_render_animation",
     check=_check_conv_animation,
 )
 
@@ -434,7 +434,7 @@ BPTT_ANIMATION = FigureKind(
         Param("m", "int", 3, "State size m (gated RNN).", min=1, max=8, applies=(("model", ("gated",)),)),
         SEED, QUALITY),
     formats=_ANIMATION_FORMATS,
-    render="viz.figures:_render_animation",
+    render="viz.app.registry:_render_animation",
     check=_check_gated_preset,
 )
 
@@ -452,7 +452,7 @@ TRAINING_ANIMATION = FigureKind(
     summary="The training loss drawn as training proceeds; the first spike annotated with its gradient norm.",
     params=_TRAINING_PARAMS + (QUALITY,),
     formats=_ANIMATION_FORMATS,
-    render="viz.figures:_render_animation",
+    render="viz.app.registry:_render_animation",
 )
 
 TRAINING_PLOT = FigureKind(
@@ -460,7 +460,7 @@ TRAINING_PLOT = FigureKind(
     summary="Loss and accuracy on the temporal-order task, with and without gradient clipping.",
     params=_TRAINING_PARAMS,
     formats=("svg", "png", "pdf"),
-    render="viz.figures:_render_plot",
+    render="viz.app.registry:_render_plot",
 )
 
 KINDS: dict[str, FigureKind] = {k.key: k for k in (

@@ -1,0 +1,45 @@
+"""Number typography: every number and index a person reads, formatted in one place.
+
+Real minus signs ("−2"), product dots ("2·(−1)"), 1-based indices ("y[2]" for index 1), at most
+`DECIMALS` decimals. The reference returns numbers; the Story builders turn them into text with these
+functions; renderers draw the text as given.
+"""
+from __future__ import annotations
+
+DECIMALS = 2      # numbers shown with at most this many decimals
+
+MINUS = "\u2212"  # a typographic minus: "−2", not "-2"
+TIMES = "\u00b7"  # the product dot in "2·(−1)"
+
+
+def fmt_value(v: float, integer: bool = False, decimals: int = DECIMALS) -> str:
+    """A number as a reader sees it, with a real minus sign.
+
+    integer=True (integer example data): "3", "−12". Otherwise at most `decimals` decimals and at
+    least one, trailing zeros dropped, so one-decimal data reads "0.8", not "0.80": "2.28", "1.0".
+    """
+    v = float(v)
+    if integer:
+        s = f"{int(round(v))}"
+    else:
+        s = f"{v:.{decimals}f}".rstrip("0")
+        s = s + "0" if s.endswith(".") else s
+        if float(s) == 0.0:
+            s = "0.0"   # never "-0.0"
+    return s.replace("-", MINUS)
+
+
+def fmt_factor(v: float, integer: bool = False) -> str:
+    """A factor inside a product: negative numbers in parentheses, "2·(−1)"."""
+    s = fmt_value(v, integer)
+    return f"({s})" if s.startswith(MINUS) else s
+
+
+def fmt_index(index) -> str:
+    """A 0-based index tuple as the 1-based label a person reads: (0, 2) -> "1,3"."""
+    return ",".join(str(int(i) + 1) for i in index)
+
+
+def pretty_formula(s: str) -> str:
+    """Typography only: real minus signs and product dots in a formula string from viz."""
+    return s.replace("*", TIMES).replace("-", MINUS)
