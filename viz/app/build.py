@@ -252,9 +252,9 @@ def _validate_entry(raw: dict, fail, quality: str | None) -> Entry | None:
         fail(f"formats: must be a non-empty list like [\"svg\", \"png\"] (got {formats!r})", ("formats",))
         ok = False
     elif kind is not None:
-        bad = [f for f in formats if f not in kind.formats]
+        bad = [f for f in formats if f not in kind.all_formats]
         if bad:
-            fail(f"formats: {kind.key} writes {', '.join(kind.formats)} (got {', '.join(map(repr, bad))})",
+            fail(f"formats: {kind.key} writes {', '.join(kind.all_formats)} (got {', '.join(map(repr, bad))})",
                  ("formats",))
             ok = False
         elif len(set(formats)) != len(formats):
@@ -829,7 +829,7 @@ def index_html(manifest: Manifest, out_dir: Path, failed: dict) -> str:
             out.append(f'<img src="{e(entry.file(media))}" alt="{e(entry.caption or entry.name)}" '
                        'loading="lazy">')
         elif media in TEXT_FORMATS and entry.kind.command == "shape":
-            from viz.app.notebook import shape_html   # the reference's own table, as in a notebook
+            from viz.app.shape_report import shape_html   # the reference's own table, as in a notebook
 
             out.append(f'<div class="table">{shape_html(entry.values)}</div>')
         elif media in TEXT_FORMATS:

@@ -60,11 +60,11 @@ def _given(values: dict) -> dict:
 def _output_format(kind: figures.FigureKind, out: Path | None, fmt: str | None) -> str:
     if fmt:
         return fmt
-    suffix = out.suffix.lstrip(".").lower() if out else ""
-    if suffix in kind.formats:
-        return suffix
+    found = kind.format_for(out) if out else None
+    if found:
+        return found
     raise click.UsageError(f"--format: cannot tell the format from {str(out)!r}; "
-                           f"give --format (one of {', '.join(kind.formats)})")
+                           f"give --format (one of {', '.join(kind.all_formats)})")
 
 
 def _figure_command(kind: figures.FigureKind) -> click.Command:
@@ -79,7 +79,7 @@ def _figure_command(kind: figures.FigureKind) -> click.Command:
         click.echo(f"wrote {out} ({out.stat().st_size / 1024:.1f} KB)", err=True)
 
     params = _options(kind) + [
-        click.Option(["--format", "fmt"], type=click.Choice(kind.formats), default=None,
+        click.Option(["--format", "fmt"], type=click.Choice(kind.all_formats), default=None,
                      help="Output format [default: from the -o suffix]."),
         click.Option(["-o", "--output"], type=click.Path(dir_okay=False), required=True,
                      help="File to write (written atomically: it appears whole or not at all)."),
@@ -148,7 +148,7 @@ def kinds_command(as_json):
         click.echo(json.dumps([k.to_json() for k in figures.KINDS.values()], indent=2))
         return
     for kind in figures.KINDS.values():
-        click.echo(f"viz {kind.key}  ({', '.join(kind.formats)})\n    {kind.summary}")
+        click.echo(f"viz {kind.key}  ({', '.join(kind.all_formats)})\n    {kind.summary}")
         for p in kind.params:
             click.echo(f"    {p.flag:18} {p.describe_range()}")
 

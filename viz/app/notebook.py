@@ -51,8 +51,8 @@ class Figure:
         """The figure in format `fmt`, rendered once into the cache; returns the cached file."""
         from viz.app.build import cache_key
 
-        if fmt not in self.kind.formats:
-            raise figures.ParamError("format", f"--format: must be one of {', '.join(self.kind.formats)} "
+        if fmt not in self.kind.all_formats:
+            raise figures.ParamError("format", f"--format: must be one of {', '.join(self.kind.all_formats)} "
                                                f"(got {fmt!r})")
         path = cache_dir() / f"{cache_key(self.key, self.values, fmt)}.{fmt}"
         if not path.is_file():
@@ -64,7 +64,7 @@ class Figure:
         """Write the figure to `path` (format from the suffix unless given), atomically."""
         path = Path(path)
         fmt = fmt or path.suffix.lstrip(".").lower()
-        if fmt not in self.kind.formats:
+        if fmt not in self.kind.all_formats:
             raise figures.ParamError("format", f"--format: cannot tell the format from {str(path)!r}; "
                                                f"give fmt (one of {', '.join(self.kind.formats)})")
         copy_atomic(self.render(fmt), path)
@@ -78,6 +78,8 @@ class Figure:
     def html(self) -> str:
         """HTML for the figure: a video for animations, a table for shapes, an <img> otherwise."""
         if self.kind.command == "shape":
+            from viz.app.shape_report import shape_html
+
             return shape_html(self.values)
         if self.kind.command == "animate":
             data = base64.b64encode(self.render("mp4").read_bytes()).decode("ascii")
@@ -103,16 +105,6 @@ class Figure:
         if exclude:
             bundle = {k: v for k, v in bundle.items() if k not in exclude}
         return bundle
-
-
-def shape_html(values: dict) -> str:
-    """A `shape` report as HTML: the reference's table (ConvGeometry._repr_html_) and array shapes."""
-    from viz.app import shape_report
-
-    table = shape_report.geometry(values)._repr_html_()
-    lines = shape_report.report(values, "md").strip().splitlines()
-    weights = lines[-1] if lines and lines[-1].startswith("weight") else ""
-    return table + (f"<p>{html.escape(weights)}</p>" if weights else "")
 
 
 def figure(key: str, **params) -> Figure:

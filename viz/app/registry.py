@@ -222,7 +222,25 @@ class FigureKind:
     formats: tuple[str, ...]
     render: str
     check: Callable[[dict], None] | None = None
-    extra: dict = field(default_factory=dict)
+    story: str | None = None   # "module:function" building the kind's Story from validated values
+
+    @property
+    def all_formats(self) -> tuple[str, ...]:
+        """The renderer's formats, plus "story.json" (the figure as data) where the kind has a Story."""
+        return self.formats + ((STORY_FORMAT,) if self.story else ())
+
+    def format_for(self, out) -> str | None:
+        """The format a file name asks for: "fig.story.json" -> "story.json", "fig.svg" -> "svg"."""
+        name = Path(out).name.lower()
+        return next((f for f in sorted(self.all_formats, key=len, reverse=True) if name.endswith("." + f)),
+                    None)
+
+    def build_story(self, values: dict):
+        """The kind's Story (plain data, NumPy only) for validated values."""
+        if not self.story:
+            raise ParamError("format", f"{self.key} has no story")
+        module, _, func = self.story.partition(":")
+        return getattr(importlib.import_module(module), func)(dict(values))
 
     @property
     def key(self) -> str:
@@ -270,17 +288,22 @@ class FigureKind:
 
     def render_to(self, values: dict, out: Path, fmt: str) -> None:
         """Render validated parameters to `out` in format `fmt` (atomically, by the renderer)."""
-        if fmt not in self.formats:
-            raise ParamError("format", f"--format: must be one of {', '.join(self.formats)} (got {fmt!r})")
+        if fmt not in self.all_formats:
+            raise ParamError("format", f"--format: must be one of {', '.join(self.all_formats)} (got {fmt!r})")
+        if fmt == STORY_FORMAT:
+            from viz.io import write_text_atomic
+            write_text_atomic(out, self.build_story(values).to_json())
+            return
         module, _, func = self.render.partition(":")
         getattr(importlib.import_module(module), func)(self, dict(values), Path(out), fmt)
 
     def to_json(self) -> dict:
         return {"key": self.key, "command": self.command, "name": self.name, "summary": self.summary,
-                "formats": list(self.formats), "params": [p.to_json() for p in self.params]}
+                "formats": list(self.all_formats), "params": [p.to_json() for p in self.params]}
 
 
 _MISSING = object()
+STORY_FORMAT = "story.json"
 
 SEED = Param("seed", "int", 0, "Seed of the random weights and inputs (same seed, same figure).",
              min=0, max=2**31 - 1)
@@ -481,7 +504,7 @@ def render(key: str, raw: dict, out, fmt: str | None = None) -> Path:
     kind = get(key)
     values = kind.validate(raw)
     out = Path(out)
-    fmt = fmt or out.suffix.lstrip(".")
+    fmt = fmt or kind.format_for(out) or out.suffix.lstrip(".")
     kind.render_to(values, out, fmt)
     return out
 

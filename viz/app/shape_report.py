@@ -4,6 +4,8 @@ Everything printed comes from `viz.conv.ConvGeometry`; this module only lays it 
 """
 from __future__ import annotations
 
+import html
+
 import json
 
 from viz import conv
@@ -55,3 +57,11 @@ def report(values: dict, fmt: str = "txt") -> str:
 def render_shape(kind, values: dict, out, fmt: str) -> None:
     """Registry renderer for `shape`: the report in txt, json or md, written atomically."""
     write_text_atomic(out, report(values, fmt))
+
+
+def shape_html(values: dict) -> str:
+    """A `shape` report as HTML: the reference's table (ConvGeometry._repr_html_) and array shapes."""
+    table = geometry(values)._repr_html_()
+    lines = report(values, "md").strip().splitlines()
+    weights = lines[-1] if lines and lines[-1].startswith("weight") else ""
+    return table + (f"<p>{html.escape(weights)}</p>" if weights else "")
