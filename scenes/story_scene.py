@@ -1,0 +1,50 @@
+"""The base of every animation: a Manim scene that draws a Story, step by step, on the Story's timeline.
+
+    step k occupies [start_k, end_k) = story.timeline(step_time, intro=intro_time)[k]
+
+A scene draws its title and layout during `intro_time`, then for each step calls `begin_step(k)`,
+brings the step on screen with a short transition (a fade or a move, never a text morph), and holds it
+until the step's end. The frame in the middle of a step's hold shows that step and nothing of another.
+Video, captions track (one cue per step) and slides (one clip per step) all cut at these times, so a
+scene must not drift from them: `step_starts` records the renderer's clock at every `begin_step` and the
+tests compare it with the timeline.
+
+With manim-slides installed, `begin_step` also calls `next_slide()` when the scene is a `Slide`.
+"""
+from __future__ import annotations
+
+from manim import Scene
+
+from viz.story.core import Story
+
+from . import style
+
+
+class StoryScene(Scene):
+    intro_time: float = style.INTRO_TIME
+
+    def __init__(self, *, story: Story, step_time: float = style.STEP_TIME, **scene_kwargs):
+        super().__init__(**scene_kwargs)
+        self.story = story
+        self.step_time = float(step_time)
+        self.step_starts: list[float] = []
+
+    @property
+    def timeline(self) -> list[tuple[float, float]]:
+        return self.story.timeline(self.step_time, intro=self.intro_time)
+
+    def clock(self) -> float:
+        """Seconds of video rendered so far."""
+        return float(self.renderer.time)
+
+    def begin_step(self, index: int) -> None:
+        """Mark the start of Story step `index` (a slide boundary with manim-slides)."""
+        if index > 0 and hasattr(self, "next_slide"):
+            self.next_slide()
+        self.step_starts.append(self.clock())
+
+    def hold_until(self, t: float) -> None:
+        """Wait until the video clock reaches `t` (the end of the current step)."""
+        rest = t - self.clock()
+        if rest > 1e-6:
+            self.wait(rest)
