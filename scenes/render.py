@@ -31,7 +31,7 @@ from . import style
 
 SCENES: dict[str, str] = {
     "conv": "scenes.conv:ConvSlide",
-    "conv-backward": "scenes.conv:ConvBackward",
+    "conv-backward": "scenes.conv_backward:ConvBackward",
     "bptt": "scenes.bptt:GradientFlow",
     "training": "scenes.training:TrainingCurve",
 }

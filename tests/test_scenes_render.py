@@ -61,7 +61,8 @@ def test_parameters_are_checked_before_rendering(tmp_path):
 
 def test_kinds_table_resolves_lazily():
     assert render.SCENES["conv"] == "scenes.conv:ConvSlide"
-    from scenes.conv import ConvBackward, ConvSlide
+    from scenes.conv import ConvSlide
+    from scenes.conv_backward import ConvBackward
     assert render.scene_class("conv") is ConvSlide
     assert render.scene_class("conv-backward") is ConvBackward
     assert set(render.SCENES) == {"conv", "conv-backward", "bptt", "training"}
