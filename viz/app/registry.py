@@ -227,7 +227,10 @@ class FigureKind:
     @property
     def all_formats(self) -> tuple[str, ...]:
         """The renderer's formats, plus "story.json" (the figure as data) where the kind has a Story."""
-        return self.formats + ((STORY_FORMAT,) if self.story else ())
+        derived = (STORY_FORMAT,) if self.story else ()
+        if self.story and self.command == "animate":
+            derived += (CAPTIONS_FORMAT,)      # the captions track: one cue per Story step
+        return self.formats + derived
 
     def format_for(self, out) -> str | None:
         """The format a file name asks for: "fig.story.json" -> "story.json", "fig.svg" -> "svg"."""
@@ -294,6 +297,9 @@ class FigureKind:
             from viz.io import write_text_atomic
             write_text_atomic(out, self.build_story(values).to_json())
             return
+        if fmt == CAPTIONS_FORMAT:
+            _write_captions(self, values, out)
+            return
         module, _, func = self.render.partition(":")
         getattr(importlib.import_module(module), func)(self, dict(values), Path(out), fmt)
 
@@ -304,6 +310,7 @@ class FigureKind:
 
 _MISSING = object()
 STORY_FORMAT = "story.json"
+CAPTIONS_FORMAT = "vtt"
 
 SEED = Param("seed", "int", 0, "Seed of the random weights and inputs (same seed, same figure).",
              min=0, max=2**31 - 1)
@@ -530,3 +537,15 @@ def _render_plot(kind: FigureKind, values: dict, out: Path, fmt: str) -> None:
     from diagrams.plots import render_training_plot
 
     render_training_plot(values, out, fmt)
+
+
+def _write_captions(kind: FigureKind, values: dict, out: Path) -> None:
+    """The WebVTT track of an animation: the Story's steps on the scene's own timeline."""
+    from scenes import style
+    from scenes.render import scene_class
+    from viz.io import write_text_atomic
+    from viz.story.vtt import webvtt
+
+    intro = scene_class(kind.name).intro_time
+    step_time = values.get("step_time") or style.STEP_TIME
+    write_text_atomic(out, webvtt(kind.build_story(values), step_time, intro))
