@@ -19,6 +19,8 @@ def fake_render(kind, values, out: Path, fmt: str) -> None:
         log.write(f"{kind.key} {fmt}\n")
     if fmt == "svg":
         out.write_text(SVG.format(n=values["n"]))
+    elif fmt == "png":
+        out.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes([values["n"]]))
     else:
         out.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes([values["n"]]))
 
@@ -44,21 +46,26 @@ def fakes(monkeypatch, tmp_path):
 def test_diagram_displays_as_svg_and_is_cached(fakes):
     fig = notebook.figure("diagram fake", n=4)
     bundle = fig._repr_mimebundle_()
-    assert set(bundle) == {"text/plain", "image/svg+xml"}
+    assert set(bundle) == {"text/plain", "image/svg+xml", "image/png", "text/html"}
     assert bundle["image/svg+xml"] == SVG.format(n=4)
+    # PNG beside the SVG for sanitized viewers (GitHub, nbviewer), as base64 like Jupyter stores it
+    assert base64.b64decode(bundle["image/png"]) == b"\x89PNG\r\n\x1a\n\x04"
+    assert bundle["text/html"].startswith('<figure class="viz-figure"><img src="data:image/svg+xml;base64,')
+    assert 'alt="fake"' in bundle["text/html"]      # alt text: the kind's summary when it has no Story
     assert bundle["text/plain"] == "<viz.Figure: viz diagram fake --n 4>"
     notebook.figure("diagram fake", n=4)._repr_mimebundle_()
-    assert fakes() == ["diagram fake svg"]  # the second display came from the cache
+    assert sorted(fakes()) == ["diagram fake png", "diagram fake svg"]  # the second display: from the cache
     assert fig._repr_mimebundle_(include=["image/svg+xml"]).keys() == {"image/svg+xml"}
     assert "image/svg+xml" not in fig._repr_mimebundle_(exclude=["image/svg+xml"])
 
 
 def test_animation_displays_as_html5_video(fakes):
     bundle = notebook.figure("animate fake", n=5)._repr_mimebundle_()
-    assert set(bundle) == {"text/plain", "text/html"}
+    assert set(bundle) == {"text/plain", "text/html", "image/png"}
     page = bundle["text/html"]
-    assert page.startswith("<video controls") and 'src="data:video/mp4;base64,' in page
-    data = base64.b64decode(page.split("base64,")[1].split('"')[0])
+    assert '<video controls' in page and 'src="data:video/mp4;base64,' in page
+    assert 'poster="data:image/png;base64,' in page and 'aria-label="fake"' in page
+    data = base64.b64decode(page.split('src="data:video/mp4;base64,')[1].split('"')[0])
     assert data.endswith(b"ftypmp42\x05")
 
 
@@ -109,7 +116,7 @@ def test_real_animation_is_an_inline_mp4(tmp_path, monkeypatch):
     av = pytest.importorskip("av")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     page = notebook.figure("animate conv", input=3, kernel=3, stride=1, channels=1)._repr_mimebundle_()["text/html"]
-    data = base64.b64decode(page.split("base64,")[1].split('"')[0])
+    data = base64.b64decode(page.split('src="data:video/mp4;base64,')[1].split('"')[0])
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (854, 480)

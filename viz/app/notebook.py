@@ -16,12 +16,11 @@ showing the same figure again is instant: ``$XDG_CACHE_HOME/viz/notebook`` (else
 from __future__ import annotations
 
 import base64
-import html
 import os
 from pathlib import Path
 
 from viz.app import registry as figures
-from viz.io import atomic_path, copy_atomic
+from viz.io import copy_atomic
 
 
 def cache_dir() -> Path:
@@ -49,16 +48,9 @@ class Figure:
 
     def render(self, fmt: str) -> Path:
         """The figure in format `fmt`, rendered once into the cache; returns the cached file."""
-        from viz.app.build import cache_key
+        from viz.app.embed import cached
 
-        if fmt not in self.kind.all_formats:
-            raise figures.ParamError("format", f"--format: must be one of {', '.join(self.kind.all_formats)} "
-                                               f"(got {fmt!r})")
-        path = cache_dir() / f"{cache_key(self.key, self.values, fmt)}.{fmt}"
-        if not path.is_file():
-            with atomic_path(path) as tmp:   # never a half-written file in the cache
-                self.kind.render_to(dict(self.values), tmp, fmt)
-        return path
+        return cached(self.kind, self.values, fmt)
 
     def save(self, path, fmt: str | None = None) -> Path:
         """Write the figure to `path` (format from the suffix unless given), atomically."""
@@ -70,41 +62,72 @@ class Figure:
         copy_atomic(self.render(fmt), path)
         return path
 
-    # -- Jupyter ------------------------------------------------------------------------------------
+    # -- Jupyter, VS Code, nbconvert: every front end asks for one of these ---------------------------
 
     def svg(self) -> str:
         return self.render("svg").read_text(encoding="utf-8")
 
+    def png(self) -> bytes:
+        return self.render("png").read_bytes()
+
+    def alt(self) -> str:
+        from viz.app.embed import alt_text
+
+        return alt_text(self.kind, self.values)[0]
+
     def html(self) -> str:
-        """HTML for the figure: a video for animations, a table for shapes, an <img> otherwise."""
+        """HTML for the figure: a video (with poster, captions and alt text) for animations, the table
+        for shapes, an <img> with alt text otherwise; files inlined, so the notebook carries them."""
+        from viz.app import embed
+
         if self.kind.command == "shape":
             from viz.app.shape_report import shape_html
 
             return shape_html(self.values)
-        if self.kind.command == "animate":
-            data = base64.b64encode(self.render("mp4").read_bytes()).decode("ascii")
-            return (f'<video controls playsinline style="max-width:100%" '
-                    f'src="data:video/mp4;base64,{data}"></video>')
-        data = base64.b64encode(self.render("svg").read_bytes()).decode("ascii")
-        return f'<img style="max-width:100%" src="data:image/svg+xml;base64,{data}">'
+        fmt = "mp4" if self.kind.command == "animate" else "svg" if "svg" in self.kind.formats else "png"
+        urls = {f: _data_url(self.render(f), f) for f in (fmt, *embed.companions(self.kind, fmt))}
+        return embed.figure_html(self.kind, self.values, fmt, urls)
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+    def _repr_svg_(self) -> str | None:
+        return self.svg() if "svg" in self.kind.formats else None
+
+    def _repr_png_(self) -> bytes | None:
+        return self.png() if "png" in self.kind.formats else None
+
+    def _repr_markdown_(self) -> str | None:
+        if self.kind.command != "shape":
+            return None
+        from viz.app import shape_report
+
+        return shape_report.report(self.values, "md")
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Every representation this figure has, richest first; PNG beside SVG/HTML for sanitized viewers."""
         bundle = {"text/plain": repr(self)}
         if self.kind.command == "shape":
             from viz.app import shape_report
 
             bundle["text/plain"] = shape_report.report(self.values, "txt")
-            bundle["text/html"] = self.html()
             bundle["text/markdown"] = shape_report.report(self.values, "md")
-        elif self.kind.command == "animate":
-            bundle["text/html"] = self.html()
         elif "svg" in self.kind.formats:
             bundle["image/svg+xml"] = self.svg()
+        if "png" in self.kind.formats:
+            bundle["image/png"] = base64.b64encode(self.png()).decode("ascii")
+        bundle["text/html"] = self.html()
         if include:
             bundle = {k: v for k, v in bundle.items() if k in include}
         if exclude:
             bundle = {k: v for k, v in bundle.items() if k not in exclude}
         return bundle
+
+
+def _data_url(path: Path, fmt: str) -> str:
+    mime = {"mp4": "video/mp4", "webm": "video/webm", "png": "image/png", "svg": "image/svg+xml",
+            "gif": "image/gif", "vtt": "text/vtt"}[fmt]
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def figure(key: str, **params) -> Figure:
