@@ -317,14 +317,18 @@ SEED = Param("seed", "int", 0, "Seed of the random weights and inputs (same seed
 THEME = Param("theme", "choice", "light", "Colour theme.", choices=("light", "dark"))
 QUALITY = Param("quality", "choice", "low", "Video quality: low 480p15, medium 720p30, high 1080p60.",
                 choices=("low", "medium", "high"))
+STEP_TIME = Param("step_time", "float", 3.0,
+                  "Seconds a fully shown step stays on screen (sped-up steps take their share of it).",
+                  min=0.5, max=30.0)
 
 
-def _conv_params(max_size: int, default_input, default_kernel, default_stride, channels: bool) -> tuple:
+def _conv_params(max_size: int, default_input, default_kernel, default_stride, channels: bool,
+                 max_axes: int = 3) -> tuple:
     required = default_input is None
     geo = 16 if max_size <= 32 else max_size  # animations keep geometry drawable; `viz shape` is arithmetic
     params = [
         Param("input", "shape", default_input, "Spatial input size per axis, e.g. 7 or 28x28.",
-              min=1, max=max_size, required=required),
+              min=1, max=max_size, required=required, max_axes=max_axes),
         Param("kernel", "shape", default_kernel, "Kernel size per axis, e.g. 3 or 4x5.", min=1, max=geo,
               required=required, broadcast=True),
         Param("stride", "shape", default_stride, "Stride per axis, e.g. 2 or 2x1.", min=1, max=geo,
@@ -432,13 +436,15 @@ _ANIMATION_FORMATS = ("mp4", "gif", "webm", "png")
 CONV_ANIMATION = FigureKind(
     command="animate", name="conv",
     summary="A strided / padded / dilated convolution sliding over its input, with the numbers.",
-    params=_conv_params(32, (7,), 3, 2, channels=True) + (
+    params=_conv_params(32, (7,), 3, 2, channels=True, max_axes=2) + (
         Param("values", "choice", "int", "Example data: small integers (checkable by hand) or decimals.",
               choices=("int", "float")),
-        SEED, QUALITY),
+        Param("bias", "flag", False, "Add a bias b to every output (the backward pass shows ∂ℓ/∂b = Σ ∂ℓ/∂y)."),
+        SEED, QUALITY, STEP_TIME),
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
     check=_check_conv_animation,
+    story="viz.story.conv:forward_story",
 )
 
 CONV_BACKWARD_ANIMATION = FigureKind(
@@ -448,6 +454,7 @@ CONV_BACKWARD_ANIMATION = FigureKind(
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
     check=_check_conv_animation,
+    story="viz.story.conv:backward_story",
 )
 
 BPTT_ANIMATION = FigureKind(
@@ -462,7 +469,7 @@ BPTT_ANIMATION = FigureKind(
               choices=("vanish", "survive", "explode")),
         Param("n", "int", 3, "Input size n.", min=1, max=8),
         Param("m", "int", 3, "State size m (gated RNN).", min=1, max=8, applies=(("model", ("gated",)),)),
-        SEED, QUALITY),
+        SEED, QUALITY, STEP_TIME),
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
     check=_check_gated_preset,
@@ -480,7 +487,7 @@ _TRAINING_PARAMS = (
 TRAINING_ANIMATION = FigureKind(
     command="animate", name="training",
     summary="The training loss drawn as training proceeds; the first spike annotated with its gradient norm.",
-    params=_TRAINING_PARAMS + (QUALITY,),
+    params=_TRAINING_PARAMS + (QUALITY, STEP_TIME),
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
 )
@@ -527,9 +534,12 @@ def _render_diagram(kind: FigureKind, values: dict, out: Path, fmt: str) -> None
 
 
 def _render_animation(kind: FigureKind, values: dict, out: Path, fmt: str) -> None:
-    from scenes.render import render_animation
+    from scenes.render import render_animation, scene_class
+    from scenes.story_scene import StoryScene
 
     quality = values.pop("quality")
+    if not issubclass(scene_class(kind.name), StoryScene):   # only scenes drawing a Story follow its timeline
+        values.pop("step_time", None)
     render_animation(kind.name, values, out, fmt, quality)
 
 
