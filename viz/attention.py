@@ -36,7 +36,8 @@ from viz.rnn import (FigureRun, _check_step, check_array, check_int, check_posit
 __all__ = [
     "AttentionRNN", "AttentionTrace", "AttentionGrads", "BASE_CASES", "param_index", "step_lags",
     "softmax", "attention_step", "attention_step_backward", "jacobian", "total_jacobian", "hops",
-    "path_lengths", "PRESETS", "PRESET_NOTES", "preset_inputs",
+    "path_lengths", "PRESETS", "PRESET_NOTES", "preset_inputs", "STEP_GAIN", "comparison_preset",
+    "comparison_run", "edge_gains", "step_gains", "strongest_path",
 ]
 
 BASE_CASES = ("zeros", "mask")
@@ -446,3 +447,87 @@ def attention_run(T: int, n: int, k: int | None, seed: int = 0, preset: str = "n
         model = AttentionRNN.preset(preset, n=n, k=k, seed=seed, base_case=base_case)
         xs = preset_inputs(preset, T, n=n, seed=seed)
     return figure_run(model, xs, seed, backward)
+
+
+# --------------------------------------------------------------------------------------------------
+# BPTT figures: presets compared with the gated RNN at the same gain, and the path carrying δ
+# --------------------------------------------------------------------------------------------------
+
+STEP_GAIN = {"vanish": 0.5, "survive": 1.0, "explode": 2.0}   # the gated RNN's c ≈ 1/2 for vanish
+
+
+def comparison_preset(name: str, n: int = 3, k: int | None = 2, seed: int = 0) -> AttentionRNN:
+    """The AttentionRNN the BPTT figures set beside the gated RNN's preset `name`: same gain per step.
+
+    The gain of step t is the norm of Σ_{i>=1} ∂h[t]/∂h[t-i], what h[t] passes back to the states it
+    read. The gated RNN's vanish preset has J[t] ≈ diag(c[t]), c ≈ 1/2: gain ≈ 1/2 (`STEP_GAIN`).
+
+    vanish   uniform attention at the same gain: Q = K = 0 (every logit 0, so a[t] is uniform over
+             the lags of step t and M_i = 0), V_0 a seeded orthogonal matrix, V_i = γ I for i >= 1
+             with γ = (k+1)/(2k) (base case "zeros": k past lags of weight 1/(k+1) each), so
+             ∂h[t]/∂h[t-i] = I/(2k) exactly for every real lag and the lags sum to I/2 as soon as
+             t > k. AttentionRNN(∞): γ = 1/2, a_i = 1/t, ∂h[t]/∂h[t-i] = I/(2t) (gain (t-1)/(2t) < 1/2).
+    survive, explode   `AttentionRNN.preset(name)`: a_1 ≈ 1 and V_1 = I or 2I, gain 1 or 2 per step.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"preset name must be one of {PRESETS} (got {name!r})")
+    if name != "vanish":
+        return AttentionRNN.preset(name, n=n, k=k, seed=seed)
+    model = AttentionRNN(n, k, seed=seed)
+    Q, K, V = (np.zeros(model.param_shape) for _ in range(3))
+    gain = STEP_GAIN["vanish"]
+    V[1:] = (gain if model.k is None else gain * (model.k + 1) / model.k) * np.eye(model.n)
+    V[0] = np.linalg.qr(np.random.default_rng([model.seed, 1]).standard_normal((model.n, model.n)))[0]
+    model.Q, model.K, model.V = Q, K, V
+    return model
+
+
+def comparison_run(T: int, n: int, k: int | None, seed: int = 0, preset: str = "vanish") -> FigureRun:
+    """`comparison_preset` on the preset's inputs (`preset_inputs`), loss read at h[T], with BPTT."""
+    model = comparison_preset(preset, n=n, k=k, seed=seed)
+    return figure_run(model, preset_inputs(preset, T, n=n, seed=seed), seed, True)
+
+
+def edge_gains(trace: AttentionTrace) -> dict:
+    """{(s, t): ||∂h[t]/∂h[s]||_2} for every real past state h[s] (s >= 1) step t read (1-based)."""
+    gains = {}
+    for t in range(1, trace.T + 1):
+        for lag, present in zip(trace.lags[t - 1], trace.present[t - 1]):
+            if lag >= 1 and present:
+                gains[(t - int(lag), t)] = float(np.linalg.norm(jacobian(trace, t, int(lag)), 2))
+    return gains
+
+
+def step_gains(trace: AttentionTrace) -> np.ndarray:
+    """(T,): entry t-1 = ||Σ_{i>=1} ∂h[t]/∂h[t-i]||_2, the gain of step t (0 for t = 1: h[0] = 0)."""
+    out = np.zeros(trace.T)
+    for t in range(1, trace.T + 1):
+        total = sum((jacobian(trace, t, int(i)) for i in trace.lags[t - 1][1:]), np.zeros((trace.n,) * 2))
+        out[t - 1] = np.linalg.norm(total, 2)
+    return out
+
+
+def strongest_path(gains: dict, T: int, start: int = 1) -> tuple[list[int], float]:
+    """The path h[T] -> ... -> h[start] along edges (s, t) of `gains` with the largest product of gains,
+    and that product: ([T, ..., start], gain); ([], 0.0) when no path exists.
+
+    The gradient a path carries is the product of its Jacobians applied to δ[T], at most the product
+    of their norms (equal when the Jacobians are multiples of I, as in the presets): this is the path
+    that can carry the largest share of δ[start]. Dynamic programming from T down (Viterbi in
+    log space, exact); ties go to the path with fewer hops, then to the later state.
+    """
+    T = check_int("T", T, 1)
+    best = {T: (0.0, 0, None)}                # t -> (log gain, hops, next state towards T)
+    for s in range(T - 1, start - 1, -1):
+        options = [(math.log(g) if g > 0 else -math.inf, best[t][1] + 1, t)
+                   for (a, t), g in gains.items() if a == s and t in best]
+        options = [(lg + best[t][0], hops, t) for lg, hops, t in options]
+        if options:
+            best[s] = max(options, key=lambda o: (o[0], -o[1], o[2]))
+    if start not in best or best[start][0] == -math.inf:
+        return [], 0.0
+    path, s = [start], start
+    while best[s][2] is not None:
+        s = best[s][2]
+        path.append(s)
+    return path[::-1], math.exp(best[start][0])

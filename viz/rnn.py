@@ -31,7 +31,7 @@ import numpy as np
 __all__ = [
     "GatedRNN", "GatedTrace", "GatedGrads", "sigmoid", "gated_step", "gated_step_backward",
     "jacobian", "jacobian_product", "jacobian_bound", "random_inputs", "preset_inputs",
-    "last_step_upstream", "PRESETS",
+    "last_step_upstream", "PRESETS", "edge_gains",
 ]
 
 PRESETS = ("vanish", "survive", "explode")
@@ -82,8 +82,13 @@ def check_sequence(name: str, xs, n: int, allow_batch: bool) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 def sigmoid(z):
-    """σ(z) = 1 / (1 + e^-z), written with tanh so it never overflows and σ(0) is exactly 1/2."""
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+    """σ(z) = 1 / (1 + e^-z) for z >= 0 and e^z / (1 + e^z) for z < 0: the same function, but each
+    branch takes e^-|z| <= 1, so nothing overflows (no warning at z = -1000) and tiny values keep
+    their relative precision (σ(-700) = 9.86e-305; the form 0.5*(1 + tanh(z/2)) gave exactly 0
+    below z = -37 and lost digits from z = -20 on). σ(0) is exactly 1/2."""
+    z = np.asarray(z)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))[()]
 
 
 def _outer_sum(g: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -369,6 +374,13 @@ def jacobian_product(trace: GatedTrace, s: int, t: int) -> np.ndarray:
     for r in range(t + 1, s + 1):
         product = jacobian(trace, r) @ product
     return product
+
+
+def edge_gains(trace: GatedTrace) -> dict:
+    """{(t-1, t): ||J[t]||_2} for t = 2..T: the gain of every edge the gradient can take back from
+    h[T] (the chain; h[0] is fixed, so J[1] leads nowhere). Same form as `viz.attention.edge_gains`."""
+    _check_unbatched(trace)
+    return {(t - 1, t): float(np.linalg.norm(jacobian(trace, t), 2)) for t in range(2, trace.T + 1)}
 
 
 def jacobian_bound(trace: GatedTrace, t: int) -> float:

@@ -43,3 +43,18 @@ def fmt_index(index) -> str:
 def pretty_formula(s: str) -> str:
     """Typography only: real minus signs and product dots in a formula string from viz."""
     return s.replace("*", TIMES).replace("-", MINUS)
+
+
+def fmt_sci(x: float, digits: int = 1) -> str:
+    """Scientific notation a reader sees on a log scale: 2.1e−15, 3.4e2, 1.0e0 (`digits` decimals of
+    the mantissa, compact exponent, a real minus); "0" for zero."""
+    x = float(x)
+    if x == 0:
+        return "0"
+    mantissa, exponent = f"{x:.{digits}e}".split("e")
+    return f"{mantissa}e{int(exponent)}".replace("-", MINUS)
+
+
+def fmt_decade(d: int) -> str:
+    """The tick label of 10^d on a log axis: "1" for d = 0, else "1e3", "1e−4"."""
+    return "1" if d == 0 else f"1e{int(d)}".replace("-", MINUS)

@@ -14,7 +14,8 @@ Schema (`SCHEMA`, the JSON's "schema" field), every field of every class below:
     Grid     name, label, role, shape, values (flat, row-major), texts (flat), padding, muted
              (flat booleans, or empty: none)
     Graph    nodes (id, label, role, rank), edges (id, source, target, role, label, weight)
-    Series   name, label, role, x, y, scale ("linear" | "log")
+    Series   name, label, role, x, y, scale ("linear" | "log"), limits (lo, hi or empty), ticks,
+             tick_labels, x_ticks, x_tick_labels (optional axes)
     Step     id, part, label, narration, lit, lines, writes, weight, data
     Lit      target (a grid name, or "graph", or a series name), role, cells: 0-based index tuples
              into the grid, or node/edge ids in the graph, or x positions of a series
@@ -160,6 +161,13 @@ class Series:
     x: tuple[float, ...]
     y: tuple[float, ...]
     scale: str = "linear"
+    # optional axes (empty: none given): value-axis range (lo, hi) shared by figures meant to be
+    # compared, its ticks with their texts, and the x axis' ticks with their texts
+    limits: tuple[float, ...] = ()
+    ticks: tuple[float, ...] = ()
+    tick_labels: tuple[str, ...] = ()
+    x_ticks: tuple[float, ...] = ()
+    x_tick_labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
