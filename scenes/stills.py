@@ -1,0 +1,227 @@
+"""Steps of a rendered StoryScene: where each one sits in the video, a still of any step, vector frames.
+
+A StoryScene marks step k with `begin_step(k)`, brings it on screen, then `hold_until(end_k)`. The
+`StepClock` attached to a scene instance records, on the renderer's clock (frames written / fps, so
+the numbers are exact frame boundaries of the video):
+
+    start_k   clock at begin_step(k)
+    hold_k    clock when the step's (last) hold begins: everything after it until end_k is one frame
+    end_k     clock when the step ends (after its hold, or at the next begin_step)
+
+From one render the slides cut clip k = frames [start_k, end_k) and take as poster the frame in the
+middle of the hold, round(hold_k·fps) … round(end_k·fps) - 1. A still of step k (`render_step_still`)
+runs the scene with animations skipped and stops when step k's hold begins: the same state, drawn
+by Cairo as PNG, or as SVG/PDF through a Cairo vector surface (`draw_vector`).
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from viz.io import atomic_path
+
+from . import render as R
+
+
+@dataclass(frozen=True)
+class StepSpan:
+    """Seconds on the video's clock: [start, end) is the step, [hold, end) its hold."""
+    start: float
+    hold: float
+    end: float
+
+    def frames(self, fps: float) -> tuple[int, int, int]:
+        """(first frame, poster frame in the middle of the hold, end frame (exclusive))."""
+        a, h, b = (int(round(t * fps)) for t in (self.start, self.hold, self.end))
+        b = max(b, a + 1)
+        h = min(max(h, a), b - 1)
+        return a, min(max((h + b - 1) // 2, a), b - 1), b
+
+
+class StepClock:
+    """Record StepSpans of a StoryScene instance; optionally stop it when step `stop_at` holds, or
+    call `on_hold(index)` at the start of every hold (the scene's state is then the step's still)."""
+
+    def __init__(self, scene, stop_at: int | None = None, on_hold=None):
+        self.scene, self.stop_at, self.on_hold = scene, stop_at, on_hold
+        self.starts: list[float] = []
+        self.holds: list[float | None] = []
+        self.ends: list[float | None] = []
+        begin, hold = scene.begin_step, scene.hold_until
+
+        def begin_step(index: int) -> None:
+            self._close(None)
+            if self.stop_at is not None and len(self.starts) == self.stop_at + 1:
+                self._stop()       # step stop_at never held: its still is its last state
+            begin(index)
+            self.starts.append(scene.clock())
+            self.holds.append(None)
+            self.ends.append(None)
+
+        def hold_until(t: float) -> None:
+            if self.starts:
+                k = len(self.starts) - 1
+                self.holds[k] = scene.clock()
+                if self.stop_at == k:
+                    self._stop()
+                if self.on_hold is not None:
+                    self.on_hold(k)
+            hold(t)
+            if self.starts:
+                self.ends[-1] = scene.clock()
+
+        scene.begin_step, scene.hold_until = begin_step, hold_until
+
+    def _stop(self):
+        from manim.utils.exceptions import EndSceneEarlyException
+        raise EndSceneEarlyException()
+
+    def _close(self, _):
+        if self.starts and self.ends[-1] is None:
+            self.ends[-1] = self.scene.clock()
+
+    def spans(self) -> list[StepSpan]:
+        """One StepSpan per step begun (a step that never held: its hold is its end)."""
+        self._close(None)
+        return [StepSpan(s, e if h is None else h, e)
+                for s, h, e in zip(self.starts, self.holds, self.ends)]
+
+
+def scene_factory(kind: str, params: dict, base: type | None = None):
+    """A function building the registered scene of `kind` (as scenes.render does), optionally as a
+    subclass that also derives from `base` first (manim_slides.Slide)."""
+    cls = R.scene_class(kind)
+    if base is not None:
+        cls = type(cls.__name__, (base, cls), {"__module__": cls.__module__})
+    return lambda **kw: cls(**params, **kw)
+
+
+@dataclass
+class Recorded:
+    spans: list[StepSpan]
+    fps: int
+    scene: object
+
+
+def render_recorded(factory, out: Path, quality: str = "low", on_hold=None, progress: bool = True,
+                    name: str = "scene") -> Recorded:
+    """Render `factory()` to the mp4 `out` once and return where every step sits in it."""
+    holder: list = []
+
+    def make():
+        scene = factory()
+        holder.append(StepClock(scene, on_hold=on_hold and (lambda k: on_hold(scene, k))))
+        return scene
+
+    R.render_scene(make, Path(out), "mp4", quality=quality, progress=progress, name=name)
+    clock = holder[-1]
+    return Recorded(clock.spans(), R.QUALITIES[quality][3], clock.scene)
+
+
+def render_step_still(factory, step: int, out: Path, fmt: str, quality: str = "low",
+                      progress: bool = False, name: str = "scene") -> None:
+    """The still of 0-based `step` (its state when its hold begins) as png, svg or pdf at `out`."""
+    if fmt == "png":
+        R.render_scene(lambda: _stopping(factory, step), Path(out), "png", quality=quality,
+                       progress=progress, name=name)
+        return
+    manim = R.import_manim()
+    work = R._new_workdir()
+    cfg = R._manim_config("png", quality, work)
+    cfg.update({"format": "none"})
+    with R._cleanup(work), manim.tempconfig(cfg):
+        scene = _stopping(factory, step)
+        R._skip_intermediate_frames(scene.renderer, final_frame=False)
+        scene.render()
+        with atomic_path(out) as tmp:
+            write_vector(scene, tmp, fmt)
+
+
+def _stopping(factory, step: int):
+    scene = factory()
+    scene._viz_clock = StepClock(scene, stop_at=step)
+    return scene
+
+
+# ---- vector frames -------------------------------------------------------------------------------
+
+def write_vector(scene, path: Path, fmt: str) -> None:
+    """The scene's current frame as one SVG or PDF page of the frame's pixel size (in points)."""
+    import cairo
+
+    cam = scene.renderer.camera
+    w, h = int(cam.pixel_width), int(cam.pixel_height)
+    surface = cairo.SVGSurface(str(path), w, h) if fmt == "svg" else cairo.PDFSurface(str(path), w, h)
+    if fmt == "svg":
+        surface.restrict_to_version(cairo.SVG_VERSION_1_2)
+    else:
+        _fixed_pdf_date(surface)
+    ctx = cairo.Context(surface)
+    draw_vector(scene, ctx, 0, 0, 1.0)
+    surface.finish()
+
+
+def _fixed_pdf_date(surface) -> None:
+    import cairo
+    with contextlib.suppress(AttributeError):   # cairo < 1.16: no metadata (PDF then carries the time)
+        surface.set_metadata(cairo.PDFMetadata.CREATE_DATE, "2000-01-01T00:00:00Z")
+        surface.set_metadata(cairo.PDFMetadata.CREATOR, "viz")
+
+
+def draw_vector(scene, ctx, x: float, y: float, scale: float) -> None:
+    """Draw the scene's mobjects with Manim's own Cairo code into `ctx` (any surface: SVG, PDF),
+    the frame's top-left corner at (x, y), one pixel of the frame = `scale` units of `ctx`."""
+    import cairo
+    from manim.utils.color import ManimColor
+
+    cam = scene.renderer.camera
+    pw, ph, fw, fh, fc = cam.pixel_width, cam.pixel_height, cam.frame_width, cam.frame_height, cam.frame_center
+    ctx.save()
+    ctx.translate(x, y)
+    ctx.scale(scale, scale)
+    ctx.rectangle(0, 0, pw, ph)
+    ctx.clip()
+    r, g, b = ManimColor(cam.background_color).to_rgb()
+    ctx.set_source_rgb(r, g, b)
+    ctx.paint()
+    ctx.transform(cairo.Matrix(pw / fw, 0, 0, -(ph / fh), pw / 2 - fc[0] * pw / fw, ph / 2 + fc[1] * ph / fh))
+    rgb = _RGBContext(ctx)
+    cam.get_cairo_context = lambda pixel_array: rgb      # Manim draws every VMobject through this
+    try:
+        from manim.utils.iterables import list_update
+        cam.capture_mobjects(list_update(scene.mobjects, scene.foreground_mobjects))
+    finally:
+        del cam.get_cairo_context
+        ctx.restore()
+
+
+class _RGBContext:
+    """A Cairo context as Manim's camera sees it. Manim draws into image surfaces whose bytes it reads
+    as RGBA while Cairo stores them as BGRA, so it passes colours with red and blue swapped; a vector
+    surface takes them literally, so they are swapped back here."""
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def __getattr__(self, name):
+        return getattr(self._ctx, name)
+
+    def set_source_rgba(self, b, g, r, a=1.0):
+        self._ctx.set_source_rgba(r, g, b, a)
+
+    def set_source_rgb(self, b, g, r):
+        self._ctx.set_source_rgb(r, g, b)
+
+    def set_source(self, pattern):
+        import cairo
+
+        if isinstance(pattern, cairo.Gradient):
+            stops = pattern.get_color_stops_rgba()
+            if isinstance(pattern, cairo.LinearGradient):
+                pattern = cairo.LinearGradient(*pattern.get_linear_points())
+            else:
+                pattern = cairo.RadialGradient(*pattern.get_radial_circles())
+            for offset, b, g, r, a in stops:
+                pattern.add_color_stop_rgba(offset, r, g, b, a)
+        self._ctx.set_source(pattern)

@@ -1,0 +1,325 @@
+"""Every animation as slides: an offline reveal.js deck, stills of any step, a handout PDF.
+
+A slide is a Story step. The animation is rendered ONCE; `scenes.stills.StepClock` records where each
+step sits in the video (start, hold, end on the renderer's clock), then
+
+    clip k    = frames [start_k, end_k) re-encoded on their own (step 1 includes the intro),
+                played on entering the slide, holding its last frame (data-autoplay, no loop)
+    poster k  = the frame in the middle of step k's hold (also media/step-k.png, the slide's poster)
+    still k   = media/step-k.svg: the same state drawn as vectors when the hold begins
+    notes k   = the step's narration and its Lines (the arithmetic, as the Story writes it)
+
+The deck is a folder: index.html, deck.css, reveal/ (reveal.js's dist files, copied from the npm
+package `./tasks setup` installs into .venv/share/viz/reveal.js), media/. It opens from file:// with
+no network. `--handout FILE.pdf` writes one A4 page per step (vector still + lines) from the same
+render; `--manim-slides DIR` renders the scene as a manim_slides.Slide instead (one slide per step).
+"""
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from string import Template
+
+from viz.app.registry import FigureKind, ParamError
+from viz.io import MissingProgram
+
+REVEAL_FILES = ("reset.css", "reveal.css", "reveal.js", "theme/black.css", "plugin/notes.js")
+REVEAL_HINT = ("reveal.js is missing: run ./tasks setup, or npm install --prefix "
+               "{prefix} reveal.js (or set VIZ_REVEAL_JS to its dist folder)")
+TEMPLATE = Path(__file__).with_name("deck_template")
+MARKER = ".viz-deck"              # marks a folder as a deck viz wrote (and may replace)
+PAGE = (842.0, 595.0, 36.0)       # handout: A4 landscape in points, margin
+CLIP_THREADS = "2"                # fixed encoder threads: same clip bytes on any machine
+
+
+def reveal_prefix() -> Path:
+    return Path(sys.prefix) / "share" / "viz" / "reveal.js"
+
+
+def reveal_dist() -> Path:
+    """reveal.js's dist folder: $VIZ_REVEAL_JS, else the npm package under .venv/share/viz/reveal.js."""
+    env = os.environ.get("VIZ_REVEAL_JS")
+    where = Path(env) if env else reveal_prefix() / "node_modules" / "reveal.js" / "dist"
+    if not all((where / f).is_file() for f in REVEAL_FILES):
+        raise MissingProgram(REVEAL_HINT.format(prefix=reveal_prefix()) + f" (looked in {where})")
+    return where
+
+
+# ---- scene, story, steps ----------------------------------------------------------------------
+
+def scene_params(kind: FigureKind, values: dict) -> tuple[dict, str]:
+    """(the scene's keyword arguments, quality) for a Story scene; ParamError if the kind has none."""
+    from scenes.render import scene_class
+    from scenes.story_scene import StoryScene
+
+    if kind.command != "animate" or not issubclass(scene_class(kind.name), StoryScene):
+        raise ParamError("kind", f"{kind.key} does not draw a Story step by step yet: no slides or --step")
+    params = dict(values)
+    return params, params.pop("quality", "low")
+
+
+def check_step(kind: FigureKind, values: dict, step: int) -> int:
+    """The 0-based index of 1-based `step`, or a ParamError naming --step and the range."""
+    n = len(kind.build_story(values).steps) if kind.story else None
+    if n is None:
+        raise ParamError("step", f"--step: {kind.key} has no Story steps")
+    if not 1 <= step <= n:
+        raise ParamError("step", f"--step: must be an integer in 1..{n} (got {step})")
+    return step - 1
+
+
+def render_step(kind: FigureKind, values: dict, step: int, out: Path, fmt: str) -> None:
+    """`viz animate KIND ... --step K -o still.png|svg|pdf`: the still of 1-based step K."""
+    from scenes import stills
+
+    if fmt not in ("png", "svg", "pdf"):
+        raise ParamError("format", f"--step: writes png, svg or pdf (got {fmt!r})")
+    index = check_step(kind, values, step)
+    params, quality = scene_params(kind, values)
+    stills.render_step_still(stills.scene_factory(kind.name, params), index, Path(out), fmt, quality,
+                             name=kind.name)
+
+
+# ---- the deck ---------------------------------------------------------------------------------
+
+def build_deck(kind: FigureKind, values: dict, out: Path, handout: Path | None = None,
+               progress: bool = True) -> Path:
+    """`viz slides animate KIND ... -o DECK/`: render the animation once, write the deck folder."""
+    from scenes import stills
+
+    reveal_dist()                      # before anything renders: a missing reveal.js is one line
+    params, quality = scene_params(kind, values)
+    return make_deck(stills.scene_factory(kind.name, params), Path(out), quality, handout=handout,
+                     command=kind.command_line(values), name=kind.name, progress=progress)
+
+
+def make_deck(factory, out: Path, quality: str = "low", handout: Path | None = None, command: str = "",
+              name: str = "scene", progress: bool = True) -> Path:
+    """The deck of the StoryScene `factory()` builds, at `out` (an earlier viz deck is replaced only
+    once the new one is whole); `handout`: also the PDF with one page per step."""
+    from scenes import stills
+
+    reveal = reveal_dist()
+    out = Path(out)
+    if out.exists() and not (out / MARKER).is_file() and (not out.is_dir() or any(out.iterdir())):
+        raise ParamError("output", f"-o: {out} exists and is not a deck viz wrote; give a new folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.chmod(work, 0o777 & ~_umask())
+    pages = _Handout(Path(handout)) if handout else None
+    try:
+        media = work / "media"
+        media.mkdir()
+
+        def on_hold(scene, k):
+            stills.write_vector(scene, media / f"step-{k + 1}.svg", "svg")
+            if pages:
+                pages.page(scene, k)
+
+        rec = stills.render_recorded(factory, media / "animation.mp4", quality, on_hold=on_hold,
+                                     progress=progress, name=name)
+        story = rec.scene.story
+        if len(rec.spans) != len(story.steps):
+            raise RuntimeError(f"{name}: the scene began {len(rec.spans)} steps, its Story has "
+                               f"{len(story.steps)}")
+        cut_clips(media / "animation.mp4", rec.spans, rec.fps, media)
+        cam = rec.scene.renderer.camera
+        _write_site(work, story, reveal, cam.pixel_width, cam.pixel_height, command)
+        if pages:
+            pages.finish()
+        _replace_dir(work, out)
+    finally:
+        if pages:
+            pages.abort()
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def cut_clips(video: Path, spans, fps: int, media: Path) -> None:
+    """media/step-k.mp4 (frames [start, end) of step k; step 1 from frame 0, with the intro) and
+    media/step-k.png (the frame in the middle of the hold), decoding `video` once."""
+    import av
+    from PIL import Image
+
+    from scenes.render import H264_OPTIONS
+
+    bounds = [s.frames(fps) for s in spans]
+    if bounds:
+        bounds[0] = (0,) + bounds[0][1:]
+    with av.open(str(video)) as inp:
+        stream = inp.streams.video[0]
+        k, writer = 0, None
+        for i, frame in enumerate(inp.decode(stream)):
+            while k < len(bounds) and i >= bounds[k][2]:
+                if writer:
+                    writer.close()
+                k, writer = k + 1, None
+            if k == len(bounds):
+                break
+            start, poster, _ = bounds[k]
+            if i < start:
+                continue
+            if writer is None:
+                writer = _ClipWriter(media / f"step-{k + 1}.mp4", stream, fps, H264_OPTIONS)
+            writer.write(frame, i - start)
+            if i == poster:
+                Image.fromarray(frame.to_ndarray(format="rgb24")).save(media / f"step-{k + 1}.png")
+        if writer:
+            writer.close()
+    missing = [f"step-{k + 1}" for k in range(len(bounds)) if not (media / f"step-{k + 1}.png").is_file()]
+    if missing:
+        raise RuntimeError(f"the video ended before {', '.join(missing)} (spans {bounds})")
+
+
+class _ClipWriter:
+    """One H.264 clip (yuv420p, faststart, fixed threads) fed decoded frames of the full video."""
+
+    def __init__(self, path: Path, like, fps: int, options: dict):
+        import av
+
+        self.out = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
+        self.stream = self.out.add_stream("libx264", rate=fps,
+                                          options={**options, "threads": CLIP_THREADS})
+        self.stream.width, self.stream.height = like.codec_context.width, like.codec_context.height
+        self.stream.pix_fmt = "yuv420p"
+        self.fps = fps
+
+    def write(self, frame, pts: int) -> None:
+        from fractions import Fraction
+
+        frame = frame.reformat(format="yuv420p") if frame.format.name != "yuv420p" else frame
+        frame.pts, frame.time_base = pts, Fraction(1, self.fps)
+        for packet in self.stream.encode(frame):
+            self.out.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode():
+            self.out.mux(packet)
+        self.out.close()
+
+
+def _write_site(work: Path, story, reveal: Path, width: int, height: int, command: str) -> None:
+    from viz import __version__
+
+    for name in REVEAL_FILES:
+        (work / "reveal" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(reveal / name, work / "reveal" / name)
+    shutil.copyfile(TEMPLATE / "deck.css", work / "deck.css")
+    label_h = 56
+    scale = 1280 / width                     # reveal lays the deck out at 1280 wide and scales it
+    page = Template((TEMPLATE / "index.html").read_text(encoding="utf-8"))
+    (work / "index.html").write_text(page.substitute(
+        version=__version__, title=_e(story.title), width=1280, height=int(round(height * scale)) + label_h,
+        slides=deck_slides(story, command)), encoding="utf-8")
+    (work / MARKER).write_text("a slide deck written by viz; `viz slides ... -o` may replace it\n")
+
+
+def deck_slides(story, command: str = "") -> str:
+    """The <section>s: a title slide with the formula, then one slide per Story step."""
+    n = len(story.steps)
+    formula = "".join(f"<p>{_e(line)}</p>" for line in story.formula)
+    parts = [f'<section class="title-slide" id="title">\n<h1>{_e(story.title)}</h1>\n'
+             + (f'<div class="formula">{formula}</div>\n' if formula else "")
+             + (f'<p class="about">{_e(story.alt)}</p>\n' if story.alt else "")
+             + f'<aside class="notes"><p>{_e(story.description or story.alt)}</p>'
+             + (f"<p><code>{_e(command)}</code></p>" if command else "") + "</aside>\n</section>"]
+    for k, step in enumerate(story.steps, start=1):
+        lines = "\n".join(_e(line.text) for line in step.lines)
+        parts.append(
+            f'<section class="step" id="step-{k}" data-step="{_e(step.id)}">\n'
+            f'<h2 class="step-label"><span class="count">{k}/{n}</span>{_e(step.label)}</h2>\n'
+            f'<video class="clip" data-autoplay muted playsinline preload="auto" '
+            f'src="media/step-{k}.mp4" poster="media/step-{k}.png" aria-label="{_e(step.narration)}">'
+            f'</video>\n<aside class="notes"><p>{_e(step.narration)}</p>\n<pre>{lines}</pre></aside>\n'
+            f'</section>')
+    return "\n".join(parts)
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _replace_dir(new: Path, out: Path) -> None:
+    """Put the finished folder `new` at `out`; an earlier deck there goes only once the new one is whole."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(new, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, out)
+
+
+# ---- handout ----------------------------------------------------------------------------------
+
+class _Handout:
+    """A4 landscape pages, one per step: the step's label, its still as vectors, its lines."""
+
+    def __init__(self, target: Path):
+        import cairo
+
+        from scenes.stills import _fixed_pdf_date
+
+        self.target = target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".pdf", dir=target.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        w, h, _ = PAGE
+        self.surface = cairo.PDFSurface(str(self.tmp), w, h)
+        _fixed_pdf_date(self.surface)
+        self.ctx = cairo.Context(self.surface)
+
+    def page(self, scene, k: int) -> None:
+        import cairo
+
+        from scenes.stills import draw_vector
+
+        story, ctx, (w, h, m) = scene.story, self.ctx, PAGE
+        step = story.steps[k]
+        ctx.set_source_rgb(1, 1, 1)
+        ctx.paint()
+        ctx.set_source_rgb(0.35, 0.37, 0.40)
+        ctx.select_font_face("DejaVu Sans", cairo.FONT_SLANT_NORMAL, cairo.FONT_WEIGHT_NORMAL)
+        ctx.set_font_size(10)
+        ctx.move_to(m, m)
+        ctx.show_text(f"{story.title}    step {k + 1} of {len(story.steps)}")
+        ctx.set_source_rgb(0, 0, 0)
+        ctx.select_font_face("DejaVu Sans", cairo.FONT_SLANT_NORMAL, cairo.FONT_WEIGHT_BOLD)
+        ctx.set_font_size(16)
+        ctx.move_to(m, m + 22)
+        ctx.show_text(step.label)
+        cam = scene.renderer.camera
+        scale = min((w - 2 * m) / cam.pixel_width, 0.62 * h / cam.pixel_height)
+        top = m + 32
+        draw_vector(scene, ctx, m, top, scale)
+        y = top + cam.pixel_height * scale + 18
+        rows = [("DejaVu Sans", step.narration)] + [("DejaVu Sans Mono", line.text) for line in step.lines]
+        ctx.set_font_size(9.5)
+        for font, text in rows:
+            if y > h - m:
+                break
+            ctx.select_font_face(font, cairo.FONT_SLANT_NORMAL, cairo.FONT_WEIGHT_NORMAL)
+            ctx.move_to(m, y)
+            ctx.show_text(text)
+            y += 13
+        ctx.show_page()
+
+    def finish(self) -> None:
+        self.surface.finish()
+        os.chmod(self.tmp, 0o644)
+        os.replace(self.tmp, self.target)
+
+    def abort(self) -> None:
+        """Remove the unfinished PDF (nothing is left behind when the deck fails)."""
+        self.tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
