@@ -177,8 +177,8 @@ def test_reference_rejects_a_combination(tmp_path):
     assert line.startswith('figures.toml:7: figure "small": kernel')  # the line of kernel = 4
 
 
-def test_animation_is_an_alias_of_animate_and_quality_overrides(tmp_path):
-    text = ('[[figure]]\nname = "c"\nkind = "animation conv"\nformats = ["mp4"]\n'
+def test_quality_overrides(tmp_path):
+    text = ('[[figure]]\nname = "c"\nkind = "animate conv"\nformats = ["mp4"]\n'
             '[figure.params]\ninput = 7\nquality = "high"\n')
     m = build.load_manifest(write(tmp_path, text))
     assert m.entries[0].key == "animate conv" and m.entries[0].values["quality"] == "high"
@@ -208,7 +208,7 @@ def test_second_build_renders_nothing_and_says_so(fake, tmp_path):
     assert report.ok and sorted(fake()) == ["one.png", "one.svg", "two.txt", "video.mp4", "video.png"]
     assert "[3/3]" in text
     assert sorted(p.name for p in out.iterdir()) == [
-        ".viz-cache.json", "index.html", "index.md", "one.png", "one.svg", "two.txt", "video.mp4",
+        ".viz-cache.json", "gallery.html", "index.md", "one.png", "one.svg", "two.txt", "video.mp4",
         "video.png"]
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     report, text = run_build(path, out, jobs=1)
@@ -228,7 +228,7 @@ def test_only_what_changed_is_rendered_again(fake, tmp_path, monkeypatch):
     # a caption is not a parameter: nothing to render, but the index changes
     write(tmp_path, MANIFEST.replace("size = 2", "size = 4").replace("A video with", "A movie with"))
     run_build(path, out, jobs=1)
-    assert fake() == [] and "A movie with" in (out / "index.html").read_text()
+    assert fake() == [] and "A movie with" in (out / "gallery.html").read_text()
     # a deleted output, and an output changed on disk
     (out / "two.txt").unlink()
     (out / "video.png").write_text("edited")
@@ -245,12 +245,13 @@ def test_viz_tool_and_source_changes_invalidate(fake, tmp_path, monkeypatch, cha
     run_build(path, out, jobs=1)
     fake()
     if change == "viz version":
-        monkeypatch.setattr(build, "__version__", "99.0")
+        monkeypatch.setattr(build.cache, "__version__", "99.0")
     elif change == "tool version":
-        real = build.tool_version
-        monkeypatch.setattr(build, "tool_version", lambda t: "dot - graphviz version 99" if t == "dot" else real(t))
+        real = build.cache.tool_version
+        monkeypatch.setattr(build.cache, "tool_version",
+                            lambda t: "dot - graphviz version 99" if t == "dot" else real(t))
     else:
-        monkeypatch.setattr(build, "source_hash", lambda packages=(): "0" * 64)
+        monkeypatch.setattr(build.cache, "source_hash", lambda packages=(): "0" * 64)
     run_build(path, out, jobs=1)
     assert len(fake()) == 5
 
@@ -265,19 +266,21 @@ def test_cache_key_is_canonical_and_per_format():
 
 
 def test_source_hash_covers_the_packages_that_draw(monkeypatch):
-    assert "viz/build.py" in build.FRONT_ENDS and "viz/conv.py" not in build.FRONT_ENDS
+    front = build.cache.is_front_end
+    assert front("viz/app/build/core.py") and front("viz/app/cli.py") and front("viz/app/serve/answers.py")
+    assert not front("viz/conv.py") and not front("viz/app/registry.py") and not front("viz/app/shape_report.py")
     assert len(build.source_hash()) == 64
     assert build.source_hash(("viz",)) != build.source_hash(("viz", "scenes"))
     # an edit to scenes/ changes the key of an animation, not of a diagram or a shape
     real = build.source_hash
-    monkeypatch.setattr(build, "source_hash",
-                        lambda packages=build.SOURCE_PACKAGES: real(packages) + ("!" if "scenes" in packages else ""))
+    monkeypatch.setattr(build.cache, "source_hash",
+                        lambda packages=build.cache.SOURCE_PACKAGES: real(packages) + ("!" if "scenes" in packages else ""))
     shape = figures.get("shape").validate({"input": 7, "kernel": 3})
     conv = figures.get("animate conv").validate({})
     gated = figures.get("diagram gated-rnn").validate({})
     before = [build.cache_key("shape", shape, "md"), build.cache_key("diagram gated-rnn", gated, "svg")]
     anim = build.cache_key("animate conv", conv, "mp4")
-    monkeypatch.setattr(build, "source_hash", real)
+    monkeypatch.setattr(build.cache, "source_hash", real)
     assert before == [build.cache_key("shape", shape, "md"), build.cache_key("diagram gated-rnn", gated, "svg")]
     assert anim != build.cache_key("animate conv", conv, "mp4")
 
@@ -297,11 +300,11 @@ def test_a_failing_figure_does_not_stop_the_others(fake, tmp_path, capsys):
     assert "one.svg: RuntimeError: the fake renderer failed on purpose" in err
     files = sorted(p.name for p in out.iterdir())
     # the others are there; the failed ones are not, not even half written, and no temp file is left
-    assert files == [".viz-cache.json", ".viz-logs", "index.html", "index.md", "two.txt", "video.mp4",
+    assert files == [".viz-cache.json", ".viz-logs", "gallery.html", "index.md", "two.txt", "video.mp4",
                      "video.png"]
     log = (out / ".viz-logs" / "one.log").read_text()
     assert "RuntimeError" in log and "renderer chatter before the crash" in log
-    assert "Not rendered (svg): RuntimeError: the fake renderer failed on purpose" in (out / "index.html").read_text()
+    assert "Not rendered (svg): RuntimeError: the fake renderer failed on purpose" in (out / "gallery.html").read_text()
     # the next build retries only the failed figure
     fake()
     report, _ = run_build(path, out, jobs=1)
@@ -328,9 +331,9 @@ def test_index_embeds_media_captions_and_commands_deterministically(fake, tmp_pa
     run_build(path, tmp_path / "a", jobs=1)
     run_build(path, tmp_path / "b", jobs=2)
     a, b = tmp_path / "a", tmp_path / "b"
-    for name in ("index.html", "index.md"):
+    for name in ("gallery.html", "index.md"):
         assert (a / name).read_text() == (b / name).read_text()
-    page = (a / "index.html").read_text()
+    page = (a / "gallery.html").read_text()
     assert "<title>Test gallery</title>" in page
     assert '<img src="one.svg" alt="The first &lt;figure&gt; &amp; its caption."' in page
     assert '<video controls preload="none" width="854" poster="video.png"><source src="video.mp4" type="video/mp4">' in page
@@ -356,17 +359,30 @@ class FakeTerminal(io.StringIO):
 
 
 def test_progress_bar_on_a_terminal_shows_done_total_and_the_running_figure():
+    import re
+
     stream = FakeTerminal()
     bar = build.Progress(4, stream)
     bar.start("conv1d-forward")
-    assert stream.getvalue().endswith("[........................] 0/4  conv1d-forward (0 s)")
-    bar.finish(build.Result("conv1d-forward", {"mp4": "x"}, {}, 1.0), "mp4 in 1.0 s")
-    assert stream.getvalue().endswith("[######..................] 1/4  ")
+    plain = lambda: re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
+    assert plain().rstrip().endswith("0/4 0:00:00 conv1d-forward (0 s)"), plain()
+    bar.finish("conv1d-forward", False, "mp4 in 1.0 s")
+    assert "viz build: [1/4] conv1d-forward: mp4 in 1.0 s" in plain()
+    assert plain().rstrip().endswith("1/4 0:00:00")
     bar.start("gated-cell")
-    bar.finish(build.Result("gated-cell", {}, {"svg": "boom"}, 1.0), "FAILED svg: boom")
-    assert "\r\x1b[Kviz build: [2/4] gated-cell: FAILED svg: boom\n" in stream.getvalue()  # stays on screen
+    bar.finish("gated-cell", True, "FAILED svg: boom")
+    assert "viz build: [2/4] gated-cell: FAILED svg: boom\n" in plain()   # printed above the bar, stays
     bar.close()
-    assert stream.getvalue().endswith("\r\x1b[K")
+    assert stream.getvalue().endswith("\x1b[?25h\r\x1b[1A\x1b[2K")   # the bar erased, the cursor back
+
+
+def test_no_escape_codes_without_a_terminal():
+    stream = io.StringIO()
+    bar = build.Progress(2, stream)
+    bar.start("a")
+    bar.finish("a", False, "svg in 0.1 s")
+    bar.close()
+    assert stream.getvalue() == "viz build: [1/2] a: svg in 0.1 s\n"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -398,7 +414,7 @@ def test_real_shape_and_diagram_build(tmp_path):
     assert json.loads((out / "hw.json").read_text())["out_shape"] == [5, 2]
     assert (out / "cell.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
     assert "viz shape --input 21x12 --kernel 4x5 --stride 4 -o hw.md" in (out / "index.md").read_text()
-    page = (out / "index.html").read_text()
+    page = (out / "gallery.html").read_text()
     assert '<div class="table"><table' in page and "floor((21 + 0 + 0 - 1*(4-1) - 1)/4) + 1 = 5" in page
 
 
