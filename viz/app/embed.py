@@ -11,6 +11,7 @@ One mechanism for every page viz writes into (MkDocs, Sphinx, notebooks):
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 
 from viz.app import registry
@@ -20,9 +21,9 @@ VIDEO_FORMATS = ("mp4", "webm")
 
 
 def cache_dir() -> Path:
-    from viz.app.notebook import cache_dir as notebook_cache
-
-    return notebook_cache()
+    """The figures pages and notebooks share: $XDG_CACHE_HOME/viz/notebook (else ~/.cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "viz" / "notebook"
 
 
 def cached(kind: registry.FigureKind, values: dict, fmt: str) -> Path:

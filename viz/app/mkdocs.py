@@ -25,7 +25,7 @@ from mkdocs.utils import get_relative_url
 
 from viz.app import embed
 from viz.app.fence import FenceError, parse_fence, parse_header
-from viz.io import copy_atomic
+from viz.io import MissingProgram, copy_atomic
 
 log = logging.getLogger("mkdocs.plugins.viz")
 
@@ -57,7 +57,7 @@ class VizPlugin(BasePlugin):
         try:
             request = parse_fence(source, {k: str(v) for k, v in options.items()} if options else None)
             return self._html(request)
-        except (FenceError, ValueError) as err:
+        except (FenceError, ValueError, MissingProgram, OSError) as err:
             message = " ".join(str(err).split())
             log.warning(f"{page}: viz fence: {message}")
             return embed.error_html(message)

@@ -16,16 +16,11 @@ showing the same figure again is instant: ``$XDG_CACHE_HOME/viz/notebook`` (else
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 from viz.app import registry as figures
+from viz.app.embed import cache_dir  # noqa: F401  (where notebook figures are kept)
 from viz.io import copy_atomic
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "viz" / "notebook"
 
 
 class Figure:

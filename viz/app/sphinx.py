@@ -25,7 +25,7 @@ from sphinx.util.docutils import SphinxDirective
 from viz import __version__
 from viz.app import embed, registry
 from viz.app.fence import HEADER_OPTIONS, FenceError, FigureRequest, parse_fence
-from viz.io import copy_atomic
+from viz.io import MissingProgram, copy_atomic
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,32 @@ def _copy_out(builder, kind, values, fmt) -> str:
     return source.name
 
 
+def _failed(self, node, err) -> None:
+    """A figure that could not be rendered: a warning (fails -W) and the one-line message in the page."""
+    message = " ".join(str(err).split())
+    log.warning(f"viz: {message}", location=node)
+    raise nodes.SkipNode
+
+
+RENDER_ERRORS = (ValueError, MissingProgram, OSError)
+
+
 def visit_html(self, node):
+    try:
+        _visit_html(self, node)
+    except RENDER_ERRORS as err:
+        self.body.append(embed.error_html(" ".join(str(err).split())))
+        _failed(self, node, err)
+
+
+def visit_latex(self, node):
+    try:
+        _visit_latex(self, node)
+    except RENDER_ERRORS as err:
+        _failed(self, node, err)
+
+
+def _visit_html(self, node):
     request = _request(node)
     kind, values = request.kind, request.values
     if kind.command == "shape":
@@ -79,7 +104,7 @@ def visit_html(self, node):
     raise nodes.SkipNode
 
 
-def visit_latex(self, node):
+def _visit_latex(self, node):
     request = _request(node)
     kind, values = request.kind, request.values
     fmt = embed.still_format(kind)
