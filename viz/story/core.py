@@ -12,7 +12,8 @@ Schema (`SCHEMA`, the JSON's "schema" field), every field of every class below:
 
     Story    kind, params, title, formula, grids, graph, series, steps, captions, alt, description
     Grid     name, label, role, shape, values (flat, row-major), texts (flat), padding, muted
-             (flat booleans, or empty: none)
+             (flat booleans, or empty: none), axis_labels (per axis, one label per index, as
+             shown: "x1", "3"; "" for none; optional)
     Graph    nodes (id, label, role, rank), edges (id, source, target, role, label, weight)
     Series   name, label, role, x, y, scale ("linear" | "log"), limits (lo, hi or empty), ticks,
              tick_labels, x_ticks, x_tick_labels (optional axes)
@@ -122,6 +123,7 @@ class Grid:
     texts: tuple[str, ...] = ()
     padding: tuple[bool, ...] = ()
     muted: tuple[bool, ...] = ()
+    axis_labels: tuple[tuple[str, ...], ...] = ()   # per axis, a label per index ("" = none), or empty
 
     def array(self):
         import numpy as np
