@@ -113,6 +113,15 @@ def params_text(g: V.ConvGeometry) -> str:
     return ", ".join(parts)
 
 
+def positions_labels(n: int, first: int = 0, count: int | None = None, order=None) -> tuple[str, ...]:
+    """Labels of the n cells of one drawn axis: 1-based positions for the `count` cells starting at
+    `first` (the real ones), "" for the rest (padding); `order`: the 0-based position each cell shows."""
+    count = n - first if count is None else count
+    if order is not None:
+        return tuple("" if p is None else str(int(p) + 1) for p in order)
+    return tuple(str(i - int(first) + 1) if int(first) <= i < int(first) + count else "" for i in range(n))
+
+
 def names(cells) -> str:
     """1-based names of input positions: "8" (1-D) or "(1,2), (1,4)" (2-D), at most 8 of them."""
     shown = ", ".join(fmt_index(i) if len(i) == 1 else f"({fmt_index(i)})" for i in cells[:8])
@@ -159,15 +168,22 @@ class _Setup:
     def fmt(self, v) -> str:
         return fmt_value(v, self.integer)
 
-    def grid(self, name, label, role, a, padding=None, muted=None, texts=True) -> Grid:
+    def grid(self, name, label, role, a, padding=None, muted=None, axis_labels=()) -> Grid:
         a = np.asarray(a, dtype=float)
         return Grid(name, label, role, tuple(int(v) for v in a.shape), tuple(float(v) for v in a.ravel()),
-                    tuple(self.fmt(v) for v in a.ravel()) if texts else (),
+                    tuple(self.fmt(v) for v in a.ravel()),
                     () if padding is None else tuple(bool(v) for v in np.broadcast_to(padding, a.shape).ravel()),
-                    () if muted is None else tuple(bool(v) for v in np.broadcast_to(muted, a.shape).ravel()))
+                    () if muted is None else tuple(bool(v) for v in np.broadcast_to(muted, a.shape).ravel()),
+                    tuple(tuple(ax) for ax in axis_labels))
+
+    def channels(self, name: str) -> tuple[str, ...]:
+        """Channel labels: "x" for one channel, "x1", "x2", ... for several."""
+        return (name,) if self.C == 1 else tuple(f"{name}{c + 1}" for c in range(self.C))
 
     def x_grid(self) -> Grid:
-        return self.grid("x", "x", "input", self.xp, padding=self.pad_mask)
+        axes = [self.channels("x")] + [positions_labels(n, lo, i) for n, lo, i
+                                       in zip(self.xp.shape[1:], self.lo, self.g.in_shape)]
+        return self.grid("x", "x", "input", self.xp, padding=self.pad_mask, axis_labels=axes)
 
     def shown_params(self) -> dict:
         """The figure's parameters as JSON keeps them (tuples as lists), render options left out."""
@@ -250,9 +266,11 @@ def forward_story(values: dict) -> Story:
                 (Claim("never-read-zero-gradient", "never-read inputs get exactly zero gradient", worst, "==",
                        0.0, "max |∂ℓ/∂x| over never-read inputs", "zero"),) if nr else ()),
     ]
-    grids = [S.x_grid(), S.grid("w", "w", "kernel", S.w[0]), S.grid("y", "y", "output", y)]
+    k_axes = [S.channels("w")] + [positions_labels(k) for k in g.kernel]
+    grids = [S.x_grid(), S.grid("w", "w", "kernel", S.w[0], axis_labels=k_axes),
+             S.grid("y", "y", "output", y, axis_labels=[positions_labels(n) for n in g.out_shape])]
     if S.b is not None:
-        grids.append(S.grid("b", "b", "bias", S.b))
+        grids.append(S.grid("b", "b", "bias", S.b, axis_labels=[("b",)]))
     y_text = ", ".join(S.fmt(v) for v in y.ravel()[:12]) + (", …" if y.size > 12 else "")
     alt = (f"Animation: a {_shape_str(g.kernel)} kernel slides over {C} input channel{'s' if C > 1 else ''} "
            f"of size {_shape_str(g.in_shape)} ({params_text(g)}), writing the {y.size} outputs y = [{y_text}].")
@@ -319,16 +337,30 @@ def backward_story(values: dict) -> Story:
     # which upstream entry each cell of the padded, dilated gradient holds (1-based flat index, 0: a zero)
     label_of = V.pad(V.dilate(np.arange(1, S.grad_y[0].size + 1, dtype=float).reshape(g.out_shape), g.stride),
                      st.grad_x_padding).astype(int)
-    grids = [S.x_grid(), S.grid("grad_y", "∂ℓ/∂y", "gradient", S.grad_y[0])]
+    out_axes = [positions_labels(n) for n in g.out_shape]
+    k_axes = [positions_labels(k) for k in g.kernel]
+    # which upstream position each cell of the dilated (and padded) gradient holds, per axis
+    dil_axes = [[o // s if o % s == 0 else None for o in range((n - 1) * s + 1)]
+                for n, s in zip(g.out_shape, g.stride)]
+    pad_axes = [[None if not 0 <= m - lo < len(ax) else ax[m - lo] for m in range(n)]
+                for ax, (lo, _), n in zip(dil_axes, st.grad_x_padding, st.grad_y_padded.shape[1:])]
+    grids = [S.x_grid(), S.grid("grad_y", "∂ℓ/∂y", "gradient", S.grad_y[0], axis_labels=out_axes)]
     if strided:
         grids.append(S.grid("grad_y_dilated", f"∂ℓ/∂y dilated by {_shape_str(g.stride)}", "gradient",
-                            st.grad_y_dilated[0], muted=inserted))
+                            st.grad_y_dilated[0], muted=inserted,
+                            axis_labels=[positions_labels(len(ax), order=ax) for ax in dil_axes]))
     grids += [S.grid("grad_y_padded", "∂ℓ/∂y dilated, padded", "gradient", st.grad_y_padded[0],
-                     padding=~inside, muted=inside & ~entry),
-              S.grid("w", "w", "kernel", S.w[0]), S.grid("w_flipped", "flip(w)", "kernel", st.w_flipped[0]),
-              S.grid("grad_w", "∂ℓ/∂w", "gradient", grad_w[0]), S.grid("grad_x", "∂ℓ/∂x", "gradient", grad_x)]
+                     padding=~inside, muted=inside & ~entry,
+                     axis_labels=[positions_labels(len(ax), order=ax) for ax in pad_axes]),
+              S.grid("w", "w", "kernel", S.w[0], axis_labels=[S.channels("w")] + k_axes),
+              S.grid("w_flipped", "flip(w)", "kernel", st.w_flipped[0],
+                     axis_labels=[S.channels("w")] + [positions_labels(k, order=range(k - 1, -1, -1))
+                                                      for k in g.kernel]),
+              S.grid("grad_w", "∂ℓ/∂w", "gradient", grad_w[0], axis_labels=[S.channels("∂ℓ/∂w")] + k_axes),
+              S.grid("grad_x", "∂ℓ/∂x", "gradient", grad_x,
+                     axis_labels=[S.channels("∂ℓ/∂x")] + [positions_labels(n) for n in g.in_shape])]
     if S.b is not None:
-        grids.append(S.grid("grad_b", "∂ℓ/∂b", "gradient", grad_b))
+        grids.append(S.grid("grad_b", "∂ℓ/∂b", "gradient", grad_b, axis_labels=[("∂ℓ/∂b",)]))
     steps, claims = [], []
     taps = list(np.ndindex(*g.kernel))
     gw_win = st.grad_w_geometry.windows()
