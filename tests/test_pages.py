@@ -91,7 +91,8 @@ def test_mkdocs_strict_site_with_fences(tmp_path, monkeypatch, directory_urls):
     html = page.read_text()
     page_url = "http://site/notes/conv/" if directory_urls else "http://site/notes/conv.html"
     # every URL the figures use resolves, relative to the page, to a file of the site
-    urls = re.findall(r'(?:src|poster)="([^"]+)"', html)
+    figures = "".join(re.findall(r'<figure class="viz-figure">.*?</figure>', html, re.S))
+    urls = re.findall(r'(?:src|poster)="([^"]+)"', figures)
     assert len(urls) >= 4, urls                          # svg, mp4, its poster, its captions track
     for url in urls:
         path = urljoin(page_url, url).removeprefix("http://site/")

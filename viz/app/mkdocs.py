@@ -56,11 +56,15 @@ class VizPlugin(BasePlugin):
         page = self._page.file.src_uri if self._page else "?"
         try:
             request = parse_fence(source, {k: str(v) for k, v in options.items()} if options else None)
-            return self._html(request)
+            html = self._html(request)
         except (FenceError, ValueError, MissingProgram, OSError) as err:
             message = " ".join(str(err).split())
-            log.warning(f"{page}: viz fence: {message}")
-            return embed.error_html(message)
+        except Exception as err:   # superfences would swallow it and print the fence as code: never silent
+            message = f"{type(err).__name__}: " + " ".join(str(err).split())
+        else:
+            return html
+        log.warning(f"{page}: viz fence: {message}")
+        return embed.error_html(message)
 
     def _html(self, request) -> str:
         kind, values = request.kind, request.values
