@@ -88,12 +88,9 @@ class StepClock:
                 for s, h, e in zip(self.starts, self.holds, self.ends)]
 
 
-def scene_factory(kind: str, params: dict, base: type | None = None):
-    """A function building the registered scene of `kind` (as scenes.render does), optionally as a
-    subclass that also derives from `base` first (manim_slides.Slide)."""
+def scene_factory(kind: str, params: dict):
+    """A function building the registered scene of `kind` with `params`, as scenes.render does."""
     cls = R.scene_class(kind)
-    if base is not None:
-        cls = type(cls.__name__, (base, cls), {"__module__": cls.__module__})
     return lambda **kw: cls(**params, **kw)
 
 
@@ -225,3 +222,62 @@ class _RGBContext:
             for offset, b, g, r, a in stops:
                 pattern.add_color_stop_rgba(offset, r, g, b, a)
         self._ctx.set_source(pattern)
+
+
+# ---- manim-slides ------------------------------------------------------------------------------
+
+def step_notes(step) -> str:
+    """Speaker notes of a Story step: its narration, then its lines (the arithmetic)."""
+    return "\n".join([step.narration] + [line.text for line in step.lines])
+
+
+def slide_class(cls: type) -> type:
+    """`cls` (a StoryScene) as a manim_slides.Slide: StoryScene.begin_step calls next_slide() at every
+    step after the first, so the presentation has one slide per Story step (the first one includes
+    the intro), each with the step's notes.
+
+    manim-slides 5.7 sets two config keys manim 0.22 no longer takes (`write_to_movie`, and
+    `max_files_cached = inf`); this subclass skips those two lines and keeps everything else."""
+    from manim import Scene
+    from manim_slides import Slide
+    from manim_slides.config import BaseSlideConfig
+    from manim_slides.slide.base import BaseSlide
+
+    def __init__(self, *args, **kwargs):
+        BaseSlide.__init__(self, *args, **kwargs)
+        self._base_slide_config = BaseSlideConfig(notes=step_notes(self.story.steps[0])) \
+            if self.story.steps else self._base_slide_config
+
+    def next_slide(self, *args, **kwargs):
+        upcoming = len(self.step_starts)           # begin_step(k) calls this before recording k
+        if upcoming < len(self.story.steps):
+            kwargs.setdefault("notes", step_notes(self.story.steps[upcoming]))
+        return Slide.next_slide(self, *args, **kwargs)
+
+    def render(self, *args, **kwargs):
+        Scene.render(self, *args, **kwargs)
+        self._save_slides(use_cache=False, flush_cache=False, skip_reversing=True)
+
+    return type(cls.__name__, (Slide, cls), {"__module__": cls.__module__, "__init__": __init__,
+                                              "next_slide": next_slide, "render": render,
+                                              "skip_reversing": True})
+
+
+def render_manim_slides(cls: type, params: dict, folder: Path, quality: str = "low",
+                        progress: bool = True, name: str = "scene") -> str:
+    """Render the scene as a manim_slides.Slide into `folder` (manim-slides' `slides/` layout:
+    NAME.json + files/NAME/*.mp4); returns the scene name `manim-slides convert` takes."""
+    import logging
+
+    logging.getLogger("manim-slides").setLevel(logging.WARNING)
+    holder: list = []
+
+    def make():
+        scene = slide_class(cls)(**params, output_folder=Path(folder))
+        holder.append(scene)
+        return scene
+
+    work = R._new_workdir()
+    with R._cleanup(work):
+        R.render_scene(make, work / "scene.mp4", "mp4", quality=quality, progress=progress, name=name)
+    return str(holder[-1])

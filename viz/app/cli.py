@@ -68,22 +68,31 @@ def _output_format(kind: figures.FigureKind, out: Path | None, fmt: str | None) 
 
 
 def _figure_command(kind: figures.FigureKind) -> click.Command:
-    def callback(output, fmt, **given):
+    def callback(output, fmt, step=None, **given):
         try:
             values = kind.validate(_given(given))
         except ValueError as err:
             raise click.UsageError(str(err)) from None
         out = Path(output)
-        fmt = _output_format(kind, out, fmt)
-        kind.render_to(values, out, fmt)
+        if step is not None:  # a still of one Story step (viz/app/slides.py)
+            from viz.app import slides
+
+            slides.render_step(kind, values, step, out, slides.step_format(out, fmt))
+        else:
+            fmt = _output_format(kind, out, fmt)
+            kind.render_to(values, out, fmt)
         click.echo(f"wrote {out} ({out.stat().st_size / 1024:.1f} KB)", err=True)
 
     params = _options(kind) + [
-        click.Option(["--format", "fmt"], type=click.Choice(kind.all_formats), default=None,
+        click.Option(["--format", "fmt"], type=click.Choice(kind.all_formats + (("svg", "pdf") if
+                     kind.command == "animate" else ())), default=None,
                      help="Output format [default: from the -o suffix]."),
         click.Option(["-o", "--output"], type=click.Path(dir_okay=False), required=True,
                      help="File to write (written atomically: it appears whole or not at all)."),
     ]
+    if kind.command == "animate":
+        params.append(click.Option(["--step"], type=int, default=None,
+                                   help="Write the still of this step (1-based) as png, svg or pdf."))
     return click.Command(kind.name, callback=callback, params=params, help=kind.summary,
                          short_help=kind.summary.split(":")[0])
 
@@ -136,6 +145,10 @@ for _kind in figures.KINDS.values():
         cli.add_command(_shape_command(_kind))
     else:
         _GROUPS[_kind.command].add_command(_figure_command(_kind))
+
+from viz.app import slides as _slides  # noqa: E402  (light: manim and PyAV load when a deck renders)
+
+cli.add_command(_slides.cli_group(figures.KINDS.values(), _options, _given))
 
 
 @cli.command("kinds")

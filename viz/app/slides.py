@@ -323,3 +323,77 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# ---- command line -----------------------------------------------------------------------------
+
+def step_format(out: Path, fmt: str | None) -> str:
+    """png, svg or pdf, from --format or the -o suffix (ParamError otherwise)."""
+    fmt = fmt or Path(out).suffix.lstrip(".").lower()
+    if fmt not in ("png", "svg", "pdf"):
+        raise ParamError("format", f"--step: -o must end in .png, .svg or .pdf (got {str(out)!r})")
+    return fmt
+
+
+def cli_group(kinds, options, given):
+    """`viz slides animate KIND [options] -o DECK/ [--handout FILE.pdf] [--manim-slides DIR]`, one
+    command per animation kind, its options generated from the registry like `viz animate`'s.
+    `options(kind)` and `given(values)` are the command line's own helpers."""
+    import click
+
+    group = click.Group("slides", help="Every animation as slides: a reveal.js deck in a folder (one slide "
+                                       "per step, speaker notes), a handout PDF, manim-slides.")
+    animate = click.Group("animate", help="Slides of a Manim animation.")
+    group.add_command(animate)
+    for kind in kinds:
+        if kind.command == "animate":
+            animate.add_command(_slides_command(kind, options, given))
+    return group
+
+
+def _slides_command(kind: FigureKind, options, given):
+    import click
+
+    def callback(output, handout, manim_slides, **raw):
+        try:
+            values = kind.validate(given(raw))
+        except ValueError as err:
+            raise click.UsageError(str(err)) from None
+        if handout and not handout.lower().endswith(".pdf"):
+            raise ParamError("handout", f"--handout: must be a .pdf file (got {handout!r})")
+        if not output and not manim_slides:
+            raise click.UsageError("-o DECK/ (or --manim-slides DIR) is required")
+        scene_params(kind, values)                # a kind without a Story: one line, before rendering
+        if manim_slides:
+            build_manim_slides(kind, values, Path(manim_slides))
+            click.echo(f"wrote {manim_slides} (manim-slides convert --folder {manim_slides} ...)", err=True)
+        if output:
+            build_deck(kind, values, Path(output), handout=Path(handout) if handout else None)
+            click.echo(f"wrote {output}/index.html" + (f" and {handout}" if handout else ""), err=True)
+
+    params = options(kind) + [
+        click.Option(["-o", "--output"], type=click.Path(), default=None,
+                     help="Deck folder to write (index.html, reveal/, media/); an earlier viz deck there "
+                          "is replaced once the new one is whole."),
+        click.Option(["--handout"], type=click.Path(dir_okay=False), default=None,
+                     help="Also write a PDF with every step's still and its lines, one page per step."),
+        click.Option(["--manim-slides", "manim_slides"], type=click.Path(file_okay=False), default=None,
+                     help="Render for manim-slides into this folder (needs viz[slides]); then "
+                          "manim-slides convert --folder DIR SCENE out.html|pdf|pptx."),
+    ]
+    return click.Command(kind.name, callback=callback, params=params,
+                         help=f"Slides, one per step: {kind.summary}", short_help=kind.summary.split(":")[0])
+
+
+def build_manim_slides(kind: FigureKind, values: dict, folder: Path) -> str:
+    """The scene as a manim_slides.Slide rendered into `folder`; returns the scene's name."""
+    try:
+        import manim_slides  # noqa: F401
+    except ImportError:
+        raise MissingProgram("manim-slides is missing: pip install 'viz[slides]' "
+                             "(or .venv/bin/pip install manim-slides)") from None
+    from scenes import stills
+    from scenes.render import scene_class
+
+    params, quality = scene_params(kind, values)
+    return stills.render_manim_slides(scene_class(kind.name), params, folder, quality, name=kind.name)
