@@ -7,202 +7,19 @@ or error messages. Renderers are named by import string and loaded only when a f
 `import viz` stays NumPy-only.
 
 Every parse error is a `ParamError` whose message names the parameter (as its command-line flag) and
-the allowed range, e.g. ``--stride: must be an integer in 1..8 (got 0)``.
+the allowed range, e.g. ``--stride: must be an integer in 1..8 (got 0)``. The parameter types (parse,
+format, range, completion) are classes in `viz.app.params`; render options (quality, theme, step time)
+are parameters with ``render_option=True``, kept apart by `FigureKind.render_options`.
 """
 from __future__ import annotations
 
 import importlib
-import json
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from viz import train
-
-
-class ParamError(ValueError):
-    """A parameter value outside its allowed range; `param` is the parameter's name."""
-
-    def __init__(self, param: str, message: str):
-        super().__init__(message)
-        self.param = param
-
-
-# ---------------------------------------------------------------------------------------------------
-# Parameters
-
-
-@dataclass(frozen=True)
-class Param:
-    """One parameter of a figure kind.
-
-    type is one of:
-      int, float       a number in [min, max]
-      choice           one of `choices`
-      flag             a boolean switch
-      shape            sizes per axis: ``7``, ``21x12`` (or a list in a manifest); each in [min, max]
-      padding          ``2``, ``1x2`` (per axis), ``1:2x0:1`` (lo:hi per axis), ``same`` or ``valid``
-      k                a positive int in [min, max], or ``inf`` (AttentionRNN(∞), stored as None)
-    """
-
-    name: str
-    type: str
-    default: Any
-    help: str
-    min: float | None = None
-    max: float | None = None
-    choices: tuple[str, ...] = ()
-    max_axes: int = 3
-    required: bool = False
-    broadcast: bool = False  # shape: a single size means "the same on every axis" (kept as an int)
-    applies: tuple[tuple[str, tuple[str, ...]], ...] = ()  # only meaningful when these params have these values
-
-    def applies_to(self, values: dict) -> bool:
-        """Whether this parameter matters for these values (the explorer hides it otherwise)."""
-        return all(values.get(name) in allowed for name, allowed in self.applies)
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    def describe_range(self) -> str:
-        if self.type == "choice":
-            return "one of " + ", ".join(self.choices)
-        if self.type == "flag":
-            return "true or false"
-        if self.type == "int":
-            return f"an integer in {self.min}..{self.max}"
-        if self.type == "float":
-            return f"a number in {self.min:g}..{self.max:g}"
-        if self.type == "shape":
-            return f"sizes like 7 or 7x5 (up to {self.max_axes} axes), each in {self.min}..{self.max}"
-        if self.type == "padding":
-            return (f"padding like 1, 1x2, 1:2x0:1 (lo:hi per axis), same or valid, each in "
-                    f"{self.min}..{self.max}")
-        if self.type == "k":
-            return f"an integer in {self.min}..{self.max} or inf"
-        raise AssertionError(self.type)
-
-    def _fail(self, raw) -> ParamError:
-        return ParamError(self.name, f"{self.flag}: must be {self.describe_range()} (got {_show(raw)})")
-
-    def _int_in_range(self, raw, value) -> int:
-        if isinstance(value, bool):
-            raise self._fail(raw)
-        if isinstance(value, str):
-            if not re.fullmatch(r"[+-]?\d+", value.strip()):
-                raise self._fail(raw)
-            value = int(value)
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int) or not (self.min <= value <= self.max):
-            raise self._fail(raw)
-        return value
-
-    def parse(self, raw):
-        """Turn a raw value (command-line string, manifest value or JSON value) into a typed value."""
-        if raw is None:
-            if self.type == "k" or self.default is None:
-                return None
-            raise self._fail(raw)
-        t = self.type
-        if t == "int":
-            return self._int_in_range(raw, raw)
-        if t == "float":
-            try:
-                value = float(raw)
-            except (TypeError, ValueError):
-                raise self._fail(raw) from None
-            if isinstance(raw, bool) or not (self.min <= value <= self.max):
-                raise self._fail(raw)
-            return value
-        if t == "choice":
-            if str(raw) not in self.choices:
-                raise self._fail(raw)
-            return str(raw)
-        if t == "flag":
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off", ""):
-                return False
-            raise self._fail(raw)
-        if t == "k":
-            if isinstance(raw, str) and raw.strip().lower() in ("inf", "∞", "infinity", "none"):
-                return None
-            return self._int_in_range(raw, raw)
-        if t == "shape":
-            parts = _split_axes(raw)
-            if not 1 <= len(parts) <= self.max_axes:
-                raise self._fail(raw)
-            sizes = tuple(self._int_in_range(raw, p) for p in parts)
-            return sizes[0] if self.broadcast and len(sizes) == 1 else sizes
-        if t == "padding":
-            if isinstance(raw, str) and raw.strip().lower() in ("same", "valid"):
-                return raw.strip().lower()
-            parts = _split_axes(raw)
-            if not 1 <= len(parts) <= self.max_axes:
-                raise self._fail(raw)
-            axes = []
-            for p in parts:
-                if isinstance(p, str) and ":" in p:
-                    lo, _, hi = p.partition(":")
-                    axes.append((self._int_in_range(raw, lo), self._int_in_range(raw, hi)))
-                elif isinstance(p, (list, tuple)):
-                    if len(p) != 2:
-                        raise self._fail(raw)
-                    axes.append((self._int_in_range(raw, p[0]), self._int_in_range(raw, p[1])))
-                else:
-                    axes.append(self._int_in_range(raw, p))
-            if len(axes) == 1 and not isinstance(axes[0], tuple):
-                return axes[0]
-            return tuple(axes)
-        raise AssertionError(t)
-
-    def format(self, value) -> str:
-        """The command-line spelling of a typed value (inverse of parse)."""
-        if self.type == "k" and value is None:
-            return "inf"
-        if self.type in ("shape", "padding") and isinstance(value, tuple):
-            return "x".join(f"{v[0]}:{v[1]}" if isinstance(v, tuple) else str(v) for v in value)
-        if self.type == "flag":
-            return "true" if value else "false"
-        if self.type == "float":
-            return f"{value:g}"
-        return str(value)
-
-    def to_json(self) -> dict:
-        """Plain description for the explorer's form and the manifest documentation."""
-        return {"name": self.name, "flag": self.flag, "type": self.type, "default": _jsonable(self.default),
-                "help": self.help, "min": self.min, "max": self.max, "choices": list(self.choices),
-                "range": self.describe_range(),
-                "applies": {name: list(allowed) for name, allowed in self.applies}}
-
-
-def _split_axes(raw):
-    if isinstance(raw, (list, tuple)):
-        return list(raw)
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return [raw]
-    text = str(raw).strip().lower().replace("×", "x")
-    if not text:
-        return []
-    return [p.strip() for p in text.split("x")]
-
-
-def _show(raw) -> str:
-    if isinstance(raw, str):
-        return raw if raw.strip() else json.dumps(raw)
-    return repr(_jsonable(raw))
-
-
-def _jsonable(value):
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    return value
+from viz.app.params import Param, ParamError, show as _show  # noqa: F401  (re-exported)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -223,6 +40,34 @@ class FigureKind:
     render: str
     check: Callable[[dict], None] | None = None
     story: str | None = None   # "module:function" building the kind's Story from validated values
+    stdout_format: str | None = None   # printed to standard output when no -o is given (`viz shape`: txt)
+
+    @property
+    def writes_text(self) -> bool:
+        """A report printed or written as text (`viz shape`), rather than a figure that needs -o."""
+        return self.stdout_format is not None
+
+    @property
+    def figure_params(self) -> tuple[Param, ...]:
+        """The parameters that decide what the figure shows (and its Story)."""
+        return tuple(p for p in self.params if not p.render_option)
+
+    @property
+    def render_options(self) -> tuple[Param, ...]:
+        """The parameters that decide only how it is drawn: quality, theme, step time."""
+        return tuple(p for p in self.params if p.render_option)
+
+    def split(self, values: dict) -> tuple[dict, dict]:
+        """Validated values as (figure parameters, render options)."""
+        options = {p.name for p in self.render_options}
+        return ({k: v for k, v in values.items() if k not in options},
+                {k: v for k, v in values.items() if k in options})
+
+    def with_options(self, raw: dict, **options) -> dict:
+        """`raw` with the render options this kind has set to `options` (None: leave as is); e.g. a
+        build's ``--quality high`` for every animation, ignored by diagrams."""
+        names = {p.name for p in self.render_options}
+        return {**raw, **{k: v for k, v in options.items() if k in names and v is not None}}
 
     @property
     def all_formats(self) -> tuple[str, ...]:
@@ -233,10 +78,9 @@ class FigureKind:
         return self.formats + derived
 
     def format_for(self, out) -> str | None:
-        """The format a file name asks for: "fig.story.json" -> "story.json", "fig.svg" -> "svg"."""
-        name = Path(out).name.lower()
-        return next((f for f in sorted(self.all_formats, key=len, reverse=True) if name.endswith("." + f)),
-                    None)
+        """The format a file name asks for: "fig.story.json" -> "story.json", "fig.svg" -> "svg".
+        Suffixes are lower case, as the formats are spelled ("fig.SVG" asks for none)."""
+        return _suffix_format(Path(out).name, self.all_formats)
 
     def build_story(self, values: dict):
         """The kind's Story (plain data, NumPy only) for validated values."""
@@ -283,7 +127,7 @@ class FigureKind:
                 words.append(p.flag if v else f"--no-{p.flag[2:]}")
             else:
                 words += [p.flag, p.format(v)]
-        if fmt is not None and self.command != "shape":
+        if fmt is not None and not self.writes_text:
             words += ["--format", fmt]
         if out is not None:
             words += ["-o", out]
@@ -314,12 +158,12 @@ CAPTIONS_FORMAT = "vtt"
 
 SEED = Param("seed", "int", 0, "Seed of the random weights and inputs (same seed, same figure).",
              min=0, max=2**31 - 1)
-THEME = Param("theme", "choice", "light", "Colour theme.", choices=("light", "dark"))
+THEME = Param("theme", "choice", "light", "Colour theme.", choices=("light", "dark"), render_option=True)
 QUALITY = Param("quality", "choice", "low", "Video quality: low 480p15, medium 720p30, high 1080p60.",
-                choices=("low", "medium", "high"))
+                choices=("low", "medium", "high"), render_option=True)
 STEP_TIME = Param("step_time", "float", 3.0,
                   "Seconds a fully shown step stays on screen (sped-up steps take their share of it).",
-                  min=0.5, max=30.0)
+                  min=0.5, max=30.0, render_option=True)
 
 
 def _conv_params(max_size: int, default_input, default_kernel, default_stride, channels: bool,
@@ -355,6 +199,29 @@ def _check_conv(values: dict) -> None:
                                values["dilation"])
 
 
+def _check_shape(values: dict) -> None:
+    """`viz shape`: the geometry, then channels and groups (both or neither; groups divide both)."""
+    _check_conv(values)
+    if not values["transposed"] and values["output_padding"] not in (0, (0,) * len(values["input"])):
+        raise ParamError("output_padding", "--output-padding: applies only with --transposed "
+                                           f"(got {SHAPE.param('output_padding').format(values['output_padding'])})")
+    c, f, groups = values["in_channels"], values["filters"], values["groups"]
+    if c is None and f is None:
+        if groups != 1:
+            raise ParamError("groups", f"--groups: needs --in-channels and --filters (got --groups {groups} alone)")
+        return
+    if c is None or f is None:
+        given, missing = ("--in-channels", "--filters") if f is None else ("--filters", "--in-channels")
+        raise ParamError(missing.lstrip("-").replace("-", "_"),
+                         f"{missing}: is required with {given} (they go together; got only {given})")
+    from viz.app.shape_report import geometry
+
+    try:
+        geometry(values).weight_shape(c, f, groups)
+    except ValueError as err:
+        raise ParamError("groups", f"--groups: {err}") from None
+
+
 def _check_conv_animation(values: dict) -> None:
     if len(values["input"]) > 2:
         raise ParamError("input", f"--input: animations show 1-D or 2-D inputs (got {len(values['input'])} axes)")
@@ -375,12 +242,13 @@ SHAPE = FigureKind(
         Param("filters", "int", None, "Number of filters F (prints the weight shape).", min=1, max=100_000),
         Param("groups", "int", 1, "Channel groups (C and F must be divisible by it).", min=1, max=100_000),
         Param("transposed", "flag", False, "Transposed convolution (the adjoint)."),
-        Param("output_padding", "shape", 0, "Transposed only: extra output rows, each below the stride.",
-              min=0, max=16, broadcast=True),
+        Param("output_padding", "shape", 0, "Transposed only: extra output rows per axis, each less than "
+              "the stride or the dilation on that axis (as torch).", min=0, max=100_000, broadcast=True),
     ),
     formats=("txt", "json", "md"),
     render="viz.app.shape_report:render_shape",
-    check=_check_conv,
+    check=_check_shape,
+    stdout_format="txt",
 )
 
 _DIAGRAM_COMMON = (
@@ -505,9 +373,23 @@ KINDS: dict[str, FigureKind] = {k.key: k for k in (
     TRAINING_ANIMATION, TRAINING_PLOT)}
 
 
+COMMAND_ALIASES = {"animation": "animate"}   # spellings a manifest may use for a command
+
+
+def _suffix_format(name: str, formats) -> str | None:
+    """The longest format `name` ends with as ".FORMAT" (exact case), or None."""
+    return next((f for f in sorted(formats, key=len, reverse=True) if name.endswith("." + f)), None)
+
+
+def all_known_formats() -> tuple[str, ...]:
+    """Every format some kind writes (a suffix naming one of these is a format, not part of a name)."""
+    return tuple(sorted({f for k in KINDS.values() for f in k.all_formats}))
+
+
 def get(key: str) -> FigureKind:
     """The kind named `key` ("diagram gated-rnn", "animate conv", "shape", ...)."""
-    key = " ".join(key.split())
+    words = key.split()
+    key = " ".join([COMMAND_ALIASES.get(words[0], words[0])] + words[1:] if words else [])
     if key not in KINDS:
         raise ParamError("kind", f"unknown figure kind {key!r} (allowed: {', '.join(KINDS)})")
     return KINDS[key]
@@ -537,10 +419,10 @@ def _render_animation(kind: FigureKind, values: dict, out: Path, fmt: str) -> No
     from scenes.render import render_animation, scene_class
     from scenes.story_scene import StoryScene
 
-    quality = values.pop("quality")
-    if not issubclass(scene_class(kind.name), StoryScene):   # only scenes drawing a Story follow its timeline
-        values.pop("step_time", None)
-    render_animation(kind.name, values, out, fmt, quality)
+    params, options = kind.split(values)
+    if issubclass(scene_class(kind.name), StoryScene) and "step_time" in options:
+        params["step_time"] = options["step_time"]   # only scenes drawing a Story follow its timeline
+    render_animation(kind.name, params, out, fmt, options["quality"])
 
 
 def _render_plot(kind: FigureKind, values: dict, out: Path, fmt: str) -> None:
