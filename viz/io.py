@@ -53,8 +53,12 @@ def show_path(path) -> str:
     text = os.fspath(path)
     if text == STDOUT:
         return "standard output"
-    return "'" + "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                         for c in text).replace("'", "\\'") + "'"
+    return "'" + escape(text).replace("'", "\\'") + "'"
+
+
+def escape(text: str) -> str:
+    """`text` with control and other unprintable characters escaped (a newline becomes ``\\n``)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def is_stdout(target) -> bool:
