@@ -49,9 +49,13 @@ class Mode:
     draws: str                 # "story" | "svg"
     part: str = ""             # only the steps of this Story part ("" = all)
     note: str = ""
+    grids: tuple[str, ...] = ()   # the Story grids drawn ("" = all)
+    sources: str = ""          # the grid that a step's data["sources"] (0-based cells) points into
+    scatter: bool = False      # step through the `sources` cells, each lighting the outputs it reaches
 
     def to_json(self) -> dict:
-        return {"id": self.id, "label": self.label, "draws": self.draws, "part": self.part, "note": self.note}
+        return {"id": self.id, "label": self.label, "draws": self.draws, "part": self.part, "note": self.note,
+                "grids": list(self.grids), "sources": self.sources, "scatter": self.scatter}
 
 
 @dataclass(frozen=True)
@@ -83,16 +87,18 @@ _CONV_MODES = (
     Mode("forward", "Forward", "animate conv", "story",
          note="Hover or click an output to light the window it reads; hover an input to light every "
               "output that reads it. Arrow keys move the focused cell."),
-    Mode("backward", "Backward", "animate conv-backward", "story",
+    Mode("backward", "Backward", "animate conv-backward", "story", sources="grad_y",
          note="∂ℓ/∂w and ∂ℓ/∂x: hover a gradient cell to light the output gradients and taps it came from."),
-    Mode("transposed", "Transposed", "animate conv-backward", "story", part="grad_x",
-         note="Derived from the backward Story's ∂ℓ/∂x part, which is a transposed convolution: hover a "
-              "∂ℓ/∂y cell to light the stamp it scatters into ∂ℓ/∂x."),
+    Mode("transposed", "Transposed", "animate conv-backward", "story", part="grad_x", sources="grad_y",
+         grids=("grad_y", "w", "grad_x"), scatter=True,
+         note="Derived from the backward Story's ∂ℓ/∂x part, which is a transposed convolution: each "
+              "∂ℓ/∂y entry scatters a stamp of w into ∂ℓ/∂x. Hover a ∂ℓ/∂y cell to light its stamp."),
 )
+_VIDEO_OPTIONS = ("quality", "step_time")      # how a video is encoded, not what it shows
 _DIAGRAM_MODE = (Mode("diagram", "Diagram", "", "svg"),)
 
 FIGURES = {f.id: f for f in (
-    ExplorerFigure("conv", "Convolution", "animate conv", _CONV_MODES, hidden=("quality",)),
+    ExplorerFigure("conv", "Convolution", "animate conv", _CONV_MODES, hidden=_VIDEO_OPTIONS),
     ExplorerFigure("gated", "Gated RNN", "diagram gated-rnn", _DIAGRAM_MODE, hidden=("theme",)),
     ExplorerFigure("attention", "AttentionRNN(k/∞)", "diagram attention-rnn", _DIAGRAM_MODE,
                    hidden=("theme",)),
@@ -100,7 +106,7 @@ FIGURES = {f.id: f for f in (
         Mode("bptt", "Back through time", "animate bptt", "story",
              note="Step back through time: ‖δ[t]‖ on a log scale, and the path that carries the gradient."),
         Mode("diagram", "Diagram", "", "svg", note="The backward diagram of the same network."),
-    ), hidden=("quality",)),
+    ), hidden=_VIDEO_OPTIONS),
 )}
 
 
@@ -264,11 +270,10 @@ def render_answer(figure_id, raw_params, theme: str = "light", mode: str | None 
     shown = {k: v for k, v in _formatted(kind, values).items() if k not in fig.hidden}
     answer = {"figure": fig.id, "kind": kind.key, "mode": view.id, "params": shown,
               "unused": [p for p in unused_params(kind, values) if p not in fig.hidden],
-              "command": kind.command_line(values)}
+              "command": kind.command_line(values), "view": view.to_json()}
     if view.draws == "story":
         story = story_dict(view.kind, values)
         answer["story"] = story
-        answer["part"] = view.part
         answer["formula"] = list(story.get("formula") or ()) or (
             conv_formula(values) if fig.id == "conv" else [story.get("title", "")])
     elif fig.id == "bptt":

@@ -1,14 +1,14 @@
 // viz explorer: the form is generated from the registry's parameter descriptions (/api/explorer);
 // every change is sent to the local server, which validates it with the command line's rules and
-// answers with the diagram SVG, or the convolution's windows and values from the reference.
-// This page draws; it never computes a shape, an index or a value.
+// answers with the figure's Story (the data the video and the slides draw) or a diagram SVG.
+// This page draws (views.js, bptt.js); it never computes a shape, an index or a value.
 "use strict";
 
-const SVGNS = "http://www.w3.org/2000/svg";
 const $ = (id) => document.getElementById(id);
+const { el } = VizViews;
 const state = {
-  figures: [], figure: null, params: {}, theme: "light",
-  seq: 0, shown: 0, timer: null, answer: null, step: 0, playing: null,
+  figures: [], figure: null, params: {}, mode: {}, theme: "light", zoom: 1,
+  seq: 0, timer: null, answer: null, view: null, playing: null, unused: [],
 };
 
 // ---- parameters -> form --------------------------------------------------------------------------
@@ -19,15 +19,6 @@ function formatDefault(p) {
   if (Array.isArray(v)) return v.map((a) => Array.isArray(a) ? a.join(":") : a).join("x");
   if (typeof v === "boolean") return v ? "true" : "false";
   return String(v);
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") node.textContent = v; else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c);
-  return node;
 }
 
 // A slider that edits every axis of a "7x5"-style value at once; the text box edits them one by one.
@@ -95,15 +86,31 @@ function buildForm(fig) {
   showApplicable(fig);
 }
 
-// A parameter that only matters for some values of another (k for the attention model, the weight
-// scale without a preset) is hidden otherwise; the registry says which (Param.applies).
+// A control is shown only when its parameter changes the figure: the registry's Param.applies says so
+// at once (k only for the attention model), the server's answer says so for the rest ("unused": the
+// steps slider of a one-cell diagram, the base case of AttentionRNN(∞)).
 function showApplicable(fig) {
   const values = state.params[fig.id];
   for (const p of fig.params) {
     const row = $("form").querySelector(`[data-param="${p.name}"]`);
     if (!row) continue;
-    row.hidden = !Object.entries(p.applies || {}).every(([name, allowed]) => allowed.includes(values[name]));
+    const applies = Object.entries(p.applies || {}).every(([name, allowed]) => allowed.includes(values[name]));
+    row.hidden = !applies || state.unused.includes(p.name);
   }
+}
+
+function buildModes(fig) {
+  const nav = $("modes");
+  nav.replaceChildren();
+  nav.hidden = fig.modes.length < 2;
+  for (const m of fig.modes) {
+    const b = el("button", { type: "button", role: "tab", "data-mode": m.id, text: m.label,
+                             "aria-selected": String(m.id === state.mode[fig.id]) });
+    b.addEventListener("click", () => { state.mode[fig.id] = m.id; buildModes(fig); schedule(0); });
+    nav.append(b);
+  }
+  const mode = fig.modes.find((m) => m.id === state.mode[fig.id]) || fig.modes[0];
+  $("note").textContent = mode.note || fig.note || "";
 }
 
 // ---- talking to the server -----------------------------------------------------------------------
@@ -116,8 +123,10 @@ function schedule(delay = 60) {
 async function request() {
   const fig = state.figure;
   const seq = ++state.seq;
-  const body = JSON.stringify({ figure: fig.id, params: state.params[fig.id], theme: state.theme });
+  const body = JSON.stringify({ figure: fig.id, mode: state.mode[fig.id], params: state.params[fig.id],
+                                theme: state.theme });
   let answer, status;
+  $("view").setAttribute("aria-busy", "true");
   try {
     const res = await fetch("/api/render", { method: "POST", body,
                                              headers: { "Content-Type": "application/json" } });
@@ -128,6 +137,7 @@ async function request() {
     answer = { error: `the server did not answer (${err.message}); is viz serve still running?` };
   }
   if (seq !== state.seq || fig !== state.figure) return;   // a newer change is on its way
+  $("view").removeAttribute("aria-busy");
   if (status !== 200) showError(answer.error || `HTTP ${status}`, answer.param);
   else show(answer);
 }
@@ -138,14 +148,15 @@ function showError(message, param) {
   box.hidden = false;
   document.querySelectorAll("form .row").forEach((r) =>
     r.classList.toggle("invalid", r.dataset.param === param));
-  $("stage").classList.add("stale");   // keep the last good figure, dimmed: the page stays usable
+  $("view").classList.add("stale");   // keep the last good figure, dimmed: the page stays usable
+  stopPlay();
 }
 
 function clearError() {
   $("error").hidden = true;
   $("error").textContent = "";
   document.querySelectorAll("form .row.invalid").forEach((r) => r.classList.remove("invalid"));
-  $("stage").classList.remove("stale");
+  $("view").classList.remove("stale");
 }
 
 // ---- showing an answer ---------------------------------------------------------------------------
@@ -153,172 +164,49 @@ function clearError() {
 function show(answer) {
   clearError();
   state.answer = answer;
+  state.unused = answer.unused || [];
+  showApplicable(state.figure);
   $("command").textContent = answer.command;
-  const formula = $("formula");
-  formula.replaceChildren(...answer.formula.map((line) => {
+  $("formula").replaceChildren(...answer.formula.map((line) => {
     const div = el("div", { text: line });
     if (line.includes("never read")) div.classList.add("unread");
     return div;
   }));
   const stage = $("stage");
-  if (answer.conv) {
-    state.step = Math.min(state.step, answer.conv.steps.length - 1);
-    $("stepper").hidden = false;
-    drawConv();
+  stage.dataset.kind = answer.kind;
+  stage.dataset.mode = answer.mode;
+  const keep = state.view && state.view.story && state.view.story.kind === (answer.story || {}).kind
+    && state.view.view.id === (answer.view || {}).id ? state.view.position : 0;
+  if (answer.story) {
+    $("title").textContent = answer.story.title;
+    const View = answer.story.series && answer.story.series.length ? VizBptt.BpttView : VizViews.StoryView;
+    state.view = new View(stage, answer, { zoom: state.zoom, onPosition: showPosition });
+    state.view.position = Math.min(keep, Math.max(0, state.view.length - 1));
+    state.view.render();
+    $("stepper").hidden = state.view.length < 2;
+    $("zoom").hidden = false;
   } else {
     stopPlay();
+    state.view = null;
+    $("title").textContent = "";
     $("stepper").hidden = true;
+    $("zoom").hidden = true;
     const img = el("img", { id: "diagram", alt: `${answer.kind} diagram`,
                             src: "data:image/svg+xml;charset=utf-8," + encodeURIComponent(answer.svg) });
     img.addEventListener("click", () => img.classList.toggle("actual"));
     stage.replaceChildren(img);
   }
-  stage.dataset.kind = answer.kind;
 }
 
-function svg(tag, attrs = {}, text) {
-  const node = document.createElementNS(SVGNS, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text !== undefined) node.textContent = text;
-  return node;
+function showPosition(i, n, what) {
+  $("position").textContent = `${what} ${i + 1} of ${n}`;
 }
 
-// Lay out the convolution from the server's data: input grid(s) with padding, the window's taps,
-// the kernel, the output. 1-D: one row per channel, the kernel drawn under the taps it multiplies.
-function drawConv() {
-  const c = state.answer.conv;
-  const step = c.steps[state.step];
-  const C = c.channels, nd = c.ndim;
-  const [H, W] = nd === 1 ? [1, c.padded_shape[0]] : c.padded_shape;
-  const never = new Set(c.never_read.map((t) => t.join(",")));
-  const tapSet = new Map(step.taps.map((t, j) => [t.join(","), step.padding[j]]));
-  const maxW = 760;
-  const left = 44;
-  let cell;
-  const root = svg("svg", { class: "conv", id: "conv-svg", role: "img",
-                            "aria-label": `convolution, output ${c.out_shape.join("x")}` });
-  const cellRect = (g, x, y, cls, label, extra = {}) => {
-    g.append(svg("rect", { x, y, width: cell - 3, height: cell - 3, rx: 3, class: cls, ...extra }));
-    if (label !== undefined && label !== null)
-      g.append(svg("text", { x: x + (cell - 3) / 2, y: y + (cell - 3) / 2,
-                             class: cls.includes("pad") ? "padtext" : "" }, label));
-  };
-  let y0 = 22, width = 0;
-  if (nd === 1) {
-    cell = Math.max(22, Math.min(34, Math.floor((maxW - left) / Math.max(W, c.out_shape[0]))));
-    const g = svg("g");
-    // column numbers (1-based, unpadded positions)
-    for (let i = 0; i < W; i++) {
-      const pos = i - c.padding[0][0];
-      if (pos >= 0 && pos < c.in_shape[0])
-        g.append(svg("text", { x: left + i * cell + (cell - 3) / 2, y: y0 - 10, class: "axis" }, pos + 1));
-    }
-    for (let ch = 0; ch < C; ch++) {
-      const y = y0 + ch * cell;
-      g.append(svg("text", { x: left - 8, y: y + cell / 2 - 1, class: "label" }, C > 1 ? `x${ch + 1}` : "x"));
-      for (let i = 0; i < W; i++) {
-        const pad = c.pad_mask[i];
-        let cls = pad ? "pad" : "input";
-        if (never.has(String(i))) cls += " never";
-        cellRect(g, left + i * cell, y, cls, c.x[ch][i]);
-      }
-    }
-    // the window: every tap outlined over all channels; the kernel drawn under its taps
-    const ky = y0 + C * cell + 14;
-    g.append(svg("text", { x: left - 8, y: ky + (C * cell) / 2, class: "label" }, "w"));
-    step.taps.forEach(([i], j) => {
-      g.append(svg("rect", { x: left + i * cell - 1, y: y0 - 1, width: cell - 1, height: C * cell - 1, rx: 4,
-                             class: "tap" + (step.padding[j] ? " padtap" : "") }));
-      for (let ch = 0; ch < C; ch++) cellRect(g, left + i * cell, ky + ch * cell, "kernel", c.w[ch][j]);
-    });
-    const oy = ky + C * cell + 26;
-    g.append(svg("text", { x: left - 8, y: oy + cell / 2 - 1, class: "label" }, "y"));
-    for (let o = 0; o < c.out_shape[0]; o++) {
-      const done = o <= state.step;
-      cellRect(g, left + o * cell, oy, done ? "output" : "empty", done ? c.y[o] : null,
-               o === state.step ? { class: "output current" } : {});
-      g.append(svg("text", { x: left + o * cell + (cell - 3) / 2, y: oy + cell + 6, class: "axis" }, o + 1));
-    }
-    root.append(g);
-    y0 = oy + cell + 22;
-    width = left + Math.max(W, c.out_shape[0]) * cell + 8;
-  } else {
-    const [oh, ow] = c.out_shape;
-    const [kh, kw] = c.kernel;
-    const cols = C === 1 ? 1 : Math.min(C, 2);
-    const rows = Math.ceil(C / cols);
-    cell = Math.max(18, Math.min(36, Math.floor((maxW - 80 - (kw + ow) * 24) / (cols * W + 1))));
-    const panelW = W * cell + 18, panelH = H * cell + 24;
-    const g = svg("g");
-    for (let ch = 0; ch < C; ch++) {
-      const px = left + (ch % cols) * panelW, py = y0 + Math.floor(ch / cols) * panelH;
-      g.append(svg("text", { x: px - 8, y: py + cell / 2, class: "label" }, C > 1 ? `x${ch + 1}` : "x"));
-      for (let r = 0; r < H; r++) for (let q = 0; q < W; q++) {
-        const k = r * W + q;
-        let cls = c.pad_mask[k] ? "pad" : "input";
-        if (never.has(`${r},${q}`)) cls += " never";
-        cellRect(g, px + q * cell, py + r * cell, cls, cell >= 26 ? c.x[ch][k] : null);
-        if (tapSet.has(`${r},${q}`))
-          g.append(svg("rect", { x: px + q * cell - 1, y: py + r * cell - 1, width: cell - 1, height: cell - 1,
-                                 rx: 4, class: "tap" + (tapSet.get(`${r},${q}`) ? " padtap" : "") }));
-      }
-    }
-    // kernels (one per channel) and the output, to the right
-    const kcell = Math.min(cell, 30);
-    const kx = left + cols * panelW + 36;
-    for (let ch = 0; ch < C; ch++) {
-      const ky = y0 + ch * (kh * kcell + 20);
-      g.append(svg("text", { x: kx - 6, y: ky + kcell / 2, class: "label" }, C > 1 ? `w${ch + 1}` : "w"));
-      const saved = cell; cell = kcell;
-      for (let r = 0; r < kh; r++) for (let q = 0; q < kw; q++)
-        cellRect(g, kx + q * kcell, ky + r * kcell, "kernel", c.w[ch][r * kw + q]);
-      cell = saved;
-    }
-    const ox = kx + kw * kcell + 44;
-    g.append(svg("text", { x: ox - 6, y: y0 + cell / 2, class: "label" }, "y"));
-    const flat = state.step;
-    for (let r = 0; r < oh; r++) for (let q = 0; q < ow; q++) {
-      const k = r * ow + q, done = k <= flat;
-      cellRect(g, ox + q * cell, y0 + r * cell, done ? "output" : "empty", done ? c.y[k] : null,
-               k === flat ? { class: "output current" } : {});
-    }
-    root.append(g);
-    width = Math.max(ox + ow * cell + 10, kx + kw * kcell + 10);
-    y0 = y0 + Math.max(rows * panelH, C * (kh * kcell + 20), oh * cell + 10) + 10;
-  }
-  // legend
-  const legend = [["input", "input x"], ["pad", "padding (0)"], ["kernel", "kernel w"], ["output", "output y"],
-                  ["tap", "window"], ["input never", "never read"]];
-  let lx = 8;
-  for (const [cls, text] of legend) {
-    root.append(svg("rect", { x: lx, y: y0, width: 14, height: 14, rx: 3, class: cls }));
-    root.append(svg("text", { x: lx + 20, y: y0 + 7, class: "legend" }, text));
-    lx += 30 + text.length * 7;
-  }
-  const height = y0 + 24;
-  width = Math.max(width, lx);
-  root.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  root.setAttribute("width", width);
-  root.setAttribute("height", height);
-  $("stage").replaceChildren(root);
-
-  $("position").textContent = `window ${state.step + 1} of ${c.steps.length}`;
-  const name = `y[${step.out.map((v) => v + 1).join(",")}]`;
-  const pads = step.padding.filter(Boolean).length;
-  const text = $("step-text");
-  text.replaceChildren(
-    el("div", {}, el("b", { text: `${name} = ${step.y}` }),
-       ` reads x at ${step.reads || "(padding only)"}` + (pads ? ` and ${pads} padding tap${pads > 1 ? "s" : ""}` : "")),
-    ...step.sums.map((s) => el("div", { text: s })));
-}
-
-// ---- step-through --------------------------------------------------------------------------------
+// ---- step-through and zoom -----------------------------------------------------------------------
 
 function go(delta) {
-  if (!state.answer || !state.answer.conv) return;
-  const n = state.answer.conv.steps.length;
-  state.step = Math.max(0, Math.min(n - 1, state.step + delta));
-  drawConv();
+  if (!state.view) return;
+  state.view.go(state.view.position + delta);
 }
 
 function stopPlay() {
@@ -329,12 +217,18 @@ function stopPlay() {
 
 function togglePlay() {
   if (state.playing) { stopPlay(); return; }
-  if (!state.answer || !state.answer.conv) return;
-  if (state.step >= state.answer.conv.steps.length - 1) { state.step = 0; drawConv(); }
+  if (!state.view) return;
+  if (state.view.position >= state.view.length - 1) state.view.go(0);
   $("play").textContent = "❚❚ Pause";
   state.playing = setInterval(() => {
-    if (state.step >= state.answer.conv.steps.length - 1) stopPlay(); else go(1);
+    if (!state.view || state.view.position >= state.view.length - 1) stopPlay(); else go(1);
   }, 650);
+}
+
+function setZoom(z) {
+  state.zoom = Math.max(0.25, Math.min(4, z));
+  $("zoom-level").textContent = `${Math.round(state.zoom * 100)}%`;
+  if (state.view) { state.view.zoom = state.zoom; state.view.render(); }
 }
 
 // ---- figures and theme ---------------------------------------------------------------------------
@@ -342,13 +236,13 @@ function togglePlay() {
 function selectFigure(id) {
   const fig = state.figures.find((f) => f.id === id) || state.figures[0];
   state.figure = fig;
+  state.unused = [];
   stopPlay();
-  state.step = 0;
   document.querySelectorAll("#figures button").forEach((b) =>
     b.setAttribute("aria-selected", String(b.dataset.id === fig.id)));
   $("summary").textContent = fig.summary;
-  $("note").textContent = fig.note;
   buildForm(fig);
+  buildModes(fig);
   if (location.hash !== `#${fig.id}`) history.replaceState(null, "", `#${fig.id}`);
   schedule(0);
 }
@@ -359,6 +253,7 @@ async function init() {
   state.figures = data.figures;
   for (const fig of data.figures) {
     state.params[fig.id] = Object.fromEntries(fig.params.map((p) => [p.name, formatDefault(p)]));
+    state.mode[fig.id] = fig.modes[0].id;
     const b = el("button", { type: "button", role: "tab", "data-id": fig.id, text: fig.label });
     b.addEventListener("click", () => selectFigure(fig.id));
     $("figures").append(b);
@@ -377,8 +272,11 @@ async function init() {
   $("prev").addEventListener("click", () => { stopPlay(); go(-1); });
   $("next").addEventListener("click", () => { stopPlay(); go(1); });
   $("play").addEventListener("click", togglePlay);
+  $("zoom-in").addEventListener("click", () => setZoom(state.zoom * 1.25));
+  $("zoom-out").addEventListener("click", () => setZoom(state.zoom / 1.25));
+  $("zoom-fit").addEventListener("click", () => setZoom(1));
   document.addEventListener("keydown", (e) => {
-    if (e.target.closest("input, select, textarea")) return;
+    if (e.target.closest("input, select, textarea, svg.grid")) return;   // grids move their own focus
     if (e.key === "ArrowLeft") { stopPlay(); go(-1); }
     else if (e.key === "ArrowRight") { stopPlay(); go(1); }
     else if (e.key === " " && !e.target.closest("button")) { e.preventDefault(); togglePlay(); }
