@@ -341,6 +341,7 @@ BPTT_ANIMATION = FigureKind(
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
     check=_check_gated_preset,
+    story="viz.story.bptt:bptt_story",
 )
 
 _TRAINING_PARAMS = (
