@@ -11,19 +11,29 @@
   progress bar with a total.
 - Manim's `config` is process-global: everything is set inside one `tempconfig`, which restores it.
   Manim's media folders live under `cache_dir()`, never in the working directory; each render works
-  in a private folder there and the finished file is renamed onto `out` (viz.io.atomic_path).
-- Same inputs, same frames: caching off, fixed scene order, no randomness in scenes.
+  in a private folder there (``work/render-*``, locked while in use; `remove_stale_workdirs` removes
+  those a killed render left) and the finished file is renamed onto `out` (viz.io.atomic_path).
+- SIGTERM/SIGHUP during a render in a process that does not handle them itself (`viz animate`) end it
+  like Ctrl-C: the temporary file and the work folder go, exit status 128 + signal.
+- Same inputs, same bytes: caching off, fixed scene order, no randomness in scenes; WebM is remuxed
+  with FFmpeg's bitexact flag (the Matroska muxer otherwise writes random segment and track ids).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import importlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import platformdirs
 
 from viz.io import MissingProgram, atomic_path
 
@@ -51,9 +61,9 @@ CAIRO_HINT = ("Manim needs the Cairo and Pango libraries: apt-get install libcai
 
 
 def cache_dir() -> Path:
-    """Manim's media folder: $XDG_CACHE_HOME/viz/manim, else ~/.cache/viz/manim."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "viz" / "manim"
+    """Manim's media folder: the user's cache folder for viz (platformdirs: $XDG_CACHE_HOME/viz, else
+    ~/.cache/viz on Linux), then manim/."""
+    return platformdirs.user_cache_path("viz") / "manim"
 
 
 def import_manim():
@@ -74,9 +84,10 @@ def scene_class(kind: str) -> type:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def _manim_config(fmt: str, quality: str, workdir: Path) -> dict:
+def _manim_config(fmt: str, quality: str, workdir: Path, extra: dict | None = None) -> dict:
     quality_key, width, height, fps = QUALITIES[quality]
-    return {
+    return {**{
+        "verbosity": "ERROR",         # first: setting "format" below logs a warning for webm otherwise
         "media_dir": str(cache_dir()),
         # Text's and Typst's SVG caches live in the render's own folder: Pango wraps text at the
         # frame's pixel width but Manim's cache key ignores it (a shared cache would reuse an SVG
@@ -96,7 +107,6 @@ def _manim_config(fmt: str, quality: str, workdir: Path) -> dict:
         "background_color": style.BACKGROUND,
         "disable_caching": True,      # deterministic segment names; nothing stale reused
         "flush_cache": False,
-        "verbosity": "ERROR",
         "progress_bar": "none",       # replaced by one line per render (Progress below)
         "log_to_file": False,
         "preview": False,
@@ -111,7 +121,7 @@ def _manim_config(fmt: str, quality: str, workdir: Path) -> dict:
         # 2-4x faster than x264's default `medium` at the same crf and a similar size; `animation`
         # suits flat colours. Only for mp4 (libx264); webm keeps Manim's VP9 defaults.
         **({"video_encoder_options": dict(H264_OPTIONS)} if fmt == "mp4" else {}),
-    }
+    }, **(extra or {})}
 
 
 def _encode_holds_once(renderer) -> None:
@@ -146,18 +156,82 @@ def _encode_holds_once(renderer) -> None:
     writer._create_segment_encoder = lambda target: HoldOnceEncoder(target=target, spec=writer.video_encoder)
 
 
-def _new_workdir() -> Path:
-    root = cache_dir() / "work"
-    root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="render-", dir=root))
+LOCK = ".lock"
+STALE_UNLOCKED_S = 60.0   # a folder with no lock file yet is someone's render starting up, unless older
 
 
 @contextlib.contextmanager
-def _cleanup(path: Path):
+def _workdir():
+    """A private work folder under cache_dir()/work, locked (flock) while the render uses it, removed
+    after; OSError naming the cache folder when it cannot be made."""
+    root = cache_dir() / "work"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix="render-", dir=root))
+        # locked before it gets its name, so a sweeper never finds the lock file free
+        fd = os.open(path / (LOCK + ".new"), os.O_WRONLY | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(path / (LOCK + ".new"), path / LOCK)
+    except OSError as err:
+        why = "a part of the path is a file" if err.errno in (errno.ENOTDIR, errno.EEXIST) else err.strerror
+        raise OSError(err.errno, f"cannot use the cache folder {root}: {why} (set XDG_CACHE_HOME to "
+                                 "a writable folder)", str(root)) from None
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
+
+
+def remove_stale_workdirs() -> list[Path]:
+    """Remove the work folders of renders that were killed (their lock is free); returns them."""
+    removed = []
+    try:
+        folders = sorted((cache_dir() / "work").glob("render-*"))
+    except OSError:
+        return removed
+    for folder in folders:
+        try:
+            fd = os.open(folder / LOCK, os.O_RDONLY)
+        except FileNotFoundError:
+            with contextlib.suppress(OSError):
+                if time.time() - folder.stat().st_mtime > STALE_UNLOCKED_S:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(folder)
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # fails while its render runs
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+@contextlib.contextmanager
+def _stop_on_term():
+    """In a process that leaves SIGTERM/SIGHUP at their default (a plain `viz animate`), turn them into
+    SystemExit(128 + signal) for the render, so its temporary file and work folder are removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    saved = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            saved[sig] = signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 class Progress:
@@ -253,9 +327,9 @@ def render_scene(scene_factory, out: Path, fmt: str, quality: str = "low", progr
     bar = Progress(name, enabled=progress)
     # GIF: Manim's own GIF (fixed rgb8 colours, dithered) is ~10x larger than one with the video's
     # own 256-colour palette and no dithering; render an mp4, then convert (_gif_from_video).
-    cfg = _manim_config("mp4" if fmt == "gif" else fmt, quality, work := _new_workdir())
-    cfg.update(extra_config or {})
-    with _cleanup(work), manim.tempconfig(cfg):
+    remove_stale_workdirs()
+    with _stop_on_term(), _workdir() as work, manim.tempconfig(_manim_config("mp4" if fmt == "gif" else fmt,
+                                                                          quality, work, extra_config)):
         scene = scene_factory()
         _attach_progress(scene, bar)
         _encode_holds_once(scene.renderer)
@@ -268,6 +342,8 @@ def render_scene(scene_factory, out: Path, fmt: str, quality: str = "low", progr
         with atomic_path(out) as tmp:
             if fmt == "gif":
                 _gif_from_video(Path(artifact), tmp)
+            elif fmt == "webm":
+                _bitexact_webm(Path(artifact), tmp)
             else:
                 shutil.move(str(artifact), str(tmp))
     bar.done()
@@ -335,6 +411,25 @@ def _gif_from_video(src: Path, dst: Path) -> None:
             out.mux(packet)
 
 
+def _bitexact_webm(src: Path, dst: Path) -> None:
+    """Copy a WebM's packets into a new file with FFmpeg's bitexact flag: the Matroska muxer then
+    writes fixed segment and track ids instead of random ones. Frames are not re-encoded; every
+    packet gets the frame period as its duration (so the last frame still lasts one period)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="webm",
+                                           container_options={"fflags": "+bitexact"}) as out:
+        stream = inp.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        out.metadata.update(inp.metadata)
+        period = round(1 / (stream.average_rate * stream.time_base))
+        for packet in inp.demux(stream):
+            if packet.dts is None:   # the demuxer's end-of-stream marker
+                continue
+            packet.stream, packet.duration = copy, period
+            out.mux(packet)
+
+
 def render_animation(kind: str, params: dict, out: Path, fmt: str, quality: str = "low",
                      progress: bool = True, extra_config: dict | None = None) -> None:
     """Render figure `kind` with `params` (validated by the registry, without quality/format) to `out`."""
@@ -355,11 +450,9 @@ def dry_run(kind: str, params: dict):
 def dry_run_scene(scene_factory):
     """Run `scene_factory(skip_animations=True).construct()` under a dry-run config; return the scene."""
     manim = import_manim()
-    work = _new_workdir()
-    with _cleanup(work):
-        cfg = _manim_config("png", "low", work)
-        cfg.update({"dry_run": True, "format": "none"})  # same resolution as "low": same text layout
-        with manim.tempconfig(cfg):
+    with _workdir() as work:
+        # same resolution as "low": same text layout
+        with manim.tempconfig(_manim_config("png", "low", work, {"dry_run": True, "format": "none"})):
             scene = scene_factory(skip_animations=True)
             _skip_intermediate_frames(scene.renderer, final_frame=False)
             scene.render()
