@@ -169,18 +169,25 @@ def kinds_command(as_json):
 _QUALITY_HELP = "Override the quality of every animation: low 480p15, medium 720p30, high 1080p60."
 
 
-def _run_build(manifest, source, out, jobs, force, quality):
+def _run_build(manifest, source, out, jobs, force, quality, shard=None, executor=None):
     from viz.app import build
 
     try:
-        report = build.build(manifest, out, jobs=jobs, force=force, quality=quality, source=source)
+        report = build.build(manifest, out, jobs=jobs, force=force, quality=quality, source=source,
+                             shard_of=build.parse_shard(shard) if shard else None, executor=executor)
     except build.ManifestError as err:
         for line in err.errors:
             click.echo(line, err=True)
         n = len(err.errors)
-        click.echo(f"viz: error: {n} problem{'s' if n > 1 else ''} in the manifest; nothing was rendered",
-                   err=True)
+        click.echo(f"viz: error: {n} problem{'s' if n > 1 else ''} in the manifest or --out; nothing was "
+                   "rendered", err=True)
         sys.exit(2)  # (ctx.exit would be swallowed by click's standalone_mode=False in main)
+    except build.Interrupted as stop:   # SIGINT/SIGTERM/SIGHUP: workers stopped, finished figures cached
+        click.echo(f"viz build: interrupted ({stop}); the figures already finished are kept: run it again "
+                   "to finish", err=True)
+        sys.exit(stop.status)
+    except ValueError as err:   # --shard, --executor
+        raise click.UsageError(str(err)) from None
     if not report.ok:
         sys.exit(1)
 
@@ -189,33 +196,42 @@ def _build_options(func):
     func = click.option("--quality", type=click.Choice(["low", "medium", "high"]), default=None,
                         help=_QUALITY_HELP)(func)
     func = click.option("--force", is_flag=True, help="Render everything again, ignoring the cache.")(func)
+    func = click.option("--shard", metavar="I/N", default=None,
+                        help="Render only shard I of N (1 <= I <= N), a deterministic share of the figures; "
+                             "shards may share --out and together write one index (SLURM arrays, GNU "
+                             "parallel).")(func)
+    func = click.option("--executor", metavar="local|dask://HOST:PORT", default=None,
+                        help="Where figures render: local processes [default], or a dask.distributed "
+                             "scheduler (pip install 'viz[dask]'; --out must be a folder its workers "
+                             "see).")(func)
     func = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
                         help="Figures rendered in parallel processes [default: the number of CPUs].")(func)
     return click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
-                        help="Output folder (figures, index.html, index.md, .viz-cache.json).")(func)
+                        help="Output folder (figures, index.md, gallery.html, .viz-cache.json).")(func)
 
 
 @cli.command("build")
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @_build_options
-def build_command(manifest, out, jobs, force, quality):
+def build_command(manifest, out, jobs, force, quality, shard, executor):
     """Render every figure a TOML manifest lists, in parallel, re-rendering only what changed.
 
     Each [[figure]] has a name, a kind ("shape", "diagram gated-rnn", "animate conv", ...), formats,
     a caption and [figure.params] spelled like the command-line options. The manifest is checked
     completely before anything renders (exit status 2 on a problem); a figure that fails to render
-    does not stop the others (exit status 1). Writes index.html and index.md too.
+    does not stop the others (exit status 1). Writes index.md and gallery.html too. Stopped by
+    SIGINT/SIGTERM: exit status 128 + signal, the finished figures stay cached.
     """
-    _run_build(manifest, None, out, jobs, force, quality)
+    _run_build(manifest, None, out, jobs, force, quality, shard, executor)
 
 
 @cli.command("gallery")
 @_build_options
-def gallery_command(out, jobs, force, quality):
+def gallery_command(out, jobs, force, quality, shard, executor):
     """Build the default gallery (the manifest shipped in the package) with `viz build`."""
     from viz.app import build
 
-    _run_build(build.packaged_gallery(), "gallery.toml", out, jobs, force, quality)
+    _run_build(build.packaged_gallery(), "gallery.toml", out, jobs, force, quality, shard, executor)
 
 
 @cli.command("serve")
