@@ -41,7 +41,7 @@ def viz(*args, **kw):
 def invoke(args):
     """The same command in this process through click's CliRunner and `cli.main` (fast)."""
     runner = CliRunner()
-    return runner.invoke(cli.main_command, [str(a) for a in args], catch_exceptions=False)
+    return runner.invoke(cli.cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def assert_one_line_error(stderr: str, status: int, expected: int, needle: str = "") -> str:

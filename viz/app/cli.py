@@ -1,18 +1,35 @@
-"""The `viz` command line: one click group whose figure commands are generated from `viz.figures.KINDS`.
+"""The `viz` command line: one click group whose figure commands are generated from the registry.
 
-Errors in what the user typed end the program with one line on stderr naming the parameter and the
-allowed range, exit status 2, no traceback, and no output file.
+Exit status (also in ``viz --help`` and the README):
+  0    done
+  1    `viz build`: a figure failed to render (the others were written)
+  2    bad input: a parameter outside its range, an unknown option, a bad manifest, a missing program;
+       one line on stderr naming the parameter and the allowed range, no traceback, no file written
+  74   a file could not be written or read (read-only folder, full disk, a parent that is a file, a
+       name too long, an unusable cache folder): one line naming the path and the cause (EX_IOERR)
+  128+N  stopped by signal N (130 Ctrl-C, 143 SIGTERM) after removing its temporary files
 """
 from __future__ import annotations
 
+import os
+import signal
+import stat
 import sys
 from pathlib import Path
 
 import click
+from click.shell_completion import CompletionItem
 
 from viz import __version__
 from viz.app import registry as figures
-from viz.io import MissingProgram
+from viz.io import EXIT_IO, STDOUT, MissingProgram, WriteError, escape, is_stdout, show_path
+
+BINARY_FORMATS = ("png", "pdf", "mp4", "gif", "webm")   # refused on a terminal with -o -
+EXIT_STATUS_HELP = ("Exit status: 0 done; 1 a figure of `viz build` failed; 2 bad input (one line naming the "
+                    "parameter); 74 a file could not be written (one line naming the path); 128+N stopped "
+                    "by signal N.")
+COMPLETION_HELP = ('Shell completion (commands, options, choices): eval "$(_VIZ_COMPLETE=bash_source viz)" '
+                   "in ~/.bashrc (zsh_source, fish_source for zsh and fish).")
 
 
 class RegistryType(click.ParamType):
@@ -23,11 +40,7 @@ class RegistryType(click.ParamType):
         self.name = param.type
 
     def get_metavar(self, param, ctx=None):  # click >= 8.2 passes ctx
-        p = self.param
-        if p.type == "choice":
-            return "[" + "|".join(p.choices) + "]"
-        return {"int": "INT", "float": "NUMBER", "shape": "SIZES", "padding": "PADDING", "k": "K|inf"}.get(
-            p.type, "VALUE")
+        return self.param.metavar
 
     def convert(self, value, param, ctx):
         try:
@@ -35,18 +48,69 @@ class RegistryType(click.ParamType):
         except figures.ParamError as err:
             raise click.UsageError(str(err), ctx) from None
 
+    def shell_complete(self, ctx, param, incomplete):
+        return [CompletionItem(word) for word in self.param.completions(incomplete)]
 
-def _options(kind: figures.FigureKind):
-    """click options for every registry parameter; a value not given on the command line stays unset."""
-    options = []
-    for p in kind.params:
-        shown = "" if p.default is None else f" [default: {p.format(p.default)}]"
-        if p.type == "flag":
-            options.append(click.Option([f"{p.flag}/--no-{p.flag[2:]}"], default=None,
-                                        help=p.help + shown))
-        else:
-            options.append(click.Option([p.flag], type=RegistryType(p), default=None,
-                                        help=f"{p.help} Allowed: {p.describe_range()}.{shown}"))
+
+class OutputPath(click.ParamType):
+    """-o: a file name, or ``-`` for standard output; never empty."""
+
+    name = "path"
+
+    def get_metavar(self, param, ctx=None):
+        return "FILE|-"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str) or not value:
+            raise click.UsageError(f"-o: must be a file name, or - for standard output (got {value!r})", ctx)
+        return value
+
+    def shell_complete(self, ctx, param, incomplete):
+        return [CompletionItem(incomplete, type="file")]
+
+
+class FigureCommand(click.Command):
+    """A figure command whose --help lists figure parameters, render options and output apart."""
+
+    def format_options(self, ctx, formatter):
+        sections: dict[str, list] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record:
+                sections.setdefault(getattr(param, "section", "Options"), []).append(record)
+        for title, rows in sections.items():
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
+def _option(param: figures.Param) -> click.Option:
+    shown = "" if param.default is None else f" [default: {param.format(param.default)}]"
+    if param.type == "flag":
+        option = click.Option([f"{param.flag}/--no-{param.flag[2:]}"], default=None, help=param.help + shown)
+    else:
+        option = click.Option([param.flag], type=RegistryType(param), default=None,
+                              help=f"{param.help} Allowed: {param.describe_range()}.{shown}")
+    option.section = "Render options" if param.render_option else "Figure parameters"
+    return option
+
+
+def _output_options(kind: figures.FigureKind) -> list[click.Option]:
+    where = ("Missing folders are created; a symlink's target is replaced, a device or FIFO written "
+             "through; - is standard output.")
+    if kind.writes_text:
+        options = [click.Option(["-o", "--output"], type=OutputPath(), default=None,
+                                help=f"Write the report to a file ({', '.join(kind.all_formats)}) instead "
+                                     f"of printing it. {where}"),
+                   click.Option(["--json", "as_json"], is_flag=True, help="The report as JSON (--format json).")]
+    else:
+        options = [click.Option(["-o", "--output"], type=OutputPath(), required=True,
+                                help=f"File to write (atomically: it appears whole or not at all). {where}")]
+    options.insert(0, click.Option(["--format", "fmt"], type=click.Choice(kind.all_formats), default=None,
+                                   help="Output format [default: from the -o suffix"
+                                        + (f", {kind.stdout_format} when printing]." if kind.writes_text
+                                           else "]; needed with -o -.")))
+    for option in options:
+        option.section = "Output"
     return options
 
 
@@ -57,98 +121,140 @@ def _given(values: dict) -> dict:
             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
 
 
-def _output_format(kind: figures.FigureKind, out: Path | None, fmt: str | None) -> str:
+def output_format(kind: figures.FigureKind, out: str, fmt: str | None) -> str:
+    """The format to write `out` in: --format if given (it must agree with a format suffix of `out`),
+    else the suffix (exact case), else the kind's printed format for ``-``; UsageError otherwise."""
+    name = "" if is_stdout(out) else Path(out).name
+    known = figures.all_known_formats()
+    suffix = figures.suffix_format(name.lower(), known)   # any case: "x.SVG" still names svg
     if fmt:
+        if suffix and suffix != fmt:
+            raise click.UsageError(f"--format: {fmt} does not match the file name {show_path(out)} "
+                                   f"(a .{suffix} file); change one of them")
         return fmt
-    found = kind.format_for(out) if out else None
+    if is_stdout(out):
+        if kind.stdout_format:
+            return kind.stdout_format
+        raise click.UsageError(f"--format: is required with -o - (one of {', '.join(kind.all_formats)})")
+    found = kind.format_for(out)
     if found:
         return found
-    raise click.UsageError(f"--format: cannot tell the format from {str(out)!r}; "
+    hint = f" (suffixes are lower case: .{suffix})" if suffix in kind.all_formats else ""
+    raise click.UsageError(f"--format: cannot tell the format from {escape(repr(out))}{hint}; "
                            f"give --format (one of {', '.join(kind.all_formats)})")
 
 
 def _figure_command(kind: figures.FigureKind) -> click.Command:
-    def callback(output, fmt, step=None, **given):
+    def callback(output, fmt, as_json=False, **given):
         try:
             values = kind.validate(_given(given))
         except ValueError as err:
             raise click.UsageError(str(err)) from None
-        out = Path(output)
-        if step is not None:  # a still of one Story step (viz/app/slides.py)
-            from viz.app import slides
+        if as_json:
+            if fmt not in (None, "json"):
+                raise click.UsageError(f"--json: conflicts with --format {fmt}")
+            fmt = "json"
+        out = STDOUT if output is None else output
+        fmt = output_format(kind, out, fmt)
+        if is_stdout(out) and fmt in BINARY_FORMATS and sys.stdout.isatty():
+            raise click.UsageError(f"-o -: {fmt} is binary and standard output is a terminal; "
+                                   "redirect it (> file) or give a file name")
+        kind.render_to(values, Path(out), fmt)
+        _report_written(out)
 
-            slides.render_step(kind, values, step, out, slides.step_format(out, fmt))
-        else:
-            fmt = _output_format(kind, out, fmt)
-            kind.render_to(values, out, fmt)
-        click.echo(f"wrote {out} ({out.stat().st_size / 1024:.1f} KB)", err=True)
-
-    params = _options(kind) + [
-        click.Option(["--format", "fmt"], type=click.Choice(kind.all_formats + (("svg", "pdf") if
-                     kind.command == "animate" else ())), default=None,
-                     help="Output format [default: from the -o suffix]."),
-        click.Option(["-o", "--output"], type=click.Path(dir_okay=False), required=True,
-                     help="File to write (written atomically: it appears whole or not at all)."),
-    ]
-    if kind.command == "animate":
-        params.append(click.Option(["--step"], type=int, default=None,
-                                   help="Write the still of this step (1-based) as png, svg or pdf."))
-    return click.Command(kind.name, callback=callback, params=params, help=kind.summary,
-                         short_help=kind.summary.split(":")[0])
+    params = [_option(p) for p in kind.figure_params + kind.render_options] + _output_options(kind)
+    return FigureCommand(kind.name or kind.command, callback=callback, params=params, help=kind.summary,
+                         short_help=kind.summary.split(":")[0], epilog=EXIT_STATUS_HELP)
 
 
-def _shape_command(kind: figures.FigureKind) -> click.Command:
-    def callback(as_json, output, **given):
-        from viz.app import shape_report
+def _report_written(out: str) -> None:
+    """`wrote PATH (SIZE)` on stderr for files; nothing for standard output."""
+    if is_stdout(out):
+        return
+    try:
+        st = os.stat(out)
+    except OSError:
+        return
+    size = f" ({st.st_size / 1024:.1f} KB)" if stat.S_ISREG(st.st_mode) else ""
+    click.echo(f"wrote {escape(out)}{size}", err=True)
 
+
+class VizGroup(click.Group):
+    """The root group: `viz` alone prints its help (exit 0); every error is one line with the exit
+    status of the module docstring, for the installed command, `python -m viz` and click's CliRunner."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            values = kind.validate(_given(given))
-        except ValueError as err:
-            raise click.UsageError(str(err)) from None
-        fmt = "json" if as_json else "txt"
-        if output:
-            fmt = _output_format(kind, Path(output), None) if not as_json else fmt
-            kind.render_to(values, Path(output), fmt)
-        else:
-            click.echo(shape_report.report(values, fmt), nl=False)
+            status = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as err:
+            click.echo(err.ctx.get_help())
+            sys.exit(0)
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+        except click.Abort:
+            _fail("interrupted", 128 + signal.SIGINT)
+        except click.ClickException as err:
+            _fail(err.format_message(), 2)
+        except (figures.ParamError, MissingProgram) as err:
+            _fail(str(err), 2)
+        except BrokenPipeError:
+            _quiet_stdout()
+            sys.exit(1)
+        except OSError as err:
+            _fail(_os_message(err), EXIT_IO)
+        sys.exit(status if isinstance(status, int) else 0)
 
-    params = _options(kind) + [
-        click.Option(["--json", "as_json"], is_flag=True, help="Print machine-readable JSON."),
-        click.Option(["-o", "--output"], type=click.Path(dir_okay=False), default=None,
-                     help="Write the report to a file (.txt, .json or .md) instead of printing it."),
-    ]
-    return click.Command("shape", callback=callback, params=params, help=kind.summary,
-                         short_help="Output shape of a convolution, with the formula.")
+
+def _os_message(err: OSError) -> str:
+    if isinstance(err, WriteError) or not err.filename:
+        return str(err)
+    return f"{show_path(err.filename)}: {err.strerror}"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _fail(message: str, status: int):
+    click.echo(f"viz: error: {escape(message)}", err=True)
+    sys.exit(status)
+
+
+def _quiet_stdout() -> None:
+    """After EPIPE: point stdout at /dev/null so the interpreter's final flush stays silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+@click.group(cls=VizGroup, epilog=f"{EXIT_STATUS_HELP}\n\n{COMPLETION_HELP}",
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="viz")
 def cli():
     """Teaching figures for convolutional and recurrent networks, computed by one gradient-checked
     NumPy reference: Graphviz diagrams, Manim animations and the numbers printed in both."""
 
 
-def _group(name: str, help: str) -> click.Group:
-    group = click.Group(name, help=help)
-    cli.add_command(group)
-    return group
-
-
-_GROUPS = {
-    "diagram": _group("diagram", "Graphviz computation graphs (svg, png, pdf, dot)."),
-    "animate": _group("animate", "Manim animations (mp4, gif, webm, or png for the last frame)."),
-    "plot": _group("plot", "Plots of reference runs (svg, png, pdf)."),
+_GROUP_HELP = {
+    "diagram": "Graphviz computation graphs (svg, png, pdf, dot).",
+    "animate": "Manim animations (mp4, gif, webm, or png for the last frame).",
+    "plot": "Plots of reference runs (svg, png, pdf).",
 }
 
+
+def _add_kind(kind: figures.FigureKind) -> None:
+    """`viz COMMAND NAME` for a named kind, `viz COMMAND` for a kind without a name (`viz shape`)."""
+    command = _figure_command(kind)
+    if not kind.name:
+        cli.add_command(command)
+        return
+    group = cli.commands.get(kind.command)
+    if group is None:
+        group = click.Group(kind.command, help=_GROUP_HELP.get(kind.command, f"viz {kind.command} figures."))
+        cli.add_command(group)
+    group.add_command(command)
+
+
 for _kind in figures.KINDS.values():
-    if _kind.command == "shape":
-        cli.add_command(_shape_command(_kind))
-    else:
-        _GROUPS[_kind.command].add_command(_figure_command(_kind))
-
-from viz.app import slides as _slides  # noqa: E402  (light: manim and PyAV load when a deck renders)
-
-cli.add_command(_slides.cli_group(figures.KINDS.values(), _options, _given))
+    _add_kind(_kind)
 
 
 @cli.command("kinds")
@@ -193,7 +299,7 @@ def _run_build(manifest, source, out, jobs, force, quality, shard=None, executor
 
 
 def _build_options(func):
-    func = click.option("--quality", type=click.Choice(["low", "medium", "high"]), default=None,
+    func = click.option("--quality", type=click.Choice(figures.QUALITY.choices), default=None,
                         help=_QUALITY_HELP)(func)
     func = click.option("--force", is_flag=True, help="Render everything again, ignoring the cache.")(func)
     func = click.option("--shard", metavar="I/N", default=None,
@@ -210,7 +316,7 @@ def _build_options(func):
                         help="Output folder (figures, index.md, gallery.html, .viz-cache.json).")(func)
 
 
-@cli.command("build")
+@cli.command("build", epilog=EXIT_STATUS_HELP)
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @_build_options
 def build_command(manifest, out, jobs, force, quality, shard, executor):
@@ -225,7 +331,7 @@ def build_command(manifest, out, jobs, force, quality, shard, executor):
     _run_build(manifest, None, out, jobs, force, quality, shard, executor)
 
 
-@cli.command("gallery")
+@cli.command("gallery", epilog=EXIT_STATUS_HELP)
 @_build_options
 def gallery_command(out, jobs, force, quality, shard, executor):
     """Build the default gallery (the manifest shipped in the package) with `viz build`."""
@@ -244,26 +350,39 @@ def serve_command(port):
     serve.run(port)
 
 
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind (finally blocks remove temporary files), then die of it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum, frame):
+    if os.getpid() != _MAIN_PID:   # a forked worker: the default action (its parent cleans up)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    raise Stopped(signum)
+
+
+_MAIN_PID = os.getpid()
+
+
 def main(argv=None) -> None:
-    """Run the command line; user errors become one line on stderr and exit status 2."""
+    """The `viz` program: the click group plus signals handled like Ctrl-C (temporary files removed,
+    then the process ends by the signal itself, so the shell sees 128+N)."""
+    global _MAIN_PID
+    _MAIN_PID = os.getpid()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _stop)
     try:
-        status = cli.main(args=argv, prog_name="viz", standalone_mode=False)
-        if isinstance(status, int) and status:
-            sys.exit(status)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.Abort:
-        click.echo("viz: aborted", err=True)
-        sys.exit(1)
-    except click.ClickException as err:
-        click.echo(f"viz: error: {err.format_message()}", err=True)
-        sys.exit(2)
-    except (figures.ParamError, MissingProgram) as err:
-        click.echo(f"viz: error: {err}", err=True)
-        sys.exit(2)
-    except BrokenPipeError:
-        sys.exit(1)
-    sys.exit(0)
+        cli.main(args=argv, prog_name="viz")
+    except Stopped as stop:
+        signal.signal(stop.signum, signal.SIG_DFL)
+        os.kill(os.getpid(), stop.signum)
+        sys.exit(128 + stop.signum)
 
 
 if __name__ == "__main__":

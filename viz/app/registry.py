@@ -80,7 +80,7 @@ class FigureKind:
     def format_for(self, out) -> str | None:
         """The format a file name asks for: "fig.story.json" -> "story.json", "fig.svg" -> "svg".
         Suffixes are lower case, as the formats are spelled ("fig.SVG" asks for none)."""
-        return _suffix_format(Path(out).name, self.all_formats)
+        return suffix_format(Path(out).name, self.all_formats)
 
     def build_story(self, values: dict):
         """The kind's Story (plain data, NumPy only) for validated values."""
@@ -377,7 +377,7 @@ KINDS: dict[str, FigureKind] = {k.key: k for k in (
 COMMAND_ALIASES = {"animation": "animate"}   # spellings a manifest may use for a command
 
 
-def _suffix_format(name: str, formats) -> str | None:
+def suffix_format(name: str, formats) -> str | None:
     """The longest format `name` ends with as ".FORMAT" (exact case), or None."""
     return next((f for f in sorted(formats, key=len, reverse=True) if name.endswith("." + f)), None)
 
