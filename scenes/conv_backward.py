@@ -1,247 +1,276 @@
-"""The convolution backward pass as an animation (ConvBackward): grad_w, then grad_x.
+"""The convolution backward pass as an animation (ConvBackward), drawn from `viz.story.conv.backward_story`.
 
-grad_w = corr(pad(x), grad_y; stride d, dilation s) (the forward stride becomes a dilation) and
-grad_x = corr(pad(dilate(grad_y, s), d(k-1)), flip(w); stride 1, dilation d) (a transposed convolution),
-with every window and number from `viz.conv.conv_backward_steps`.
+    ∂ℓ/∂w = corr(pad(x), ∂ℓ/∂y; stride d, dilation s)                 (the forward stride becomes a dilation)
+    ∂ℓ/∂x = corr(pad(dilate(∂ℓ/∂y, s), d(k−1) − p), flip(w); stride 1, dilation d)   (transposed conv)
+    ∂ℓ/∂b = Σ ∂ℓ/∂y                                                    (with --bias)
+
+The scene computes nothing: grids, texts, lit cells, written values and step times are the Story's;
+where things go is `scenes.conv_layout.plan` (sizes from the frame and the Story). Step k starts at
+`timeline[k][0]`: the previous step's highlights and lines fade out, this step's fade in (a short
+transition, never a text morph), its cells are written, and the frame holds until the step's end, so
+any frame of a hold shows that step and nothing of another.
+
+For the tests the scene records what was on screen after each transition (`screen[k]`): the kind,
+name and bounding box of every text and cell mobject, and the digit height of every text.
 """
 from __future__ import annotations
 
 import numpy as np
-from manim import DOWN, LEFT, RIGHT, UL, UP, FadeIn, FadeOut, Scene, VGroup  # noqa: F401
+from manim import DOWN, LEFT, UL, FadeIn, FadeOut, VGroup, VMobject
 
-from viz import conv as V
+from viz.story.conv import backward_story
 
-from . import style
-from .common import (  # noqa: F401
-    CellGrid, Panel, Slide, Step, arrange_panels, cell_for_pitch, gap_for, color_span, fit, fmt_factor, fmt_index,
-    fmt_value, index_labels, legend, markup, pretty_formula, text,
-)
-from .conv import (  # noqa: F401
-    FRAME_W, FRAME_H, LEFT_X, RIGHT_X, ConvScene, _params_str, _shape_str, block_lines, sum_text, _row_label,
-)
+from . import conv_layout, style
+from .common import CellGrid, dashed_squares, glyphs, legend, text
+from .story_scene import StoryScene
+
+FIGURE_PARAMS = ("input", "kernel", "stride", "padding", "dilation", "channels", "values", "bias", "seed")
+FORMULA_OF_PART = {"grad_w": 0, "grad_x": 1}          # which Story.formula line heads each part
+LINE_COLORS = {"window": style.HIGHLIGHT, "output": style.GRADIENT, "never_read": style.NEVER_READ,
+               "text": style.TEXT}
+LEGEND = (("input", "input x"), ("padding", "padding (0)"), ("kernel", "kernel w"), ("gradient", "gradients"),
+          ("muted", "inserted 0"), ("highlight", "window"), ("never_read", "never read"))
 
 
-# ======================================================================================================
-# Backward
+def _tag(mob, kind: str, name: str, glyph: float = 0.0):
+    mob.viz_kind, mob.viz_name, mob.viz_glyph = kind, name, glyph
+    return mob
 
-class ConvBackward(ConvScene):
-    """The backward pass, every number from viz.conv.conv_backward_steps.
 
-    Part 1, ∂ℓ/∂w: correlate the padded input with the upstream gradient ∂ℓ/∂y as the kernel: the
-    forward stride becomes the dilation (and the dilation the stride); channels are not summed.
-    Part 2, ∂ℓ/∂x, the transposed convolution: ∂ℓ/∂y with zeros inserted (dilated by the stride),
-    padded, correlated with the flipped kernel at the forward dilation.
-    """
+class _Panel:
+    """One drawn panel: a CellGrid of a Story grid (or of one channel of it), with its labels."""
 
+    def __init__(self, grid, pp: conv_layout.PanelPlan, part: conv_layout.PartPlan, empty: bool):
+        values = grid.array()
+        texts = np.asarray(grid.texts, dtype=object).reshape(grid.shape)
+        pad = np.asarray(grid.padding, bool).reshape(grid.shape) if grid.padding else np.zeros(grid.shape, bool)
+        mute = np.asarray(grid.muted, bool).reshape(grid.shape) if grid.muted else np.zeros(grid.shape, bool)
+        if pp.channel is not None:
+            values, texts, pad, mute = values[pp.channel], texts[pp.channel], pad[pp.channel], mute[pp.channel]
+        self.values, self.texts = np.atleast_2d(values), np.atleast_2d(texts)
+        self.pad, self.mute = np.atleast_2d(pad), np.atleast_2d(mute)
+        self.plan, self.part, self.name = pp, part, grid.name
+        cell = part.cell
+        self.cells = CellGrid(self.values, grid.role, cell, padding=self.pad, muted=self.mute, empty=True,
+                              gap=part.pitch - cell)
+        self.cells.group.shift(np.array([pp.x + cell / 2, pp.y - cell / 2, 0]) - self.cells.position(0, 0))
+        for (r, c), sq in self.cells.squares.items():
+            _tag(sq, "cell", f"{grid.name}[{pp.channel}]({r},{c})")
+            if not empty and not self.pad[r, c]:
+                sq.set_fill(sq.get_stroke_color(), opacity=style.CELL_FILL_OPACITY * (0.5 if self.mute[r, c] else 1))
+        self.group = VGroup(self.cells.group)
+        if not empty:
+            for muted in (False, True):
+                cells = [(r, c) for r in range(self.cells.rows) for c in range(self.cells.cols)
+                         if bool(self.pad[r, c] or self.mute[r, c]) == muted]
+                if cells:
+                    self.group.add(self.numbers(cells, style.MUTED if muted else style.TEXT))
+        self.group.add(self._labels(grid))
+
+    def numbers(self, cells, color=style.TEXT):
+        size = self.part.number_size
+        entries = [(self.texts[r, c], size, self.cells.position(r, c), self.part.cell * 0.9, self.part.cell * 0.8)
+                   for r, c in cells]
+        return _tag(glyphs(entries, color), "numbers", self.name, size * style.MONO_DIGIT_HEIGHT)
+
+    def _labels(self, grid):
+        pp, part = self.plan, self.part
+        out = VGroup()
+        lab = _tag(text(pp.label, size=conv_layout.LABEL_FONT, color=style.ROLE_COLORS[grid.role], font=style.FONT),
+                   "text", f"label {pp.label}", conv_layout.LABEL_FONT * style.MONO_DIGIT_HEIGHT)
+        col_h = conv_layout.COL_LABEL_H if any(pp.col_labels) else 0.0
+        lab.move_to(np.array([pp.x, pp.y - 0.02 + col_h + conv_layout.LABEL_H / 2, 0]), aligned_edge=LEFT)
+        out.add(lab)
+        size = part.index_size
+        for c, s in enumerate(pp.col_labels):
+            if s:
+                t = _tag(text(s, size=size, color=style.MUTED), "text", f"col {pp.label} {s}",
+                         size * style.MONO_DIGIT_HEIGHT)
+                out.add(t.move_to(self.cells.position(0, c) + np.array([0, part.cell / 2 + col_h / 2, 0])))
+        for r, s in enumerate(pp.row_labels):
+            if s:
+                t = _tag(text(s, size=size, color=style.MUTED), "text", f"row {pp.label} {s}",
+                         size * style.MONO_DIGIT_HEIGHT)
+                out.add(t.next_to(self.cells.square(r, 0), LEFT, buff=0.08))
+        return out
+
+
+class ConvBackward(StoryScene):
+    """The backward Story, step by step: ∂ℓ/∂w per tap, ∂ℓ/∂x per input, ∂ℓ/∂b, the never-read inputs."""
+
+    def __init__(self, *, story=None, step_time: float = style.STEP_TIME, **kwargs):
+        params = {k: kwargs.pop(k) for k in FIGURE_PARAMS if k in kwargs}
+        super().__init__(story=story or backward_story(params), step_time=step_time, **kwargs)
+        self.plans = conv_layout.plan(self.story)
+        self.screen: list[list[tuple]] = []      # per step: what the layout test checks
+        self.panels: dict = {}                   # (grid name, channel) -> _Panel of the current part
+        self.written: dict = {}                  # grid name -> set of cells written so far
+
+    # ---- frame furniture -------------------------------------------------------------------------
+    def _header(self):
+        size = 24
+        t = text(self.story.title, size=size, color=style.TEXT, font=style.FONT)
+        scale = min(1.0, (conv_layout.FRAME_W - 2 * style.FRAME_MARGIN) / t.width)
+        t.scale(scale).to_corner(UL, buff=style.FRAME_MARGIN)
+        return _tag(t, "text", "title", size * scale * style.MONO_DIGIT_HEIGHT)
+
+    def _formula(self, part: str, title):
+        i = FORMULA_OF_PART.get(part)
+        if i is None or i >= len(self.story.formula):
+            return VGroup()
+        size = 17
+        f = text(self.story.formula[i], size=size, color=style.MUTED, font=style.FONT)
+        scale = min(1.0, (conv_layout.FRAME_W - 2 * style.FRAME_MARGIN) / f.width)
+        f.scale(scale).next_to(title, DOWN, buff=0.14, aligned_edge=LEFT)
+        return _tag(f, "text", f"formula {part}", size * scale * style.MONO_DIGIT_HEIGHT)
+
+    def _legend(self):
+        lg = legend(LEGEND)
+        lg.scale(min(1.0, (conv_layout.FRAME_W - 2 * style.FRAME_MARGIN) / lg.width))
+        lg.to_edge(DOWN, buff=style.FRAME_MARGIN)
+        return _tag(lg, "text", "legend", style.SMALL_SIZE * style.MONO_DIGIT_HEIGHT)
+
+    # ---- panels and step overlays --------------------------------------------------------------
+    def _build_part(self, part: str) -> VGroup:
+        """The panels of `part`: grids this part writes start empty (cells written before stay filled)."""
+        pp = self.plans[part]
+        writes_here = {w.target for s in self.story.steps if s.part == part for w in s.writes}
+        self.panels = {}
+        group = VGroup()
+        for p in pp.panels:
+            grid = self.story.grid(p.grid)
+            panel = _Panel(grid, p, pp, empty=p.grid in writes_here)
+            self.panels[p.grid, p.channel] = panel
+            group.add(panel.group)
+        return group
+
+    def _locate(self, target: str, cell):
+        """The panel and (row, col) showing a Story cell (0-based, the grid's own coordinates)."""
+        ndim = len(self.story.grid(target).shape)
+        if ndim == 3:
+            return self.panels.get((target, cell[0])), (cell[1], cell[2])
+        if ndim == 1:
+            return self.panels.get((target, None)), (0, cell[0])
+        return self.panels.get((target, None)), (cell[0], cell[1])
+
+    def _by_panel(self, target, cells):
+        out: dict = {}
+        for cell in cells:
+            panel, rc = self._locate(target, tuple(cell))
+            if panel is not None:
+                out.setdefault(id(panel), (panel, []))[1].append(rc)
+        return out.values()
+
+    def _overlay(self, step) -> VGroup:
+        """The step's highlights: taps read (solid), taps on padding or inserted zeros (dashed), the
+        cells written, and the never-read inputs (filled and hatched)."""
+        g = VGroup()
+        for lit in step.lit:
+            for panel, cells in self._by_panel(lit.target, lit.cells):
+                grid = panel.cells
+                if lit.role in ("window", "output", "bias"):
+                    g.add(grid.outline(cells, color=style.HIGHLIGHT))
+                elif lit.role in ("padding_tap", "muted"):
+                    g.add(dashed_squares([grid.position(r, c) for r, c in cells], grid.cell * 1.04,
+                                         style.HIGHLIGHT, style.HIGHLIGHT_STROKE_WIDTH * min(1.0, grid.cell / 0.4)))
+                elif lit.role == "never_read":
+                    g.add(_never_read_marks(grid, cells))
+        return g
+
+    def _lines(self, step, pp: conv_layout.PartPlan) -> VGroup:
+        g = VGroup()
+        for i, line in enumerate(step.lines):
+            t = text(line.text, size=pp.text_size, color=LINE_COLORS.get(line.role, style.TEXT))
+            if t.width > pp.text_w:
+                t.scale(pp.text_w / t.width)
+            t.move_to(np.array([pp.text_x, pp.text_y - (i + 0.5) * pp.line_pitch, 0]), aligned_edge=LEFT)
+            g.add(_tag(t, "line", f"{step.id} line {i + 1}", pp.text_size * style.MONO_DIGIT_HEIGHT
+                       * min(1.0, pp.text_w / max(t.width, 1e-9))))
+        return g
+
+    def _writes(self, step):
+        """Fill the cells this step writes and put their numbers in (returned as mobjects to fade in)."""
+        mobs = []
+        for w in step.writes:
+            panel, (r, c) = self._locate(w.target, w.cell)
+            self.written.setdefault(w.target, set()).add(tuple(w.cell))
+            if panel is None:
+                continue
+            sq = panel.cells.square(r, c)
+            sq.set_fill(sq.get_stroke_color(), opacity=style.CELL_FILL_OPACITY_STRONG)
+            mobs.append(panel.numbers([(r, c)]))
+        return mobs
+
+    # ---- the timeline --------------------------------------------------------------------------
     def construct(self):
-        g = self.geometry
-        C = self.channels
-        st = V.conv_backward_steps(self.x, self.w, self.grad_y, **self.conv_args)
-        self.backward_steps = st
-        gwg, gxg = st.grad_w_geometry, st.grad_x_geometry
-        n_w, n_x = int(np.prod(gwg.out_shape)), int(np.prod(gxg.out_shape))
-        self.progress_total = 2 + Slide.n_plays(n_w) + 3 + Slide.n_plays(n_x) + 3
-        self.grad_w_steps: list[dict] = []
-        self.grad_x_steps: list[dict] = []
-        title = (f"Convolution backward {g.ndim}-D: {C} channel{'s' if C > 1 else ''} × "
-                 f"{_shape_str(g.in_shape)}, {_params_str(g)}")
-        s_txt, d_txt = _shape_str(g.stride), _shape_str(g.dilation)
-        foot = self.footer([("input", "input x"), ("padding", "padding (0)"), ("kernel", "kernel w"),
-                            ("gradient", "gradients"), ("muted", "inserted 0"), ("highlight", "window"),
-                            ("never_read", "never read")])
-        multi = C > 1
-        strided = any(v > 1 for v in g.stride)
-
-        # ---- part 1: grad_w = corr(pad(x), grad_y; stride d, dilation s) ----------------------
-        head = self.header(title, [
-            f"∂ℓ/∂w = correlate the padded x with ∂ℓ/∂y as the kernel: stride {_shape_str(gwg.stride)},"
-            f" dilation {_shape_str(gwg.dilation)}",
-            f"the forward stride {s_txt} becomes a dilation of {s_txt}; channels are not summed" if strided
-            else "stride 1: ∂ℓ/∂y is used as it is (nothing to dilate); channels are not summed"])
-        top, bottom = head.get_bottom()[1] - 0.3, foot.get_top()[1] + 0.7
-        xp = self.padded(self.x)
-        pad_mask = self.padding_mask()
-        inserted = V.dilate(np.ones(st.grad_y.shape[1:]), g.stride) == 0   # zeros dilate() inserts
-        gy_panels = [Panel("gd", f"∂ℓ/∂y dilated by {s_txt}" if strided else "∂ℓ/∂y", st.grad_y_dilated[0],
-                           "gradient", muted=inserted)]
-        if g.ndim == 1:
-            grids, labels, slide = self._layout_1d(
-                [Panel("g", "∂ℓ/∂y", st.grad_y[0], "gradient")]
-                + ([Panel("gd", "dilated", st.grad_y_dilated[0], "gradient", muted=inserted)] if strided else []),
-                Panel("x", "x{c}", xp, "input", padding=np.broadcast_to(pad_mask, xp.shape)),
-                Panel("gw", "∂ℓ/∂w{c}", st.grad_w[0], "gradient", empty=True), top, bottom)
-        else:
-            big = [Panel(f"x{c}", f"x{c + 1}" if multi else "x", xp[c], "input", padding=pad_mask)
-                   for c in range(C)]
-            out = [Panel(f"gw{c}", f"∂ℓ/∂w{c + 1}" if multi else "∂ℓ/∂w", st.grad_w[0, c], "gradient", empty=True)
-                   for c in range(C)]
-            n_lines = g.out_shape[0] + 2 if C == 1 else C
-            grids, labels, anchor, size = self.layout_2d(big, gy_panels, out, top, bottom, n_lines)
-            slide = Slide(self, grids, products_anchor=anchor, products_size=size)
-        self.play(FadeIn(head), FadeIn(foot), run_time=style.INTRO_TIME)
-        self.play(*[FadeIn(gr.group) for gr in grids.values()], FadeIn(labels), run_time=style.INTRO_TIME)
-        gw_windows = gwg.windows()
-        slide.play_steps([self._grad_w_step(j, gw_windows, xp, st) for j in np.ndindex(*gwg.out_shape)],
-                         record=self.grad_w_steps)
-        self.play(*slide.clear(), run_time=style.PAUSE)
-        self.wait(style.PAUSE)
-        self.play(FadeOut(VGroup(*[gr.mobjects() for gr in grids.values()], labels, head)), run_time=style.PAUSE)
-
-        # ---- part 2: grad_x = corr(pad(dilate(grad_y, s)), flip(w); stride 1, dilation d) -------
-        pads = " × ".join(f"({lo},{hi})" for lo, hi in st.grad_x_padding).replace("-", "−")
-        if any(v < 0 for pair in st.grad_x_padding for v in pair):
-            pads += " (negative: crop)"
-        head2 = self.header(title, [
-            (f"∂ℓ/∂x = transposed convolution: dilate ∂ℓ/∂y by the stride {s_txt} (insert zeros),"
-             if strided else "∂ℓ/∂x = transposed convolution (stride 1: no zeros to insert):"),
-            f"pad by {pads}, correlate with the flipped kernel: stride 1, dilation {d_txt}"])
-        gyp = st.grad_y_padded[0]
-        # which cells of the padded, dilated gradient hold an entry, an inserted zero, or padding:
-        # the reference's own pad(dilate(.)) applied to masks (negative padding crops, as there)
-        entry = V.pad(V.dilate(np.ones(st.grad_y.shape[1:]), g.stride), st.grad_x_padding) == 1
-        # and which upstream entry each cell holds (1-based flat index, 0 for zeros): for the record
-        labels_in = np.arange(1, st.grad_y[0].size + 1, dtype=float).reshape(st.grad_y.shape[1:])
-        self._gy_labels = V.pad(V.dilate(labels_in, g.stride), st.grad_x_padding).astype(int)
-        inside = V.pad(np.ones(st.grad_y_dilated.shape[1:]), st.grad_x_padding) == 1
-        big2 = Panel("gp", "∂ℓ/∂y dilated, padded", gyp, "gradient", padding=~inside, muted=inside & ~entry)
-        if g.ndim == 1:
-            grids2, labels2, slide2 = self._layout_1d(
-                [Panel("gp", "padded", gyp, "gradient", padding=~inside, muted=inside & ~entry)],
-                Panel("gx", "∂ℓ/∂x{c}", st.grad_x, "gradient", empty=True),
-                Panel("wf", "flip(w{c})", st.w_flipped[0], "kernel"), top, bottom)
-        else:
-            small = [Panel(f"wf{c}", f"flip(w{c + 1})" if multi else "flip(w)", st.w_flipped[0, c], "kernel")
-                     for c in range(C)]
-            out = [Panel(f"gx{c}", f"∂ℓ/∂x{c + 1}" if multi else "∂ℓ/∂x", st.grad_x[c], "gradient", empty=True)
-                   for c in range(C)]
-            n_lines = g.kernel[0] + 2 if C == 1 else C
-            grids2, labels2, anchor, size = self.layout_2d([big2], small, out, top, bottom, n_lines)
-            slide2 = Slide(self, grids2, products_anchor=anchor, products_size=size)
-        self.play(FadeIn(head2), FadeIn(VGroup(*[gr.group for gr in grids2.values()], labels2)),
-                  run_time=style.INTRO_TIME)
-        gx_windows = gxg.windows()
-        slide2.play_steps([self._grad_x_step(m, gx_windows, gyp, st) for m in np.ndindex(*gxg.out_shape)],
-                          record=self.grad_x_steps)
-        self.steps = self.grad_w_steps + self.grad_x_steps
-
-        # inputs no window reads get exactly zero gradient
-        nr = self.windows.never_read
-        if g.ndim == 1:
-            marks = VGroup(*[grids2["gx"].outline([(c, i[0]) for i in nr for c in range(C)],
-                                                  color=style.NEVER_READ)])
-        else:
-            marks = VGroup(*[grids2[f"gx{c}"].outline([tuple(i) for i in nr], color=style.NEVER_READ)
-                             for c in range(C)])
-        cap = self.never_read_caption("no window reads them: their gradient is exactly 0")
-        self.play(*slide2.clear(), run_time=style.PAUSE)
-        self.play(FadeIn(marks), FadeIn(cap), run_time=style.PAUSE)
-        self.wait(style.OUTRO_TIME)
-
-    # ---- steps ---------------------------------------------------------------------------------
-    def _grad_w_step(self, j, win: V.Windows, xp, st) -> Step:
-        """grad_w[0, c, j] for every channel c: the grad_w correlation's window at its output j."""
-        g = self.geometry
-        C = self.channels
-        taps = win.indices[j].reshape(-1, g.ndim)       # coordinates in x_padded (= the padded x drawn)
-        disp = [tuple(int(v) for v in t) for t in taps]
-        g_index = list(np.ndindex(*g.out_shape))
-        pairs = [[(xp[(c, *t)], st.grad_y[(0, *n)]) for t, n in zip(disp, g_index)] for c in range(C)]
-        vals = [float(st.grad_w[(0, c, *j)]) for c in range(C)]
-        texts = [self.fmt(v) for v in vals]
-        if g.ndim == 1:
-            lines = [sum_text(pairs[c], texts[c], self.integer) for c in range(C)]
-            taps_on = {"x": [(c, d[0]) for c in range(C) for d in disp]}
-            box = {"x": (0, disp[0][0], C - 1, disp[-1][0])}
-            outs = [("gw", c, j[0], vals[c], texts[c]) for c in range(C)]
-        else:
-            if C == 1:
-                cols = g.out_shape[1]
-                rows = [pairs[0][r * cols:(r + 1) * cols] for r in range(g.out_shape[0])]
-                lines = [f"∂ℓ/∂w[{fmt_index(j)}] ="] + block_lines(rows, texts[0], self.integer)
+        steps, timeline = self.story.steps, self.timeline
+        title, foot = self._header(), self._legend()
+        self.add(title, foot)
+        part, panels, formula, overlay, lines = None, VGroup(), VGroup(), VGroup(), VGroup()
+        fps = float(self.camera.frame_rate)
+        for k, step in enumerate(steps):
+            start, end = timeline[k]
+            if k == 0:
+                # the intro: the first part's panels fade in before the first step begins
+                part = step.part
+                panels, formula = self._build_part(part), self._formula(part, title)
+                self.play(FadeIn(panels), FadeIn(formula), run_time=max(self.intro_time, 1 / fps))
+            self.begin_step(k)
+            fade = min(style.TRANSITION_TIME, (end - start) / 4)
+            animate = fade * fps >= 4
+            old = [m for m in (overlay, lines) if m.submobjects]
+            new_part = step.part != part
+            if new_part:
+                old += [panels, formula]
+            if animate and old:
+                self.play(*[FadeOut(m) for m in old], run_time=fade / 2)
             else:
-                lines = [sum_text(pairs[c], texts[c], self.integer, head=f"∂ℓ/∂w{c + 1}[{fmt_index(j)}] = ")
-                         for c in range(C)]
-            taps_on = {f"x{c}": disp for c in range(C)}
-            box = {f"x{c}": (*disp[0], *disp[-1]) for c in range(C)}
-            outs = [(f"gw{c}", j[0], j[1], vals[c], texts[c]) for c in range(C)]
-        padded_mask = self.padding_mask()
-        cells = [tuple(int(v) - lo for v, (lo, _) in zip(d, g.padding)) for d in disp if not padded_mask[d]]
-        record = {"part": "grad_w", "output": tuple(int(v) for v in j), "cells": cells, "values": vals,
-                  "texts": texts, "pairs": [[(float(a), float(b)) for a, b in pc] for pc in pairs]}
-        return Step(outs=outs, taps=taps_on, lines=lines, record=record, box=box)
-
-    def _grad_x_step(self, m, win: V.Windows, gyp, st) -> Step:
-        """grad_x[c, m] for every channel c: the flipped kernel over the padded, dilated gradient."""
-        g = self.geometry
-        C = self.channels
-        taps = win.indices[m].reshape(-1, g.ndim)       # coordinates in grad_y_padded
-        disp = [tuple(int(v) for v in t) for t in taps]
-        k_index = list(np.ndindex(*g.kernel))
-        pairs = [[(gyp[t], st.w_flipped[(0, c, *kk)]) for t, kk in zip(disp, k_index)] for c in range(C)]
-        vals = [float(st.grad_x[(c, *m)]) for c in range(C)]
-        texts = [self.fmt(v) for v in vals]
-        if g.ndim == 1:
-            lines = [sum_text(pairs[c], texts[c], self.integer) for c in range(C)]
-            taps_on = {"gp": [(0, d[0]) for d in disp]}
-            box = {"gp": (0, disp[0][0], 0, disp[-1][0])}
-            outs = [("gx", c, m[0], vals[c], texts[c]) for c in range(C)]
-        else:
-            if C == 1:
-                cols = g.kernel[1]
-                rows = [pairs[0][r * cols:(r + 1) * cols] for r in range(g.kernel[0])]
-                lines = [f"∂ℓ/∂x[{fmt_index(m)}] ="] + block_lines(rows, texts[0], self.integer)
+                self.remove(*old)
+            if new_part:
+                part = step.part
+                panels, formula = self._build_part(part), self._formula(part, title)
+            numbers = self._writes(step)
+            overlay, lines = self._overlay(step), self._lines(step, self.plans[part])
+            incoming = ([panels, formula] if new_part else []) + [overlay, lines] + numbers
+            if animate:
+                self.play(*[FadeIn(m) for m in incoming], run_time=fade / 2)
             else:
-                lines = [sum_text(pairs[c], texts[c], self.integer, head=f"∂ℓ/∂x{c + 1}[{fmt_index(m)}] = ")
-                         for c in range(C)]
-            taps_on = {"gp": disp}
-            box = {"gp": (*disp[0], *disp[-1])}
-            outs = [(f"gx{c}", m[0], m[1], vals[c], texts[c]) for c in range(C)]
-        sources = sorted(tuple(int(v) for v in np.unravel_index(int(self._gy_labels[t]) - 1, g.out_shape))
-                         for t in disp if self._gy_labels[t] > 0)
-        record = {"part": "grad_x", "output": tuple(int(v) for v in m), "cells": disp, "values": vals,
-                  "texts": texts, "sources": sources,
-                  "pairs": [[(float(a), float(b)) for a, b in pc] for pc in pairs]}
-        return Step(outs=outs, taps=taps_on, lines=lines, record=record, box=box)
+                self.add(*incoming)
+            self.remove(*numbers)          # written numbers stay with their panel until the part ends
+            panels.add(*numbers)
+            full = step.weight >= 1.0 or new_part or k + 1 == len(steps) or steps[k + 1].part != step.part
+            self._record(self.mobjects if full else [lines])
+            self.hold_until(end)
 
-    # ---- 1-D layout: single rows on top; below, C rows on the left and C rows on the right -------
-    def _layout_1d(self, top_rows, left, right, top, bottom):
-        """top_rows: one-row panels (the gradient, dilated / padded); left, right: panels of C rows
-        drawn side by side, channel c on row c; the products of channel c beside right's row c."""
-        C = self.channels
-        L_left = max([np.atleast_2d(p.values).shape[1] for p in (*top_rows, left)])
-        L_right = np.atleast_2d(right.values).shape[1]
-        label_l, label_r, prod_w = 1.25, 1.45, 4.1
-        n_rows = len(top_rows) + C
-        cell = cell_for_pitch(min((RIGHT_X - LEFT_X - label_l - label_r - 0.3 - 0.35 - prod_w) / (L_left + L_right),
-                                  (top - bottom - 0.3 - 0.3 * len(top_rows)) / n_rows))
-        gap = gap_for(cell)
-        x0 = LEFT_X + label_l
-        cur = top - 0.15 - cell / 2
-        grids, labels = {}, VGroup()
+    def _record(self, roots):
+        """What is on screen now: every tagged mobject under `roots` (all at full steps, else the lines)."""
+        seen, out = set(), []
+        for root in roots:
+            for mob in root.get_family():
+                kind = getattr(mob, "viz_kind", None)
+                if kind is None or id(mob) in seen or not mob.has_points():
+                    continue
+                seen.add(id(mob))
+                lo, hi = mob.get_critical_point(DOWN + LEFT), mob.get_critical_point(-DOWN - LEFT)
+                out.append((kind, mob.viz_name, float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]),
+                            float(mob.viz_glyph)))
+        self.screen.append(out)
 
-        def place(p, x, y):
-            gr = CellGrid(np.atleast_2d(p.values), p.role, cell, self.integer,
-                          padding=None if p.padding is None else np.atleast_2d(p.padding),
-                          muted=None if p.muted is None else np.atleast_2d(p.muted), empty=p.empty)
-            gr.group.shift(np.array([x + cell / 2, y, 0]) - gr.position(0, 0))
-            grids[p.key] = gr
-            for r in range(gr.rows):
-                name = p.label if gr.rows == 1 else p.label.format(c=r + 1)
-                t = text(name, size=style.LABEL_SIZE * 0.75, color=style.ROLE_COLORS[p.role])
-                fit(t, (label_l if x == x0 else label_r) - 0.2, cell)
-                t.next_to(gr.square(r, 0), LEFT, buff=0.15)
-                labels.add(t)
-            return gr
 
-        for p in top_rows:
-            place(p, x0, cur)
-            cur -= cell + gap + 0.3
-        cur -= 0.1
-        lg = place(left, x0, cur)
-        xr = x0 + L_left * (cell + gap) + 0.3 + label_r
-        rg = place(right, xr, cur)
-        prod_x = rg.group.get_right()[0] + 0.35
-        anchors = [np.array([prod_x, rg.position(r, 0)[1], 0]) for r in range(C)]
-        slide = Slide(self, grids, products_anchor=anchors, products_size=(RIGHT_X - prod_x, cell * 1.1))
-        del lg
-        return grids, labels, slide
+def _never_read_marks(grid: CellGrid, cells) -> VGroup:
+    """Never-read cells: filled in NEVER_READ and hatched with diagonal strokes (not outlined)."""
+    h = grid.cell / 2
+    fill = VMobject(fill_color=style.NEVER_READ, fill_opacity=0.55, stroke_width=0)
+    hatch = VMobject(stroke_color=style.NEVER_READ, stroke_width=2.0 * min(1.0, grid.cell / 0.4) + 0.5)
+    for r, c in cells:
+        p = grid.position(r, c)
+        corners = [p + np.array(v) for v in ((-h, h, 0), (h, h, 0), (h, -h, 0), (-h, -h, 0))]
+        fill.start_new_path(corners[0])
+        for q in corners[1:] + corners[:1]:
+            fill.add_line_to(q)
+        for t in (-0.5, 0.0, 0.5):
+            a = p + np.array([-h + max(0, t) * 2 * h, h - max(0, -t) * 2 * h, 0])
+            b = p + np.array([h - max(0, -t) * 2 * h, -h + max(0, t) * 2 * h, 0])
+            hatch.start_new_path(a)
+            hatch.add_line_to(b)
+    return VGroup(fill, hatch)

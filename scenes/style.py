@@ -47,6 +47,12 @@ CELL_FILL_OPACITY_STRONG = 0.60   # a filled output cell / an emphasised cell
 CELL_STROKE_WIDTH = 2.0
 HIGHLIGHT_STROKE_WIDTH = 5.0
 PADDING_DASH_LENGTH = 0.06        # padding cells: dashed outline, no fill
+PADDING_TEXT = "#B4B9C0"          # the "0" of a padding cell: muted, yet legible at every cell size
+WINDOW_FILL_OPACITY = 0.50        # the cells a step's window reads: HIGHLIGHT fill under the number
+NEVER_READ_FILL_OPACITY = 0.55    # never-read inputs: filled (outlines fused into a lattice on 2-D grids)
+Z_HIGHLIGHT = 1                   # z-order: cells 0 < step fills 1 < outlines 2 < numbers 3
+Z_OUTLINE = 2
+Z_NUMBERS = 3
 
 # ---- fonts (DejaVu ships with the system packages `./tasks` installs) --------------------------
 FONT = "DejaVu Sans"
@@ -67,9 +73,18 @@ FRAME_MARGIN = 0.35               # keep every mobject this far inside the frame
 # ---- timing (seconds of video) -----------------------------------------------------------------
 INTRO_TIME = 1.0                  # titles and first layout
 STEP_TIME = 1.2                   # one output position shown in full (window moves, products, sum)
+STORY_STEP_TIME = 3.0             # a fully shown Story step stays this long (--step-time; >= 3 s to read)
+TRANSITION_TIME = 0.3             # fade between two Story steps (at most a quarter of the step)
+MIN_ANIMATED_STEP = 0.6           # shorter (sped-up) steps cut without a fade
 FAST_STEP_TIME = 0.12             # one output position after the speed-up
 FULL_STEPS = 4                    # positions shown in full before speeding up...
 ALL_FULL_UP_TO = 9                # ...unless there are at most this many: then all are shown in full
 MAX_FAST_TIME = 8.0               # the sped-up part never lasts longer than this in total
 PAUSE = 0.6                       # a beat to read a result
 OUTRO_TIME = 2.0                  # the final frame stays up this long
+
+# ---- legibility at 1080p (scenes/conv_layout.py) --------------------------------------------------
+MIN_GLYPH_PX = 14                 # every number and line keeps digits at least this tall at 1080p
+MONO_DIGIT_HEIGHT = 0.0105        # digit height of DejaVu Sans Mono, in units per point of font size
+MONO_ADVANCE = 0.00836            # its advance per character, in units per point of font size
+TRANSITION_TIME = 0.4             # a step's fade in (at most a quarter of the step)
