@@ -16,6 +16,8 @@ by Cairo as PNG, or as SVG/PDF through a Cairo vector surface (`draw_vector`).
 from __future__ import annotations
 
 import contextlib
+import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,8 @@ class StepClock:
         def begin_step(index: int) -> None:
             self._close(None)
             if self.stop_at is not None and len(self.starts) == self.stop_at + 1:
+                if self.on_hold is not None:
+                    self.on_hold(self.stop_at)
                 self._stop()       # step stop_at never held: its still is its last state
             begin(index)
             self.starts.append(scene.clock())
@@ -63,10 +67,10 @@ class StepClock:
             if self.starts:
                 k = len(self.starts) - 1
                 self.holds[k] = scene.clock()
+                if self.on_hold is not None and (self.stop_at is None or self.stop_at == k):
+                    self.on_hold(k)
                 if self.stop_at == k:
                     self._stop()
-                if self.on_hold is not None:
-                    self.on_hold(k)
             hold(t)
             if self.starts:
                 self.ends[-1] = scene.clock()
@@ -118,26 +122,29 @@ def render_recorded(factory, out: Path, quality: str = "low", on_hold=None, prog
 
 def render_step_still(factory, step: int, out: Path, fmt: str, quality: str = "low",
                       progress: bool = False, name: str = "scene") -> None:
-    """The still of 0-based `step` (its state when its hold begins) as png, svg or pdf at `out`."""
+    """The still of 0-based `step` (its state when its hold begins) as png, svg or pdf at `out`.
+
+    The scene runs with animations skipped and stops there; PNG is Manim's last frame, SVG/PDF the
+    same mobjects drawn on a Cairo vector surface."""
     if fmt == "png":
         R.render_scene(lambda: _stopping(factory, step), Path(out), "png", quality=quality,
                        progress=progress, name=name)
         return
-    manim = R.import_manim()
-    work = R._new_workdir()
-    cfg = R._manim_config("png", quality, work)
-    cfg.update({"format": "none"})
-    with R._cleanup(work), manim.tempconfig(cfg):
-        scene = _stopping(factory, step)
-        R._skip_intermediate_frames(scene.renderer, final_frame=False)
-        scene.render()
+    if fmt not in ("svg", "pdf"):
+        raise ValueError(f"fmt must be png, svg or pdf (got {fmt!r})")
+
+    def write(scene, k):
         with atomic_path(out) as tmp:
             write_vector(scene, tmp, fmt)
 
+    with tempfile.TemporaryDirectory() as tmp:
+        R.render_scene(lambda: _stopping(factory, step, write), Path(tmp) / "last.png", "png",
+                       quality=quality, progress=progress, name=name)
 
-def _stopping(factory, step: int):
+
+def _stopping(factory, step: int, on_hold=None):
     scene = factory()
-    scene._viz_clock = StepClock(scene, stop_at=step)
+    scene._viz_clock = StepClock(scene, stop_at=step, on_hold=on_hold and (lambda k: on_hold(scene, k)))
     return scene
 
 
@@ -157,6 +164,12 @@ def write_vector(scene, path: Path, fmt: str) -> None:
     ctx = cairo.Context(surface)
     draw_vector(scene, ctx, 0, 0, 1.0)
     surface.finish()
+    if fmt == "svg":   # Cairo numbers surfaces per process ("surface64"): same frame, same bytes
+        text = Path(path).read_text(encoding="utf-8")
+        names = dict.fromkeys(re.findall(r"\bsurface\d+\b", text))
+        for i, old in enumerate(names):
+            text = re.sub(rf"\b{old}\b", f"viz-surface{i + 1}", text)
+        Path(path).write_text(text, encoding="utf-8")
 
 
 def _fixed_pdf_date(surface) -> None:
@@ -277,7 +290,6 @@ def render_manim_slides(cls: type, params: dict, folder: Path, quality: str = "l
         holder.append(scene)
         return scene
 
-    work = R._new_workdir()
-    with R._cleanup(work):
-        R.render_scene(make, work / "scene.mp4", "mp4", quality=quality, progress=progress, name=name)
+    with tempfile.TemporaryDirectory() as work:     # the whole video: manim-slides keeps the steps
+        R.render_scene(make, Path(work) / "scene.mp4", "mp4", quality=quality, progress=progress, name=name)
     return str(holder[-1])

@@ -145,11 +145,16 @@ def output_format(kind: figures.FigureKind, out: str, fmt: str | None) -> str:
 
 
 def _figure_command(kind: figures.FigureKind) -> click.Command:
-    def callback(output, fmt, as_json=False, **given):
+    def callback(output, fmt, as_json=False, step=None, **given):
         try:
             values = kind.validate(_given(given))
         except ValueError as err:
             raise click.UsageError(str(err)) from None
+        if step is not None:  # the still of one Story step: png, svg or pdf (viz/app/slides.py)
+            from viz.app import slides
+
+            slides.render_step(kind, values, step, Path(output), slides.step_format(output, fmt))
+            return _report_written(output)
         if as_json:
             if fmt not in (None, "json"):
                 raise click.UsageError(f"--json: conflicts with --format {fmt}")
@@ -163,6 +168,10 @@ def _figure_command(kind: figures.FigureKind) -> click.Command:
         _report_written(out)
 
     params = [_option(p) for p in kind.figure_params + kind.render_options] + _output_options(kind)
+    if kind.command == "animate":
+        params.append(click.Option(["--step"], type=int, default=None,
+                                   help="Write the still of this step (1-based) instead: -o step.png, .svg or .pdf."))
+        params[-1].section = "Output"
     return FigureCommand(kind.name or kind.command, callback=callback, params=params, help=kind.summary,
                          short_help=kind.summary.split(":")[0], epilog=EXIT_STATUS_HELP)
 
@@ -255,6 +264,11 @@ def _add_kind(kind: figures.FigureKind) -> None:
 
 for _kind in figures.KINDS.values():
     _add_kind(_kind)
+
+from viz.app import slides as _slides  # noqa: E402  (light: manim and PyAV load when a deck renders)
+
+cli.add_command(_slides.cli_group(figures.KINDS.values(),
+                                  lambda k: [_option(p) for p in k.figure_params + k.render_options], _given))
 
 
 @cli.command("kinds")
