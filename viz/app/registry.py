@@ -280,6 +280,7 @@ GATED_DIAGRAM = FigureKind(
     formats=("svg", "png", "pdf", "dot"),
     render="viz.app.registry:_render_diagram",
     check=_check_gated_preset,
+    story="viz.story.graphs.figure:gated_story",
 )
 
 ATTENTION_DIAGRAM = FigureKind(
@@ -297,6 +298,7 @@ ATTENTION_DIAGRAM = FigureKind(
     ) + _DIAGRAM_TAIL,
     formats=("svg", "png", "pdf", "dot"),
     render="viz.app.registry:_render_diagram",
+    story="viz.story.graphs.figure:attention_story",
 )
 
 _ANIMATION_FORMATS = ("mp4", "gif", "webm", "png")

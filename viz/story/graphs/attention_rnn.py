@@ -10,8 +10,8 @@ Nothing here computes a formula. Everything a person reads is 1-based.
 """
 from __future__ import annotations
 
-from diagrams import common
-from diagrams.graph import Graph, idx, jacobian, small, sub, summary
+from viz.story.graphs import common
+from viz.story.graphs.model import Graph, idx, jacobian, small, sub, summary
 
 # Compact figures draw, of every step, its reads of lags 1..COMPACT_LAGS, and every read of the last
 # step (all reads exist; each state node's tooltip lists every weight of its step).
@@ -350,7 +350,8 @@ def _compact(model, trace, annotate: str, grads, dl_dh) -> Graph:
                            tooltip=f"times (dh[{t}]/dh[{src}])^T",
                            overlay=cells[f"d{src}"][1] != cells[f"d{t}"][1])
         g.scale_note = common.scale_note(lo, hi)
-        g.notes = [DELTA_RULE.replace("(‖δ[t]‖", "(number under δ[t]: ‖δ[t]‖"), JACOBIAN]
+        g.notes = [base_case_note(model), DELTA_RULE.replace("(‖δ[t]‖", "(number under δ[t]: ‖δ[t]‖"),
+                   JACOBIAN]
     else:
         if uses_zero:
             g.node("hz", "padding", "h[t-i] = 0<br/>(t-i &lt; 1)")

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from diagrams.graph import Graph, fmt_num, frac, idx, summary
+from viz.story.graphs.model import Graph, fmt_num, frac, idx, summary
 
 # Detailed layouts (one cluster per step, left to right) up to this many steps; longer chains are drawn
 # compact: one node per step, wrapped into rows of ROW_STEPS so a 700 px wide page can still read them.

@@ -8,8 +8,8 @@ a formula. Everything a person reads is 1-based: h[0] = 0, steps 1..T.
 """
 from __future__ import annotations
 
-from diagrams import common
-from diagrams.graph import Graph, hbox, idx, jacobian, small, sub, summary
+from viz.story.graphs import common
+from viz.story.graphs.model import Graph, hbox, idx, jacobian, small, sub, summary
 
 W_C, W_H, W_X = sub("W", "c"), sub("W", "h"), sub("W", "x")
 

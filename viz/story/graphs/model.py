@@ -1,7 +1,7 @@
 """The graph model every diagram is built in: plain data, deterministic, no Graphviz.
 
 A figure builder (gated_rnn.py, attention_rnn.py) turns a reference trace into a `Graph`; the renderer
-(render.py) turns a `Graph` into DOT. Keeping the model separate means the tests can check a figure's
+(diagrams/render.py) turns a `Graph` into DOT and `figure.py` summarises it in the figure's Story. Keeping the model separate means the tests can check a figure's
 structure (which nodes, which edges, which numbers on them) without running Graphviz, and the renderer
 is the only place that knows Graphviz attribute names.
 
@@ -252,3 +252,31 @@ def summary(value, mode: str, max_numbers: int = 4) -> str | None:
         nums = ", ".join(fmt_num(v) for v in a.reshape(-1))
         return f"[{nums}]" if a.ndim else nums
     return f"{fmt_shape(a.shape)}, ‖·‖ = {fmt_num(np.linalg.norm(a))}"
+
+
+_SUPERSCRIPT = str.maketrans("0123456789-−+T", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁻⁺ᵀ")
+_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+_FRAC = re.compile(r'<table[^>]*><tr><td>((?:(?!<table).)*?)</td>(?:<td rowspan="2"[^>]*><font[^>]*>(.*?)</font></td>)?'
+                   r'</tr><tr><td border="1" sides="t">(.*?)</td></tr></table>')
+
+
+def _script(text: str, table: dict, mark: str) -> str:
+    """Unicode super/subscripts when every character has one ("10⁻⁷", "log₁₀"), else "^T", "_(t-1)"."""
+    if text and all(ord(ch) in table for ch in text):
+        return text.translate(table)
+    return f"{mark}{text}" if len(text) == 1 else f"{mark}({text})"
+
+
+def plain(fragment: str) -> str:
+    """An HTML-like label fragment as plain text for alt text, descriptions and the Story:
+    "W<sub>c</sub>" -> "W_c", "10<sup>−7</sup>" -> "10⁻⁷", a stacked fraction -> "(∂h[3]/∂h[2])ᵀ"."""
+    def frac_text(m: re.Match) -> str:
+        num, sup, den = m.group(1), m.group(2) or "", m.group(3)
+        return f"({num}/{den})" + (f"<sup>{sup}</sup>" if sup else "")
+
+    text = _FRAC.sub(frac_text, fragment)
+    text = re.sub(r"<sup>(.*?)</sup>", lambda m: _script(m.group(1), _SUPERSCRIPT, "^"), text)
+    text = re.sub(r"<sub>(.*?)</sub>", lambda m: _script(m.group(1), _SUBSCRIPT, "_"), text)
+    text = re.sub(r"<br[^>]*>", " ", text)
+    text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    return re.sub(r"\s+", " ", text).strip()
