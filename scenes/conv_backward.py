@@ -119,7 +119,7 @@ class ConvBackward(StoryScene):
         if i is None or i >= len(self.story.formula):
             return VGroup()
         size = 17
-        f = text(self.story.formula[i], size=size, color=style.MUTED, font=style.FONT)
+        f = text(self.story.formula[i], size=size, color=style.MUTED)
         scale = min(1.0, (conv_layout.FRAME_W - 2 * style.FRAME_MARGIN) / f.width)
         f.scale(scale).next_to(title, DOWN, buff=0.14, aligned_edge=LEFT)
         return _tag(f, "text", f"formula {part}", size * scale * style.MONO_DIGIT_HEIGHT)
@@ -214,10 +214,15 @@ class ConvBackward(StoryScene):
                 # the intro: the first part's panels fade in before the first step begins
                 part = step.part
                 panels, formula = self._build_part(part), self._formula(part, title)
-                self.play(FadeIn(panels), FadeIn(formula), run_time=max(self.intro_time, 1 / fps))
+                if self.renderer.skip_animations:
+                    self.add(panels, formula)
+                    self.wait(self.intro_time)
+                else:
+                    self.play(FadeIn(panels), FadeIn(formula), run_time=self.intro_time)
             self.begin_step(k)
             fade = min(style.TRANSITION_TIME, (end - start) / 4)
-            animate = fade * fps >= 4
+            # nothing is drawn while skipping (dry runs): the end state without the fades' copies
+            animate = fade * fps >= 4 and not self.renderer.skip_animations
             old = [m for m in (overlay, lines) if m.submobjects]
             new_part = step.part != part
             if new_part:

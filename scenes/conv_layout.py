@@ -37,6 +37,8 @@ PART_PANELS = {
     "forward": (("x",), ("w", "b"), ("y",)),
 }
 
+PART_NAMES = {"grad_w": "∂ℓ/∂w", "grad_x": "∂ℓ/∂x", "grad_b": "∂ℓ/∂b", "never_read": "never-read",
+              "forward": "forward"}
 HEADER_H = 1.15          # title line and one formula line
 FOOTER_H = 0.45          # the legend
 LABEL_H = 0.34           # a panel's label above it
@@ -261,6 +263,6 @@ def refusal(story) -> str | None:
         if px < style.MIN_GLYPH_PX - 1e-6:
             what = {pp.number_size: "numbers in cells", pp.text_size: "the products lines",
                     pp.index_size: "the position labels"}[min(pp.number_size, pp.text_size, pp.index_size)]
-            return (f"too large to draw legibly: {what} of the {part.replace('_', ' ')} part would be "
+            return (f"too large to draw legibly: {what} of the {PART_NAMES.get(part, part)} part would be "
                     f"{px:.0f} px tall at 1080p (at least {style.MIN_GLYPH_PX} px)")
     return None

@@ -228,6 +228,20 @@ def _check_conv_animation(values: dict) -> None:
     _check_conv(values)
 
 
+def _check_conv_backward_animation(values: dict) -> None:
+    """Geometry first; then whether the backward Story can be drawn legibly (scenes/conv_layout.py:
+    every number at least 14 px tall at 1080p), else one line naming the limit."""
+    _check_conv_animation(values)
+    from scenes.conv_layout import refusal
+    from viz.story.conv import backward_story
+
+    why = refusal(backward_story(values))
+    if why:
+        size = "x".join(str(v) for v in values["input"])
+        raise ParamError("input", f"--input: {size} with {values['channels']} channel(s) is {why}; use a "
+                                  f"smaller --input, --channels, --kernel, --padding or --dilation")
+
+
 def _check_gated_preset(values: dict) -> None:
     # The explode preset keeps all units in lockstep through a cyclic shift, which needs two units.
     if values.get("preset") == "explode" and values.get("model", "gated") == "gated" and values["m"] < 2:
@@ -323,7 +337,7 @@ CONV_BACKWARD_ANIMATION = FigureKind(
     params=CONV_ANIMATION.params,
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
-    check=_check_conv_animation,
+    check=_check_conv_backward_animation,
     story="viz.story.conv:backward_story",
 )
 
