@@ -25,8 +25,10 @@ import errno
 import fcntl
 import importlib
 import os
+import re
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -174,8 +176,8 @@ def _workdir():
         os.rename(path / (LOCK + ".new"), path / LOCK)
     except OSError as err:
         why = "a part of the path is a file" if err.errno in (errno.ENOTDIR, errno.EEXIST) else err.strerror
-        raise OSError(err.errno, f"cannot use the cache folder {root}: {why} (set XDG_CACHE_HOME to "
-                                 "a writable folder)", str(root)) from None
+        raise OSError(err.errno, f"cannot use it as the cache folder: {why} (set XDG_CACHE_HOME to a "
+                                 "writable folder)", str(root)) from None
     try:
         yield path
     finally:
@@ -191,23 +193,71 @@ def remove_stale_workdirs() -> list[Path]:
     except OSError:
         return removed
     for folder in folders:
-        try:
-            fd = os.open(folder / LOCK, os.O_RDONLY)
-        except FileNotFoundError:
+        if not (folder / LOCK).exists():   # starting up, or killed before it took its lock
             with contextlib.suppress(OSError):
                 if time.time() - folder.stat().st_mtime > STALE_UNLOCKED_S:
                     shutil.rmtree(folder, ignore_errors=True)
                     removed.append(folder)
             continue
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # fails while its render runs
+        fd = _try_lock(folder / LOCK)   # None while its render runs
+        if fd is not None:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
-        except OSError:
-            pass
-        finally:
+            os.close(fd)
+    return removed
+
+
+def _try_lock(path: Path) -> int | None:
+    """An fd holding a non-blocking exclusive flock on `path`, or None if someone holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except OSError:
+        os.close(fd)
+        return None
+
+
+@contextlib.contextmanager
+def _held(path: Path):
+    """Hold a flock on the temporary output while it is written: a rerun can tell it from the
+    temporary file of a killed render (`remove_stale_temporaries`). Only a regular file: a device or
+    FIFO output is written through a private folder instead."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            fd = None
+    except OSError:
+        fd = None
+    if fd is None:
+        yield path
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Remove the temporary files (``.NAME.XXXXXXXX.SUFFIX``, viz.io.atomic_path's names) a killed
+    render of `out` left beside it: those whose lock is free."""
+    pattern = re.compile(rf"\.{re.escape(out.stem)}\.[a-z0-9_]{{8}}{re.escape(out.suffix)}")
+    try:
+        names = [n for n in os.listdir(out.parent or ".") if pattern.fullmatch(n)]
+    except OSError:
+        return []
+    removed = []
+    for name in sorted(names):
+        fd = _try_lock(out.parent / name)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                (out.parent / name).unlink()
+                removed.append(out.parent / name)
             os.close(fd)
     return removed
 
@@ -328,6 +378,7 @@ def render_scene(scene_factory, out: Path, fmt: str, quality: str = "low", progr
     # GIF: Manim's own GIF (fixed rgb8 colours, dithered) is ~10x larger than one with the video's
     # own 256-colour palette and no dithering; render an mp4, then convert (_gif_from_video).
     remove_stale_workdirs()
+    remove_stale_temporaries(out)
     with _stop_on_term(), _workdir() as work, manim.tempconfig(_manim_config("mp4" if fmt == "gif" else fmt,
                                                                           quality, work, extra_config)):
         scene = scene_factory()
@@ -339,7 +390,7 @@ def render_scene(scene_factory, out: Path, fmt: str, quality: str = "low", progr
         artifact = scene.renderer.file_writer.output_plan.primary_artifact
         if artifact is None or not Path(artifact).is_file():
             raise RuntimeError(f"manim produced no {fmt} file for {name} (expected {artifact})")
-        with atomic_path(out) as tmp:
+        with atomic_path(out) as tmp, _held(tmp):
             if fmt == "gif":
                 _gif_from_video(Path(artifact), tmp)
             elif fmt == "webm":

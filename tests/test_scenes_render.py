@@ -116,9 +116,11 @@ def test_progress_line_on_stderr(isolated, capsys):
 
 
 def test_dry_run_constructs_without_files(isolated):
-    scene = render.dry_run("conv", dict(input=(7,), kernel=(3,), stride=2, channels=5))
-    assert len(scene.steps) == 3
+    Tiny = tiny_scene_class()
+    scene = render.dry_run_scene(lambda **kw: Tiny(**kw))
+    assert scene.renderer.num_plays == 3          # construct() ran through: two plays and a wait
     assert not any((isolated / "cwd").iterdir())
+    assert not any((isolated / "cache" / "viz" / "manim" / "work").iterdir())
 
 
 def _frames(path):
