@@ -36,7 +36,7 @@ from viz.rnn import (FigureRun, _check_step, check_array, check_int, check_posit
 __all__ = [
     "AttentionRNN", "AttentionTrace", "AttentionGrads", "BASE_CASES", "param_index", "step_lags",
     "softmax", "attention_step", "attention_step_backward", "jacobian", "total_jacobian", "hops",
-    "path_lengths", "PRESETS", "PRESET_NOTES", "preset_inputs", "STEP_GAIN", "comparison_preset",
+    "path_lengths", "PRESETS", "PRESET_NOTES", "preset_inputs", "VANISH_GAIN", "comparison_preset",
     "comparison_run", "edge_gains", "step_gains", "strongest_path",
 ]
 
@@ -453,20 +453,21 @@ def attention_run(T: int, n: int, k: int | None, seed: int = 0, preset: str = "n
 # BPTT figures: presets compared with the gated RNN at the same gain, and the path carrying δ
 # --------------------------------------------------------------------------------------------------
 
-STEP_GAIN = {"vanish": 0.5, "survive": 1.0, "explode": 2.0}   # the gated RNN's c ≈ 1/2 for vanish
+VANISH_GAIN = 0.5      # the gated RNN's vanish preset: J[t] ≈ diag(c[t]) with c ≈ 1/2
 
 
-def comparison_preset(name: str, n: int = 3, k: int | None = 2, seed: int = 0) -> AttentionRNN:
-    """The AttentionRNN the BPTT figures set beside the gated RNN's preset `name`: same gain per step.
+def comparison_preset(name: str, n: int = 3, k: int | None = 2, seed: int = 0,
+                      gain: float = VANISH_GAIN) -> AttentionRNN:
+    """The AttentionRNN the BPTT figures set beside the gated RNN's preset `name`, at gain `gain` per
+    step for vanish (the figures pass the gated RNN's own: the geometric mean of its ||J[t]||_2).
 
-    The gain of step t is the norm of Σ_{i>=1} ∂h[t]/∂h[t-i], what h[t] passes back to the states it
-    read. The gated RNN's vanish preset has J[t] ≈ diag(c[t]), c ≈ 1/2: gain ≈ 1/2 (`STEP_GAIN`).
+    The gain of step t is ||Σ_{i>=1} ∂h[t]/∂h[t-i]||_2, what h[t] passes back to the states it read.
 
-    vanish   uniform attention at the same gain: Q = K = 0 (every logit 0, so a[t] is uniform over
-             the lags of step t and M_i = 0), V_0 a seeded orthogonal matrix, V_i = γ I for i >= 1
-             with γ = (k+1)/(2k) (base case "zeros": k past lags of weight 1/(k+1) each), so
-             ∂h[t]/∂h[t-i] = I/(2k) exactly for every real lag and the lags sum to I/2 as soon as
-             t > k. AttentionRNN(∞): γ = 1/2, a_i = 1/t, ∂h[t]/∂h[t-i] = I/(2t) (gain (t-1)/(2t) < 1/2).
+    vanish   uniform attention at that gain g: Q = K = 0 (every logit 0, so a[t] is uniform over the
+             lags of step t and M_i = 0), V_0 a seeded orthogonal matrix, V_i = γ I for i >= 1 with
+             γ = g (k+1)/k (base case "zeros": k past lags of weight 1/(k+1) each), so
+             ∂h[t]/∂h[t-i] = (g/k) I exactly for every real lag, and the lags sum to g I once t > k.
+             AttentionRNN(∞): γ = g, a_i = 1/t, ∂h[t]/∂h[t-i] = (g/t) I (step gain g (t-1)/t < g).
     survive, explode   `AttentionRNN.preset(name)`: a_1 ≈ 1 and V_1 = I or 2I, gain 1 or 2 per step.
     """
     if name not in PRESETS:
@@ -475,16 +476,17 @@ def comparison_preset(name: str, n: int = 3, k: int | None = 2, seed: int = 0) -
         return AttentionRNN.preset(name, n=n, k=k, seed=seed)
     model = AttentionRNN(n, k, seed=seed)
     Q, K, V = (np.zeros(model.param_shape) for _ in range(3))
-    gain = STEP_GAIN["vanish"]
+    gain = check_positive("gain", gain)
     V[1:] = (gain if model.k is None else gain * (model.k + 1) / model.k) * np.eye(model.n)
     V[0] = np.linalg.qr(np.random.default_rng([model.seed, 1]).standard_normal((model.n, model.n)))[0]
     model.Q, model.K, model.V = Q, K, V
     return model
 
 
-def comparison_run(T: int, n: int, k: int | None, seed: int = 0, preset: str = "vanish") -> FigureRun:
+def comparison_run(T: int, n: int, k: int | None, seed: int = 0, preset: str = "vanish",
+                   gain: float = VANISH_GAIN) -> FigureRun:
     """`comparison_preset` on the preset's inputs (`preset_inputs`), loss read at h[T], with BPTT."""
-    model = comparison_preset(preset, n=n, k=k, seed=seed)
+    model = comparison_preset(preset, n=n, k=k, seed=seed, gain=gain)
     return figure_run(model, preset_inputs(preset, T, n=n, seed=seed), seed, True)
 
 
@@ -514,7 +516,8 @@ def strongest_path(gains: dict, T: int, start: int = 1) -> tuple[list[int], floa
     The gradient a path carries is the product of its Jacobians applied to δ[T], at most the product
     of their norms (equal when the Jacobians are multiples of I, as in the presets): this is the path
     that can carry the largest share of δ[start]. Dynamic programming from T down (Viterbi in
-    log space, exact); ties go to the path with fewer hops, then to the later state.
+    log space); gains equal to 1e-9 in log space tie, and ties go to the path with fewer hops, then to
+    the one whose hops from h[T] back are longest first (T, T-k, T-2k, ... for equal gains).
     """
     T = check_int("T", T, 1)
     best = {T: (0.0, 0, None)}                # t -> (log gain, hops, next state towards T)
@@ -523,7 +526,7 @@ def strongest_path(gains: dict, T: int, start: int = 1) -> tuple[list[int], floa
                    for (a, t), g in gains.items() if a == s and t in best]
         options = [(lg + best[t][0], hops, t) for lg, hops, t in options]
         if options:
-            best[s] = max(options, key=lambda o: (o[0], -o[1], o[2]))
+            best[s] = max(options, key=lambda o: (round(o[0], 9), -o[1], -o[2]))
     if start not in best or best[start][0] == -math.inf:
         return [], 0.0
     path, s = [start], start

@@ -1,0 +1,383 @@
+"""The BPTT Story: the gradient of a loss at h[T] travelling back through time, ‖δ[t]‖ on a log scale.
+
+    gated RNN      δ[T] = ∂ℓ/∂h[T],  δ[t] = J[t+1]ᵀ δ[t+1],  J[t] = ∂h[t]/∂h[t−1]
+    AttentionRNN   δ[t] = Σ_{i>=1} (∂h[t+i]/∂h[t])ᵀ δ[t+i]   (k lags; every later step for ∞)
+
+Runs: `viz.rnn.gated_run` and, for AttentionRNN, `viz.attention.comparison_run` (the preset at the gated
+RNN's gain per step, so the two can be compared). Every figure of one preset, T, n and seed shares one
+log axis (`Series.limits`), spanning the gated RNN and AttentionRNN(1, 2, 3, ∞).
+
+Steps: "forward" (the chain computed once, the loss reads h[T]), then the backward sweep t = T … 1 (one
+step per δ[t]: role "highlight" = h[t] and the edges its gradient arrived over, "gradient" = what the
+sweep has reached before), then "summary" (role "path": the strongest path back,
+`viz.attention.strongest_path`, the largest product of Jacobian norms over all paths).
+
+Graph ids: nodes "h0" … "hT", "loss"; edges "h{s}-h{t}" (step t read h[s]; weight = its attention
+weight a, 1 in the gated RNN) and "hT-loss". Series "delta": x = t (1 … T), y = ‖δ[t]‖; `Lit` cells on
+it are x values, `Write` cells 0-based point indices.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from viz import attention as A
+from viz import rnn
+from viz.story.core import Caption, Claim, Edge, Graph, Line, Lit, Node, Series, Step, Story, Write
+from viz.text import fmt_decade, fmt_sci, fmt_value
+
+MODELS = ("gated", "attention")
+FULL_STEPS = 3            # backward steps shown at full length; later ones take REST_WEIGHT
+ROUNDING = 1e-9           # relative slack for claims that hold with equality in exact arithmetic
+SLACK = 1e-6              # decades: a norm of 1.0000001 stays under the decade 1
+
+
+@dataclass(frozen=True)
+class Run:
+    """What the Story needs from one reference run (1-based times)."""
+    model: str
+    k: int | None
+    T: int
+    run: rnn.FigureRun
+    reads: tuple               # (s, t) for every state h[s] a step t read (h[0] included in the chain)
+    weights: dict              # (s, t) -> attention weight a (1.0 in the gated RNN)
+    gains: dict                # (s, t) -> ||∂h[t]/∂h[s]||_2 for real states s >= 1
+    norms: np.ndarray          # (T,) ||δ[t]||
+
+    @property
+    def ratio(self) -> float:
+        """||δ[1]|| / ||δ[T]||."""
+        return float(self.norms[0] / self.norms[-1])
+
+
+def gated_gain(gated: Run) -> float:
+    """The gated RNN's gain per step: the geometric mean of its ||J[t]||_2, t = 2..T (½ for T = 1)."""
+    gains = np.array(list(gated.gains.values()))
+    return float(np.exp(np.mean(np.log(gains)))) if gains.size else A.VANISH_GAIN
+
+
+def reference_run(model: str, k, T: int, n: int, m: int, seed: int, preset: str,
+                  gain: float = A.VANISH_GAIN) -> Run:
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)} (got {model!r})")
+    T = rnn.check_int("steps", T, 1)
+    if model == "gated":
+        run = rnn.gated_run(T, n, m, seed=seed, preset=preset)
+        reads = tuple((t - 1, t) for t in range(1, T + 1))
+        weights = {e: 1.0 for e in reads}
+        gains = rnn.edge_gains(run.trace)
+    else:
+        run = A.comparison_run(T, n, k, seed=seed, preset=preset, gain=gain)
+        tr, reads, weights = run.trace, [], {}
+        for t in range(1, T + 1):
+            for lag, present, a in zip(tr.lags[t - 1], tr.present[t - 1], tr.a[t - 1]):
+                if lag >= 1 and present:
+                    reads.append((t - int(lag), t))
+                    weights[(t - int(lag), t)] = float(a)
+        reads, gains = tuple(reads), A.edge_gains(tr)
+    return Run(model, k, T, run, reads, weights, gains, np.asarray(run.grads.delta_norms, dtype=float))
+
+
+def shared_limits(gated: Run, n: int, seed: int, preset: str, gain: float) -> tuple[int, int]:
+    """Decades (lo, hi) of the log axis every BPTT figure of this preset, T, n, seed shares: they cover
+    ||δ[t]|| of the gated RNN and of AttentionRNN(k) for k = 1, 2, 3, ∞ at its gain."""
+    runs = [gated] + [reference_run("attention", k, gated.T, n, 1, seed, preset, gain) for k in (1, 2, 3, None)]
+    norms = np.concatenate([r.norms for r in runs])
+    positive = norms[norms > 0]
+    lo = math.floor(math.log10(positive.min()) + SLACK) if positive.size else -1
+    hi = max(math.ceil(math.log10(positive.max()) - SLACK) if positive.size else 0, lo + 1)
+    return lo, hi
+
+
+def _comparison_m(m: int, preset: str) -> int:
+    return max(m, 2) if preset == "explode" else m     # the gated explode preset needs two units
+
+
+def _claim(cid, text, lhs, relation, rhs, lhs_label="", rhs_label="") -> Claim:
+    return Claim(cid, text, float(lhs), relation, float(rhs), lhs_label, rhs_label)
+
+
+def _times(ts) -> str:
+    ts = list(ts)
+    return " → ".join(f"h[{t}]" for t in ts) if len(ts) <= 5 else \
+        f"h[{ts[0]}] → h[{ts[1]}] → … → h[{ts[-2]}] → h[{ts[-1]}]"
+
+
+def _fewest_hops_path(T: int, k) -> list[int]:
+    """One path of `viz.attention.hops(k, T - 1)` hops from h[T] to h[1]: jumps of k, the rest last."""
+    if k is None:
+        return [T, 1] if T > 1 else [T]
+    path = [T]
+    while path[-1] > 1:
+        path.append(max(1, path[-1] - k))
+    return path
+
+
+def _path_gain(gains: dict, path) -> float:
+    return float(np.prod([gains.get((b, a), 0.0) for a, b in zip(path, path[1:])]))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Captions with their claims
+
+
+def _preset_caption(r: Run, preset: str, gain: float) -> Caption:
+    T, norms, k = r.T, r.norms, r.k
+    back = norms[:-1] / norms[1:] if T > 1 else np.ones(0)        # ||δ[t]|| / ||δ[t+1]||, t = 1..T-1
+    if r.model == "gated":
+        J = np.array(list(r.gains.values())) if r.gains else np.ones(1)
+        span = f"‖J[t]‖₂ = {fmt_value(J.min())} … {fmt_value(J.max())}"
+        if preset == "vanish":
+            text = (f"vanish: small weights (×0.1) make c[t] ≈ ½ and J[t] ≈ diag(c[t]): {span} < 1, "
+                    "so every step back shrinks δ.")
+            claims = [_claim("contracts", "every J[t] shrinks", J.max(), "<", 1, "max ‖J[t]‖₂"),
+                      _claim("shrinks", "every step back shrinks δ", back.max(initial=0), "<", 1,
+                             "max ‖δ[t]‖/‖δ[t+1]‖")]
+        elif preset == "survive":
+            text = (f"survive: W_c x[t] ≥ 6 keeps every gate open (c ≈ 1), so J[t] ≈ I ({span}) and "
+                    f"‖δ[t]‖ stays at {fmt_value(norms[-1])}.")
+            claims = [_claim("near-identity", "J[t] ≈ I", np.abs(J - 1).max(), "<", 0.01, "max |‖J[t]‖₂ − 1|"),
+                      _claim("survives", "‖δ[t]‖ stays at ‖δ[T]‖", np.abs(norms / norms[-1] - 1).max(), "<",
+                             0.01, "max |‖δ[t]‖/‖δ[T]‖ − 1|")]
+        else:
+            text = (f"explode: a large W_h with unsaturated gates (c = ½) makes {span} > 1, and every "
+                    "step back grows δ.")
+            claims = [_claim("expands", "every J[t] expands", J.min(), ">", 1, "min ‖J[t]‖₂"),
+                      _claim("grows", "every step back grows δ", back.min(initial=np.inf), ">", 1,
+                             "min ‖δ[t]‖/‖δ[t+1]‖")]
+        return Caption(text, tuple(c for c in claims if T > 1))
+    tr = r.run.trace
+    a1 = np.array([tr.a[t - 1][1] for t in range(2, T + 1)]) if T > 1 else np.ones(1)
+    if preset == "vanish":
+        g = fmt_value(gain)
+        if k is None:
+            text = (f"vanish at the gated RNN's gain per step, g = {g} (the geometric mean of its ‖J[t]‖₂): "
+                    f"uniform attention over every earlier state (Q = K = 0) and V = {g}·I make "
+                    f"∂h[t]/∂h[t−i] = (g/t)·I, so step t passes back g·(t−1)/t < g.")
+            per_edge = [v * t / gain for (s, t), v in r.gains.items()]
+        else:
+            text = (f"vanish at the gated RNN's gain per step, g = {g} (the geometric mean of its ‖J[t]‖₂): "
+                    f"uniform attention (Q = K = 0) and V_i = {fmt_value(gain * (k + 1) / k)}·I make every "
+                    f"∂h[t]/∂h[t−i] = (g/{k})·I: the {k} lag{'s' if k > 1 else ''} pass back g per step.")
+            per_edge = [v * k / gain for v in r.gains.values()]
+        claims = [_claim("edge-gain", "every edge has the gain the caption gives",
+                         np.abs(np.array(per_edge) - 1).max(initial=0), "<", 1e-9,
+                         "max |gain / its value − 1|")]
+    elif preset == "survive" and k is None:
+        text = ("survive: equal scores split a[t] evenly, so h[t] is the mean of the states before it and "
+                "∂h[r]/∂h[t] = I/(r−1); then δ[t] = Σ_{r>t} δ[r]/(r−1) = δ[T]/t: ‖δ[t]‖ = 1/t for t < T.")
+        t = np.arange(1, T)
+        claims = [_claim("one-over-t", "‖δ[t]‖ = ‖δ[T]‖/t for t < T",
+                         np.abs(t * norms[:-1] / norms[-1] - 1).max(initial=0), "<", 1e-4,
+                         "max |t·‖δ[t]‖/‖δ[T]‖ − 1|")]
+    elif preset == "survive":
+        text = ("survive: V_i = I and a_1 ≈ 1 copy h[t−1] into h[t]: ∂h[t]/∂h[t−1] ≈ I, and ‖δ[t]‖ "
+                f"stays at {fmt_value(norms[-1])}.")
+        claims = [_claim("copies", "a_1 ≈ 1", a1.min(), ">", 0.999, "min a_1[t]"),
+                  _claim("survives", "‖δ[t]‖ stays at ‖δ[T]‖", np.abs(norms / norms[-1] - 1).max(), "<", 1e-4,
+                         "max |‖δ[t]‖/‖δ[T]‖ − 1|")]
+    else:
+        text = ("explode: V_i = 2I doubles h[t−1], the newest and largest state, which takes the attention "
+                "(a_1 ≈ 1): ∂h[t]/∂h[t−1] ≈ 2I and ‖δ[t]‖ = 2^(T−t)·‖δ[T]‖.")
+        claims = [_claim("copies", "a_1 ≈ 1", a1.min(), ">", 0.999, "min a_1[t]"),
+                  _claim("doubles", "δ doubles at every step back", np.abs(np.log2(back) - 1).max(initial=0),
+                         "<", 1e-4, "max |log2(‖δ[t]‖/‖δ[t+1]‖) − 1|")]
+    return Caption(text, tuple(c for c in claims if T > 1))
+
+
+def _path_caption(r: Run, path: list[int], gain: float) -> Caption:
+    T = r.T
+    if T == 1:
+        return Caption("The loss reads h[1] directly: δ[1] = ∂ℓ/∂h[1].",
+                       (_claim("direct", "‖δ[1]‖ = ‖∂ℓ/∂h[1]‖ = 1", abs(r.norms[0] - 1), "<", 1e-12),))
+    hops = len(path) - 1
+    if r.model == "gated":
+        return Caption(
+            f"One way back: the chain {_times(path)}, {hops} hops (yellow); the product of its ‖J[t]‖₂, "
+            f"{fmt_sci(gain)}, bounds ‖δ[1]‖/‖δ[{T}]‖ = {fmt_sci(r.ratio)}.",
+            (_claim("hops", "the chain has T − 1 hops", hops, "==", T - 1),
+             _claim("bound", "the chain's gain bounds ‖δ[1]‖/‖δ[T]‖", r.ratio, "<=", gain * (1 + ROUNDING))))
+    fewest = A.hops(r.k, T - 1)
+    shortcut = _fewest_hops_path(T, r.k)
+    if hops == fewest:
+        return Caption(
+            f"The strongest path back (yellow: the largest product of the norms ‖∂h[t]/∂h[t−i]‖₂ over all "
+            f"paths, {fmt_sci(gain)}) takes {hops} hop{'s' if hops > 1 else ''}, the fewest possible: "
+            f"{_times(path)}.",
+            (_claim("fewest-hops", "the strongest path takes the fewest hops", hops, "==", fewest),))
+    return Caption(
+        f"The strongest path back is the {hops}-hop chain {_times(path)} (yellow, gain {fmt_sci(gain)}), "
+        f"not the {fewest}-hop shortcut over skip edges (gain {fmt_sci(_path_gain(r.gains, shortcut))}): "
+        "the skip edges get almost no attention.",
+        (_claim("chain-beats-shortcut", "the chain carries more than the shortcut", gain, ">",
+                _path_gain(r.gains, shortcut), "strongest path's gain", "fewest-hops path's gain"),))
+
+
+def _comparison_caption(r: Run, gated: Run, preset: str, gain: float) -> Caption | None:
+    """AttentionRNN against the gated RNN at the same gain per step (vanish): do skip paths help?"""
+    if r.model != "attention" or preset != "vanish" or r.T < 3:
+        return None
+    a, g, span = r.ratio, gated.ratio, "∞" if r.k is None else str(r.k)
+    same = _claim("same-gain", "no step passes back more than the gated RNN's gain per step",
+                  A.step_gains(r.run.trace).max(), "<=", gain * (1 + ROUNDING),
+                  "max ‖Σ_i ∂h[t]/∂h[t−i]‖₂", "geometric mean of the gated RNN's ‖J[t]‖₂")
+    if r.k == 1:
+        return Caption(
+            f"AttentionRNN(1) has no skip edges: at the gated RNN's gain per step it keeps ‖δ[1]‖/‖δ[{r.T}]‖ = "
+            f"{fmt_sci(a)}, the product of the gated RNN's ‖J[t]‖₂, which bounds the gated RNN's {fmt_sci(g)}.",
+            (same, _claim("chain-bound", "the chain's product bounds the gated RNN's ratio", g, "<=",
+                          a * (1 + ROUNDING), "gated RNN ‖δ[1]‖/‖δ[T]‖", "AttentionRNN(1) ‖δ[1]‖/‖δ[T]‖")))
+    if a > g:
+        return Caption(
+            f"Skip paths keep the gradient: at the same gain per step, AttentionRNN({span}) keeps "
+            f"‖δ[1]‖/‖δ[{r.T}]‖ = {fmt_sci(a)}, the gated RNN {fmt_sci(g)} ({fmt_value(a / g, integer=True)}× more).",
+            (same, _claim("skip-paths-keep-gradient", "skip paths keep more of the gradient", a, ">", g,
+                          f"AttentionRNN({span}) ‖δ[1]‖/‖δ[T]‖", "gated RNN ‖δ[1]‖/‖δ[T]‖")))
+    return Caption(
+        f"At T = {r.T} the skip edges do not yet keep more than the gated RNN: ‖δ[1]‖/‖δ[{r.T}]‖ = "
+        f"{fmt_sci(a)} against {fmt_sci(g)}.",
+        (same, _claim("skip-paths-not-yet", "no more than the gated RNN", a, "<=", g)))
+
+
+def _axis_caption(r: Run, lo: int, hi: int) -> Caption:
+    positive = r.norms[r.norms > 0]
+    return Caption(
+        f"The bars share one log axis, {fmt_decade(lo)} … {fmt_decade(hi)}, with every BPTT figure of this "
+        "preset, T, n and seed (gated RNN and AttentionRNN(1, 2, 3, ∞)), so they can be compared.",
+        (_claim("axis-low", "every bar is above the axis' bottom (to 1e−6 of a decade)",
+                math.log10(positive.min()), ">=", lo - SLACK, "log10 min ‖δ[t]‖"),
+         _claim("axis-high", "every bar is below the axis' top (to 1e−6 of a decade)",
+                math.log10(positive.max()), "<=", hi + SLACK, "log10 max ‖δ[t]‖")))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The story
+
+
+def _title(model: str, k, T: int, n: int, m: int) -> str:
+    if model == "gated":
+        return f"Backpropagation through time: gated RNN (n = {n}, m = {m}), T = {T}"
+    return f"Backpropagation through time: AttentionRNN({'∞' if k is None else k}) (n = {n}), T = {T}"
+
+
+FORMULAS = {
+    "gated": ("δ[t] = J[t+1]ᵀ δ[t+1]",
+              "J[t] = diag(c[t]) + diag(c[t] ⊙ (1 − c[t]) ⊙ (h[t−1] − u[t])) W_h"),
+    "attention": ("δ[t] = Σᵢ (∂h[t+i]/∂h[t])ᵀ δ[t+i]",
+                  "∂h[t]/∂h[t−i] = aᵢ [Vᵢ + (vᵢ − h[t]) h[t−i]ᵀ (Qᵢᵀ Kᵢ + Kᵢᵀ Qᵢ)]"),
+}
+
+
+def _model_caption(r: Run) -> Caption:
+    if r.model == "gated":
+        return Caption(f"Gated RNN, T = {r.T}: one way back, through the T − 1 Jacobians J[t] = ∂h[t]/∂h[t−1]; "
+                       "the loss ℓ reads h[T] only.")
+    if r.k is None:
+        reach = "every earlier state"
+    else:
+        reach = {1: "h[t−1]", 2: "h[t−1], h[t−2]"}.get(r.k, f"h[t−1] … h[t−{r.k}]")
+    return Caption(f"AttentionRNN({'∞' if r.k is None else r.k}), T = {r.T}: h[t] attends to x[t] and {reach}; "
+                   "δ[t] sums the gradients of the steps that read h[t]. Arcs are skip edges, drawn with "
+                   "opacity ∝ their attention weight a; the loss ℓ reads h[T] only.")
+
+
+def _edge_id(s: int, t) -> str:
+    return f"h{s}-{'loss' if t == 'loss' else f'h{t}'}"
+
+
+def _delta_line(r: Run, t: int, sources: list[int]) -> Line:
+    if t == r.T:
+        return Line(f"δ[{t}] = ∂ℓ/∂h[{t}]", "gradient")
+    if r.model == "gated":
+        return Line(f"δ[{t}] = J[{t + 1}]ᵀ δ[{t + 1}]", "gradient")
+    if len(sources) <= 2:
+        return Line(f"δ[{t}] = " + " + ".join(f"(∂h[{u}]/∂h[{t}])ᵀ δ[{u}]" for u in sources), "gradient")
+    return Line(f"δ[{t}] = Σ (∂h[u]/∂h[{t}])ᵀ δ[u] over u = {sources[0]} … {sources[-1]}", "gradient")
+
+
+def _norm_line(r: Run, t: int) -> Line:
+    norm = float(r.norms[t - 1])
+    if t == r.T:
+        return Line(f"‖δ[{t}]‖ = {fmt_sci(norm)}", "gradient", (norm,))
+    factor = norm / float(r.norms[t])
+    return Line(f"‖δ[{t}]‖ = {fmt_sci(norm)}   (×{fmt_sci(factor)} of ‖δ[{t + 1}]‖)", "gradient",
+                (norm, factor))
+
+
+def rest_weight(T: int) -> float:
+    """Duration weight of the backward steps after the first FULL_STEPS: the sweep stays short."""
+    return min(0.5, max(0.25, 4.0 / max(T - FULL_STEPS, 1)))
+
+
+def bptt_story(values: dict) -> Story:
+    """The Story of `viz animate bptt` for validated values (model, k, steps, preset, n, m, seed)."""
+    model, k, T = values.get("model", "gated"), values.get("k", 2), values.get("steps", 12)
+    preset, n, m, seed = values.get("preset", "vanish"), values.get("n", 3), values.get("m", 3), values.get("seed", 0)
+    k = k if model == "attention" else None
+    gated = reference_run("gated", None, T, n, _comparison_m(m, preset), seed, preset)
+    gain = gated_gain(gated)
+    r = gated if model == "gated" else reference_run(model, k, T, n, m, seed, preset, gain)
+    T = r.T
+    lo, hi = shared_limits(gated, n, seed, preset, gain)
+    path, path_gain = A.strongest_path(r.gains, T) if T > 1 else ([1], 1.0)
+
+    nodes = [Node("h0", "h[0]", "muted", 0)] + [Node(f"h{t}", f"h[{t}]", "hidden", t) for t in range(1, T + 1)]
+    nodes.append(Node("loss", "ℓ", "loss", T + 1))
+    edges = [Edge(_edge_id(s, t), f"h{s}", f"h{t}", "hidden", "", r.weights[(s, t)]) for s, t in r.reads]
+    edges.append(Edge(_edge_id(T, "loss"), f"h{T}", "loss", "loss"))
+    decades = range(lo, hi + 1)
+    series = Series("delta", "‖δ[t]‖, log scale", "gradient", tuple(float(t) for t in range(1, T + 1)),
+                    tuple(float(v) for v in r.norms), "log", limits=(10.0 ** lo, 10.0 ** hi),
+                    ticks=tuple(10.0 ** d for d in decades), tick_labels=tuple(fmt_decade(d) for d in decades))
+
+    p_T = float(np.linalg.norm(r.run.dl_dh[-1]))
+    steps = [Step("forward", "forward", f"Forward: h[1] … h[{T}] from x[1] … x[{T}] (h[0] = 0); the loss ℓ "
+                  f"reads h[{T}].", part="forward",
+                  lit=(Lit("graph", "hidden", tuple(f"h{t}" for t in range(1, T + 1)) + tuple(e.id for e in edges[:-1])),
+                       Lit("graph", "loss", ("loss", edges[-1].id))),
+                  lines=(Line(f"forward: h[1] … h[{T}] computed, ℓ reads h[{T}]"),
+                         Line(f"‖∂ℓ/∂h[{T}]‖ = {fmt_sci(p_T)}", "loss", (p_T,))))]
+    done: list[str] = []
+    for i, t in enumerate(range(T, 0, -1)):
+        sources = sorted(u for s, u in r.reads if s == t)
+        incoming = [_edge_id(t, u) for u in sources] + ([_edge_id(T, "loss")] if t == T else [])
+        norm = float(r.norms[t - 1])
+        steps.append(Step(
+            f"delta-{t}", f"δ[{t}]", f"Back to h[{t}]: ‖δ[{t}]‖ = {fmt_sci(norm)}"
+            + ("" if t == T else f", from δ at {', '.join(f'h[{u}]' for u in sources)}") + ".",
+            part="bptt", weight=1.0 if i < FULL_STEPS else rest_weight(T),
+            lit=(Lit("graph", "highlight", (f"h{t}", *incoming)), Lit("graph", "gradient", tuple(done)),
+                 Lit("delta", "highlight", (float(t),)),
+                 Lit("delta", "gradient", tuple(float(u) for u in range(t + 1, T + 1)))),
+            lines=(_delta_line(r, t, sources), _norm_line(r, t)),
+            writes=(Write("delta", (t - 1,), norm, fmt_sci(norm)),),
+            data={"t": t, "norm": norm, "sources": sources}))
+        done += [f"h{t}", *incoming]
+    path_ids = tuple(f"h{t}" for t in path) + tuple(_edge_id(b, a) for a, b in zip(path, path[1:]))
+    if T == 1:
+        summary = (Line(f"the loss reads h[1] directly: ‖δ[1]‖ = {fmt_sci(r.norms[0])}", "highlight",
+                        (float(r.norms[0]),)),)
+    else:
+        hops = len(path) - 1
+        summary = (Line(f"‖δ[1]‖ / ‖δ[{T}]‖ = {fmt_sci(r.ratio)}", "highlight", (r.ratio,)),
+                   Line(f"strongest path back: {_times(path)}, {hops} hop{'s' if hops > 1 else ''}, "
+                        f"gain {fmt_sci(path_gain)}", "path", (float(hops), path_gain)))
+    steps.append(Step("summary", "the way back", summary[-1].text[0].upper() + summary[-1].text[1:] + ".",
+                      part="summary", weight=1.5,
+                      lit=(Lit("graph", "gradient", tuple(c for c in done if c not in path_ids)),
+                           Lit("graph", "path", path_ids)),
+                      lines=summary, data={"path": path, "gain": path_gain}))
+
+    captions = [_model_caption(r), _preset_caption(r, preset, gain), _path_caption(r, path, path_gain)]
+    comparison = _comparison_caption(r, gated, preset, gain)
+    captions += ([comparison] if comparison else []) + [_axis_caption(r, lo, hi)]
+    name = "gated RNN" if model == "gated" else f"AttentionRNN({'∞' if k is None else k})"
+    alt = (f"Bar chart on a log scale under the unrolled {name}: ‖δ[t]‖ for t = {T} … 1 with the {preset} "
+           f"preset, from {fmt_sci(r.norms[-1])} at t = {T} to {fmt_sci(r.norms[0])} at t = 1"
+           + (f"; the strongest path back, {len(path) - 1} hops, in yellow." if T > 1 else "."))
+    params = {"model": model, "k": k, "steps": T, "preset": preset, "n": n, "m": m, "seed": seed}
+    return Story("animate bptt", params, _title(model, k, T, n, m), FORMULAS[model],
+                 graph=Graph(tuple(nodes), tuple(edges)), series=(series,), steps=tuple(steps),
+                 captions=tuple(captions), alt=alt, description=" ".join(c.text for c in captions))
