@@ -264,5 +264,5 @@ def refusal(story) -> str | None:
             what = {pp.number_size: "numbers in cells", pp.text_size: "the products lines",
                     pp.index_size: "the position labels"}[min(pp.number_size, pp.text_size, pp.index_size)]
             return (f"too large to draw legibly: {what} of the {PART_NAMES.get(part, part)} part would be "
-                    f"{px:.0f} px tall at 1080p (at least {style.MIN_GLYPH_PX} px)")
+                    f"{px:.1f} px tall at 1080p (at least {style.MIN_GLYPH_PX} px)")
     return None
