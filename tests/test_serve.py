@@ -21,7 +21,7 @@ from viz import conv
 from viz.app import cli, registry as figures, serve
 
 HAVE_DIAGRAMS = importlib.util.find_spec("diagrams.figures") is not None
-CHROMIUM = "/usr/bin/chromium"
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def request(srv, method, path, body=None, headers=None):
 
 def api(srv, figure, params, theme="light"):
     status, _, data = request(srv, "POST", "/api/render",
-                              json.dumps({"figure": figure, "params": params, "theme": theme}))
+                              json.dumps({"figure": figure, "params": params, "theme": theme}), JSON)
     return status, json.loads(data)
 
 
@@ -65,42 +65,40 @@ def cli_error(capsys, argv) -> str:
 # Answers
 
 
+@pytest.mark.parametrize("mode, kind", [("forward", "animate conv"), ("backward", "animate conv-backward"),
+                                        ("transposed", "animate conv-backward")])
 @pytest.mark.parametrize("params", [
     {},
     {"input": "7", "channels": "5", "kernel": "3", "stride": "2"},
-    {"input": "7x7", "channels": "1", "kernel": "3", "stride": "2", "dilation": "2", "padding": "2"},
     {"input": "6x5", "channels": "2", "kernel": "2x3", "stride": "1x2", "padding": "1:0x0:2", "values": "float"},
-    {"input": "9", "channels": "3", "kernel": "4", "stride": "3", "padding": "same" if False else "1"},
 ])
-def test_conv_answer_is_the_reference(params):
-    answer = serve.render_answer("conv", params)
-    values = figures.get("animate conv").validate(params)
-    g = conv.conv_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
-                           values["dilation"])
-    c = answer["conv"]
-    assert c["out_shape"] == list(g.out_shape) and c["in_shape"] == list(g.in_shape)
-    assert answer["formula"][0].startswith(f"output {'×'.join(map(str, g.out_shape))} ")
-    for a in range(g.ndim):
-        assert any(g.formula(a) in line for line in answer["formula"])
-    # every window: the taps of viz.conv.windows, shifted into the padded grid the page draws
-    win = conv.windows(g.in_shape, g.kernel, g.stride, g.padding, g.dilation)
-    lo = np.array([p[0] for p in g.padding])
-    assert len(c["steps"]) == int(np.prod(g.out_shape))
-    for step, o in zip(c["steps"], np.ndindex(*g.out_shape)):
-        assert step["out"] == list(o)
-        assert step["taps"] == (win.indices[o].reshape(-1, g.ndim) + lo).tolist()
-        assert step["padding"] == win.is_padding[o].ravel().tolist()
-    # the values: an independent sum over the drawn taps equals the reference's output
-    data = example_data(g.in_shape, values["channels"], g.kernel, g.out_shape, values["seed"], values["values"])
-    xp, w = conv.pad(data["x"], g.padding), data["w"]
-    integer = values["values"] == "int"
-    y = conv.conv(data["x"], w, stride=g.stride, padding=g.padding, dilation=g.dilation)[0]
-    for step, o in zip(c["steps"], np.ndindex(*g.out_shape)):
-        total = sum(w[(0, ch, *j)] * xp[(ch, *t)] for ch in range(values["channels"])
-                    for j, t in zip(np.ndindex(*g.kernel), step["taps"]))
-        assert step["y"] == fmt_value(total, integer) == fmt_value(y[o], integer)
-    assert c["x"][0] == [fmt_value(v, integer) for v in xp[0].ravel()]
-    assert c["never_read"] == [[int(v) + int(p) for v, p in zip(idx, lo)] for idx in win.never_read]
+def test_conv_answer_is_the_story(mode, kind, params):
+    """The page draws the kind's Story itself (no copy of the windows here), and its formula."""
+    answer = serve.render_answer("conv", params, mode=mode)
+    k = figures.get(kind)
+    want = k.build_story(k.validate(params)).to_dict()
+    assert answer["story"] == want
+    assert answer["formula"] == want["formula"] and answer["mode"] == mode
+    assert answer["view"]["part"] == ("grad_x" if mode == "transposed" else "")
+    json.dumps(answer, allow_nan=False)          # plain JSON, no NaN
+
+
+def test_no_copy_of_the_conv_logic_is_left():
+    import inspect
+
+    source = inspect.getsource(serve.answers)
+    assert "windows(" not in source and "MAX_TERMS_INLINE" not in source and "conv_payload" not in source
+
+
+def test_unused_parameters_are_named():
+    kind = figures.get("diagram attention-rnn")
+    assert "base_case" in serve.unused_params(kind, kind.validate({"k": "inf"}))
+    assert "base_case" not in serve.unused_params(kind, kind.validate({"k": "2"}))
+    assert "steps" in serve.unused_params(kind, kind.validate({"view": "cell"}))
+    bptt = figures.get("animate bptt")
+    assert "k" in serve.unused_params(bptt, bptt.validate({"model": "gated"}))
+    with pytest.raises(serve.BadRequest, match="--mode: must be one of forward, backward, transposed"):
+        serve.render_answer("conv", {}, mode="sideways")
 
 
 @pytest.mark.parametrize("argv, params", [
@@ -133,6 +131,8 @@ def test_bad_figure_and_params_are_rejected():
             serve.render_answer(figure, params)
     # hidden parameters (quality) are fixed by the page, and ignored if sent
     assert "quality" not in serve.render_answer("conv", {"quality": "high"})["params"]
+    with pytest.raises(serve.BadRequest, match="--theme: must be one of light, dark"):
+        serve.render_answer("conv", {}, theme=["dark"])
 
 
 def test_explorer_lists_the_figures_with_registry_params():
@@ -148,14 +148,15 @@ def test_explorer_lists_the_figures_with_registry_params():
     assert att["k"]["type"] == "k" and "view" in att and "theme" not in att
 
 
-def test_bptt_is_shown_as_the_backward_diagram(monkeypatch):
+def test_bptt_diagram_mode_is_the_backward_diagram(monkeypatch):
     calls = []
-    monkeypatch.setattr(serve, "diagram_svg", lambda key, values: calls.append((key, values)) or "<svg/>")
-    answer = serve.render_answer("bptt", {"model": "gated", "preset": "explode", "steps": "8"}, theme="dark")
+    monkeypatch.setattr(serve.answers, "diagram_svg", lambda key, values: calls.append((key, values)) or "<svg/>")
+    answer = serve.render_answer("bptt", {"model": "gated", "preset": "explode", "steps": "8"}, theme="dark",
+                                 mode="diagram")
     key, values = calls[0]
     assert key == "diagram gated-rnn" and values["view"] == "backward" and values["preset"] == "explode"
     assert values["steps"] == 8 and values["theme"] == "dark" and answer["svg"] == "<svg/>"
-    serve.render_answer("bptt", {"model": "attention", "k": "inf", "steps": "5"})
+    serve.render_answer("bptt", {"model": "attention", "k": "inf", "steps": "5"}, mode="diagram")
     key, values = calls[1]
     assert key == "diagram attention-rnn" and values["k"] is None and values["view"] == "backward"
 
@@ -183,11 +184,11 @@ def test_serves_the_page_and_its_assets_only(server):
 def test_survives_bad_requests(server):
     port = server.server_address[1]
     cases = [
-        ("POST", "/api/render", b"{not json", {}, 400),
-        ("POST", "/api/render", b"[1, 2]", {}, 400),
-        ("POST", "/api/render", b"\xff\xfe", {}, 400),
-        ("POST", "/api/render", json.dumps({"figure": "nope"}).encode(), {}, 400),
-        ("POST", "/api/render", json.dumps({"figure": "conv", "params": {"stride": "0"}}).encode(), {}, 400),
+        ("POST", "/api/render", b"{not json", JSON, 400),
+        ("POST", "/api/render", b"[1, 2]", JSON, 400),
+        ("POST", "/api/render", b"\xff\xfe", JSON, 400),
+        ("POST", "/api/render", json.dumps({"figure": "nope"}).encode(), JSON, 400),
+        ("POST", "/api/render", json.dumps({"figure": "conv", "params": {"stride": "0"}}).encode(), JSON, 400),
         ("PUT", "/api/render", b"{}", {}, 405),
         ("DELETE", "/", None, {}, 405),
         ("GET", "/api/render?figure=conv&stride=0", None, {}, 400),
@@ -200,6 +201,7 @@ def test_survives_bad_requests(server):
     # a huge body is refused before it is read
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.putrequest("POST", "/api/render")
+    conn.putheader("Content-Type", "application/json")
     conn.putheader("Content-Length", str(50 * 1024 * 1024))
     conn.endheaders()
     res = conn.getresponse()
@@ -213,12 +215,12 @@ def test_survives_bad_requests(server):
             answer = b""
             while chunk := s.recv(4096):
                 answer += chunk
-        assert b'{"error": ' in answer and b"Traceback" not in answer
+        assert b'{"error":' in answer and b"Traceback" not in answer
     idle = socket.create_connection(("127.0.0.1", port), timeout=10)
     # still serving, promptly, while the idle connection is open
     start = time.perf_counter()
     status, _, data = request(server, "GET", "/api/render?figure=conv&stride=3")
-    assert status == 200 and json.loads(data)["conv"]["out_shape"] == [2]
+    assert status == 200 and json.loads(data)["story"]["grids"][2]["shape"] == [2]
     assert time.perf_counter() - start < 5
     idle.close()
 
@@ -234,105 +236,6 @@ def test_port_in_use_is_a_clear_error(server):
         serve.make_server(server.server_address[1])
 
 
-# ---------------------------------------------------------------------------------------------------
-# The page in a real browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (./tasks test installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        yield b
-        b.close()
-
-
-@pytest.mark.browser
-def test_explorer_in_chromium(server, browser, tmp_path, capsys):
-    from playwright.sync_api import expect
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server.url + "#conv")
-    first_line = page.locator("#formula div").first
-    page.wait_for_selector("#conv-svg")
-    assert first_line.inner_text().startswith("output 3 ")
-    assert page.inner_text("#position") == "window 1 of 3"
-    before = page.locator("#conv-svg").evaluate("n => n.outerHTML")
-
-    # change the stride: the output shape, the formula and the drawing follow
-    page.fill("#p-stride", "1")
-    expect(first_line).to_have_text(re.compile(r"^output 5 "))
-    assert "floor((7 + 0 + 0 - 1*(3-1) - 1)/1) + 1 = 5" in page.inner_text("#formula")
-    assert page.inner_text("#position") == "window 1 of 5"
-    after = page.locator("#conv-svg").evaluate("n => n.outerHTML")
-    assert after != before
-    assert page.inner_text("#command") == "viz animate conv --stride 1"
-
-    # step through the windows
-    page.click("#next")
-    page.click("#next")
-    assert page.inner_text("#position") == "window 3 of 5"
-    assert page.inner_text("#step-text").startswith("y[3] = ")
-    assert "reads x at 3, 4, 5" in page.inner_text("#step-text")
-    page.click("#prev")
-    assert page.inner_text("#position") == "window 2 of 5"
-
-    # the slider for all axes drives the same parameter
-    page.locator('input[type=range][data-for="stride"]').fill("3")
-    expect(first_line).to_have_text(re.compile(r"^output 2 "))
-    assert page.input_value("#p-stride") == "3"
-
-    # an invalid value: the CLI's message in the page, the field marked, the page still usable
-    want = cli_error(capsys, ["animate", "conv", "--stride", "0", "-o", str(tmp_path / "x.mp4")])
-    page.fill("#p-stride", "0")
-    page.wait_for_selector("#error:not([hidden])")
-    assert page.inner_text("#error") == want
-    assert page.get_attribute('.row[data-param="stride"]', "class") == "row invalid"
-    want = cli_error(capsys, ["animate", "conv", "--kernel", "9", "-o", str(tmp_path / "x.mp4")])
-    page.fill("#p-stride", "2")
-    page.fill("#p-kernel", "9")
-    expect(page.locator("#error")).to_have_text(want)
-    page.fill("#p-kernel", "3")
-    page.wait_for_selector("#error", state="hidden")
-    assert first_line.inner_text().startswith("output 3 ")
-    assert page.locator(".row.invalid").count() == 0
-
-    # 2-D with padding and dilation: never-read cells are marked
-    page.fill("#p-input", "7x7")
-    page.fill("#p-dilation", "2")
-    page.fill("#p-padding", "2")
-    expect(first_line).to_have_text(re.compile(r"^output 4×4 "))
-    assert page.locator("#conv-svg rect.never").count() > 0
-    page.screenshot(path=str(tmp_path / "explorer-conv.png"))
-
-    if HAVE_DIAGRAMS:
-        page.click('#figures button[data-id="gated"]')
-        page.wait_for_selector("#diagram")
-        src = page.get_attribute("#diagram", "src")
-        assert src.startswith("data:image/svg+xml")
-        page.locator('input[type=range]#p-steps').fill("6")
-        expect(page.locator("#diagram")).not_to_have_attribute("src", src)
-        page.select_option("#p-view", "backward")
-        expect(page.locator("#command")).to_contain_text("--view backward")
-        # the weight scale only matters without a preset (the registry's Param.applies)
-        expect(page.locator('[data-param="scale"]')).to_be_visible()
-        page.select_option("#p-preset", "explode")
-        expect(page.locator('[data-param="scale"]')).to_be_hidden()
-        page.click('#figures button[data-id="bptt"]')
-        expect(page.locator('[data-param="k"]')).to_be_hidden()          # model gated: no k
-        expect(page.locator('[data-param="m"]')).to_be_visible()
-        page.select_option("#p-model", "attention")
-        expect(page.locator('[data-param="k"]')).to_be_visible()
-        expect(page.locator('[data-param="m"]')).to_be_hidden()
-    assert errors == []
-    page.close()
-
-
 @pytest.mark.parametrize("figure, params, expected", [
     ("gated", {"n": "2", "m": "4"}, ["x[t] ∈ ℝ^2,  h[t], c[t] ∈ ℝ^4;  W_c 4×2, W_x 4×2 (m×n),  W_h 4×4 (m×m)"]),
     ("attention", {"k": "2"}, ["Q, K, V each 3×3×3;  a[t] ∈ ℝ^3;"]),      # MATH.md §4: a[t] in R^3 for k = 2
@@ -340,7 +243,7 @@ def test_explorer_in_chromium(server, browser, tmp_path, capsys):
     ("attention", {"k": "3", "base_case": "mask", "steps": "2"}, ["a[1] ∈ ℝ^1 … a[2] ∈ ℝ^2"]),
 ])
 def test_rnn_shapes_come_from_the_reference(monkeypatch, figure, params, expected):
-    monkeypatch.setattr(serve, "diagram_svg", lambda key, values: "<svg/>")
+    monkeypatch.setattr(serve.answers, "diagram_svg", lambda key, values: "<svg/>")
     line = serve.render_answer(figure, params)["formula"][0]
     for text in expected:
         assert text in line
@@ -376,3 +279,224 @@ def test_viz_serve_command_starts_and_stops():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Safe on a shared desktop: other web pages, malformed requests, slow clients, memory
+
+
+def raw_exchange(srv, data: bytes, wait: float = 10) -> bytes:
+    with socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=wait) as s:
+        s.sendall(data)
+        answer = b""
+        try:
+            while chunk := s.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    return answer
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_other_web_pages_are_refused(server):
+    port = server.server_address[1]
+    body = json.dumps({"figure": "conv", "params": {}}).encode()
+    own = f"http://127.0.0.1:{port}"
+    cases = [
+        # the attack of the issue: a cross-origin text/plain POST (no preflight needed)
+        ("POST", "/api/render", {"Origin": "http://evil.com", "Content-Type": "text/plain"}, 403),
+        ("POST", "/api/render", {"Origin": "http://evil.com", **JSON}, 403),
+        ("POST", "/api/render", {"Content-Type": "text/plain"}, 415),         # needs a preflight: never granted
+        ("POST", "/api/render", {"Content-Type": "application/x-www-form-urlencoded"}, 415),
+        ("POST", "/api/render", {"Origin": "null", **JSON}, 403),
+        ("POST", "/api/render", {"Origin": f"http://127.0.0.1:{port + 1}", **JSON}, 403),   # another local page
+        ("POST", "/api/render", {"Sec-Fetch-Site": "cross-site", **JSON}, 403),
+        ("GET", "/api/render?figure=conv", {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}, 403),
+        ("GET", "/api/render?figure=conv", {"Sec-Fetch-Site": "same-site"}, 403),
+        ("GET", "/api/explorer", {"Origin": "http://evil.com"}, 403),
+        ("GET", "/static/explorer.js", {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Dest": "script"}, 403),
+        ("OPTIONS", "/api/render", {"Origin": "http://evil.com", "Access-Control-Request-Method": "POST"}, 403),
+        ("OPTIONS", "/api/render", {}, 405),
+        # this page, curl, and a link to the page from elsewhere are fine
+        ("POST", "/api/render", {"Origin": own, "Sec-Fetch-Site": "same-origin", **JSON}, 200),
+        ("POST", "/api/render", {"Origin": f"http://localhost:{port}", **JSON}, 200),
+        ("POST", "/api/render", JSON, 200),
+        ("GET", "/api/render?figure=conv", {}, 200),
+        ("GET", "/", {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}, 200),
+    ]
+    for method, path, headers, want in cases:
+        status, got, data = request(server, method, path, body if method == "POST" else None, headers)
+        assert status == want, (method, path, headers, data[:200])
+        assert "Access-Control-Allow-Origin" not in got
+        if want != 200:
+            assert "error" in json.loads(data)
+
+
+def test_every_malformed_request_answers_4xx(server):
+    post = lambda body, extra=b"": (b"POST /api/render HTTP/1.1\r\nHost: 127.0.0.1\r\n"   # noqa: E731
+                                    b"Content-Type: application/json\r\n" + extra +
+                                    b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    cases = {
+        "deeply nested JSON": post(b"[" * 100_000 + b"]" * 100_000),
+        "nested object": post(b'{"figure": "conv", "params": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_001),
+        "NaN": post(b'{"figure": "conv", "params": {"stride": NaN}}'),
+        "Infinity": post(b'{"figure": "conv", "params": {"seed": -Infinity}}'),
+        "huge integer": post(b'{"figure": "conv", "params": {"seed": ' + b"9" * 5000 + b"}}"),
+        "figure a list": post(b'{"figure": ["conv"]}'),
+        "theme an object": post(b'{"figure": "conv", "theme": {"a": 1}}'),
+        "mode a number": post(b'{"figure": "conv", "mode": 3}'),
+        "params a string": post(b'{"figure": "conv", "params": "stride=2"}'),
+        "value null": post(b'{"figure": "conv", "params": {"stride": null}}'),
+        "value a list": post(b'{"figure": "conv", "params": {"stride": [1, 2]}}'),
+        "not UTF-8": post(b'{"figure": "\xff"}'),
+        "no Content-Length": b"POST /api/render HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\r\n{}",
+        "negative Content-Length": b"POST /api/render HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                                   b"\r\nContent-Length: -5\r\n\r\n{}",
+        "Content-Length not a number": b"POST /api/render HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                                       b"application/json\r\nContent-Length: 1e3\r\n\r\n{}",
+        "chunked": b"POST /api/render HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        "too large": b"POST /api/render HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 99999999\r\n\r\n",
+        "header line too long": b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: " + b"a" * 70_000 + b"\r\n\r\n",
+        "too many headers": b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-A: 1\r\n" * 200 + b"\r\n",
+        "bad request line": b"HELLO\r\n\r\n",
+        "bad version": b"GET / HTTP/9.9\r\n\r\n",
+        "binary": b"\x00\x01GARBAGE \xff\r\n\r\n",
+        "no Host": b"GET /api/explorer HTTP/1.1\r\n\r\n",
+        "bad percent-encoding": b"GET /api/render?figure=conv&stride=%ZZ%00 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        "unknown method": b"BREW /api/render HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    }
+    for name, data in cases.items():
+        answer = raw_exchange(server, data)
+        assert answer, name
+        assert 400 <= status_of(answer) < 500, (name, answer[:300])
+        assert b'{"error":' in answer and b"Traceback" not in answer, name
+    # a body shorter than its Content-Length: 400 within BODY_IDLE (it was a 500 after 15 s)
+    with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as s:
+        start = time.perf_counter()
+        s.sendall(b"POST /api/render HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100\r\n\r\n{\"figure\": ")
+        answer = s.recv(65536)
+        assert status_of(answer) == 400 and b"shorter than its Content-Length" in answer
+        assert time.perf_counter() - start < serve.http.BODY_IDLE + 1.5
+
+
+def test_slow_clients_hold_no_thread(monkeypatch):
+    """40 clients trickling one header byte every 0.25 s: more than the worker threads, yet light
+    requests answer within 0.5 s each, and each slow client gets 408 after HEAD_TIMEOUT."""
+    monkeypatch.setattr(serve.http, "HEAD_TIMEOUT", 2.5)
+    srv = serve.make_server(0)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    port = srv.server_address[1]
+    slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(40)]
+    assert len(slow) > serve.http.WORKERS
+    stop = threading.Event()
+
+    def trickle():
+        head = b"GET /api/explorer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        for i in range(len(head)):
+            if stop.is_set():
+                return
+            for s in slow:
+                try:
+                    s.send(head[i:i + 1])
+                except OSError:
+                    pass
+            time.sleep(0.25)
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    sender.start()
+    try:
+        latencies = []
+        for _ in range(15):
+            start = time.perf_counter()
+            status, _, _ = request(srv, "GET", "/api/explorer")
+            latencies.append(time.perf_counter() - start)
+            assert status == 200
+            time.sleep(0.05)
+        assert max(latencies) < 0.5, latencies
+        start = time.perf_counter()
+        answer = slow[0].recv(65536)
+        assert status_of(answer) == 408, answer
+        assert time.perf_counter() - start < 3.5
+        assert threading.active_count() < 40        # no thread per client
+    finally:
+        stop.set()
+        for s in slow:
+            s.close()
+        srv.shutdown()
+        srv.server_close()
+        thread.join(5)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def test_memory_is_bounded_after_100_heavy_requests():
+    """100 distinct 0.3 MB answers (a 12×12 input, 8 channels): the cache keeps at most its byte budget
+    (here 2 MB), and the process grows by less than 16 MB after the first 10 (an entry-bounded cache
+    of these answers would keep 27 MB of them)."""
+    srv = serve.make_server(0)
+    srv.answers.close()
+    srv.answers = serve.http.AnswerCache(budget=2 * 1024 * 1024)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        def heavy(i):
+            status, answer = api(srv, "conv", {"input": "12x12", "kernel": "3", "stride": "1", "channels": "8",
+                                               "seed": str(i)})
+            assert status == 200 and len(answer["story"]["steps"]) == 101
+
+        for i in range(10):
+            heavy(i)
+        before = rss_mb()
+        pool = __import__("concurrent.futures").futures.ThreadPoolExecutor(2)
+        list(pool.map(heavy, range(10, 100)))
+        pool.shutdown()
+        grown = rss_mb() - before
+        assert srv.answers.bytes <= 2 * 1024 * 1024 and len(srv.answers.data) >= 3
+        print(f"RSS {rss_mb():.0f} MB, grew by {grown:.1f} MB over 90 heavy requests")
+        assert grown < 16, f"RSS grew by {grown:.0f} MB over 90 heavy requests"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(5)
+
+
+def test_missing_dot_answers_503_with_the_install_hint(server, monkeypatch):
+    monkeypatch.setattr(serve.answers.shutil, "which", lambda name: None)
+    status, answer = api(server, "gated", {"steps": "7"})
+    assert status == 503 and "apt-get install graphviz" in answer["error"]
+    # the convolution needs no dot
+    status, _ = api(server, "conv", {"seed": "7"})
+    assert status == 200
+
+
+def test_renders_are_bounded_in_number_and_time(monkeypatch):
+    cache = serve.http.AnswerCache(budget=1 << 20, workers=1, queue=2)
+    gate = threading.Event()
+    try:
+        slow = lambda: (gate.wait(5), (200, b"{}"))[1]   # noqa: E731
+        results = []
+        t = threading.Thread(target=lambda: results.append(cache.get("a", slow, timeout=5)))
+        t.start()
+        time.sleep(0.1)
+        with pytest.raises(serve.BadRequest, match="took longer than 0.2 s") as err:
+            cache.get("b", slow, timeout=0.2)
+        assert err.value.status == 503
+        with pytest.raises(serve.BadRequest, match="busy") as err:
+            cache.get("c", slow, timeout=0.2)
+        assert err.value.status == 503
+        gate.set()
+        t.join(5)
+        assert results == [(200, b"{}")] and cache.get("a", slow) == (200, b"{}")   # cached
+    finally:
+        gate.set()
+        cache.close()

@@ -341,6 +341,9 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             if not hasattr(self, "command") or self.command is None:
                 self.command = "GET"
+            self.request_version = "HTTP/1.1"     # a status line and headers even for an HTTP/0.9 line
+            # the client's mistakes are 4xx: an unknown method is 405, an unknown HTTP version 400
+            code = {HTTPStatus.NOT_IMPLEMENTED: 405, HTTPStatus.HTTP_VERSION_NOT_SUPPORTED: 400}.get(code, code)
             self._error(code, message or HTTPStatus(code).phrase)
         except Exception:
             pass
@@ -540,9 +543,10 @@ class ExplorerServer(HTTPServer):
 
     def server_close(self):
         super().server_close()
-        self.gate.stop()
-        self.workers.shutdown(wait=False, cancel_futures=True)
-        self.answers.close()
+        if hasattr(self, "gate"):           # not when binding failed in __init__
+            self.gate.stop()
+            self.workers.shutdown(wait=False, cancel_futures=True)
+            self.answers.close()
 
 
 def make_server(port: int = 0) -> ExplorerServer:
