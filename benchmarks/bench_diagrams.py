@@ -51,10 +51,13 @@ def main(argv=None) -> dict:
         return {"skipped": "Graphviz dot not installed"}
 
     from diagrams.figures import build_diagram, render_diagram
+    from viz.app import registry
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, kind, params in cases(args.steps):
+        for name, kind, raw in cases(args.steps):
+            params = registry.get(f"diagram {kind}").validate(
+                {k: "inf" if v is None else v for k, v in raw.items()})
             g = build_diagram(kind, params)
             nodes = len(g.nodes)
             edges = sum(e.kind != "invisible" for e in g.edges)
@@ -68,7 +71,7 @@ def main(argv=None) -> dict:
             if not args.no_cli:
                 cli_out = Path(tmp) / "cli.svg"
                 start = time.perf_counter()
-                done = subprocess.run(cli_args(kind, params, cli_out), capture_output=True, text=True, cwd=ROOT)
+                done = subprocess.run(cli_args(kind, raw, cli_out), capture_output=True, text=True, cwd=ROOT)
                 cli = time.perf_counter() - start if done.returncode == 0 and cli_out.exists() else None
                 if cli is None:
                     print(f"  cli failed for {name}: {done.stderr.strip().splitlines()[-1:]}")

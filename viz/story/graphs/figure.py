@@ -9,10 +9,10 @@ as a Story (a plain summary of the graph, the caption with its claims, alt text 
 scale, seed, annotate, theme. The backward figures read the loss at h[T] only
 (`viz.rnn.last_step_upstream`), so ‖δ[t]‖ is the size of the Jacobian product from T back to t:
 
-    δ[t] = ∂ℓ/∂h[t] + Σ_i (∂h[t+i]/∂h[t])ᵀ δ[t+i],   ratio r = ‖δ[1]‖ / ‖δ[T]‖
+    δ[t] = ∂ℓ/∂h[t] + Σ_i (∂h[t+i]/∂h[t])ᵀ δ[t+i],   per-step factor ρ = (‖δ[1]‖ / ‖δ[T]‖)^(1/(T-1))
 
-and the caption says "vanishes" when r < 10⁻², "explodes" when r > 10², "survives" otherwise, with a
-Claim holding r and the bound. Every other claim carries the numbers it rests on (gate range, softmax
+and the caption says "vanishes" when ρ < 0.9, "explodes" when ρ > 1.1, "survives" otherwise, with a
+Claim holding ρ and the bound. Every other claim carries the numbers it rests on (gate range, softmax
 sums, mass on zero states, reads of h[0], the loss's direct gradients).
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from viz.story.graphs.model import fmt_num, plain
 
 KINDS = ("gated-rnn", "attention-rnn")
 VIEWS = ("cell", "unrolled", "backward")
-VANISH, EXPLODE = 1e-2, 1e2      # bounds on ‖δ[1]‖ / ‖δ[T]‖ for "vanishes" / "explodes"
+VANISH, EXPLODE = 0.9, 1.1      # bounds on the per-step factor of ‖δ[t]‖ for "vanishes" / "explodes"
 
 # Node kinds of the graph model -> the Story's roles (one meaning, one colour in every renderer).
 ROLE = {"input": "input", "parameter": "kernel", "op": "text", "state": "output", "gate": "text",
@@ -112,8 +112,9 @@ def story(kind: str, values: dict, r, g: model.Graph) -> Story:
         lit += (Lit("graph", "gradient", tuple(n.id for n in g.nodes_of("gradient"))),)
     step = Step("figure", title, captions[0].text, lit=lit, lines=lines, part=values["view"])
     alt = f"{title}. {captions[0].text}"
+    said = {c.text.lower() for c in captions}
     description = " ".join([alt] + [c.text for c in captions[1:]] + [_inventory(g)]
-                           + [ln.text + "." for ln in lines])
+                           + [ln.text + "." for ln in lines if ln.text.lower() + "." not in said])
     return Story(kind=f"diagram {kind}", params=dict(values), title=title,
                  formula=tuple(plain(n) for n in g.notes[:1]), graph=story_graph(g), steps=(step,),
                  captions=captions, alt=alt, description=description)
@@ -145,19 +146,22 @@ def _gradient_caption(r, base: str = "") -> Caption:
     if T == 1:
         return Caption(f"One step: δ[1] = ∂ℓ/∂h[1], ‖δ[1]‖ = {_num(first)}.{base}", (direct,))
     ratio = first / last if last > 0 else float("inf")
-    if ratio < VANISH:
+    rho = ratio ** (1.0 / (T - 1))
+    if rho < VANISH:
         verdict, rel, bound = "vanishes", "<", VANISH
-    elif ratio > EXPLODE:
+    elif rho > EXPLODE:
         verdict, rel, bound = "explodes", ">", EXPLODE
     else:
         verdict, rel, bound = "survives", "<=", EXPLODE
     text = (f"The gradient {verdict} on its way back: ‖δ[t]‖ goes from {_num(last)} at t = {T} to "
-            f"{_num(first)} at t = 1, a factor {_num(ratio)} over {T - 1} steps.{base}")
-    claims = [Claim(verdict, f"the gradient {verdict}: ‖δ[1]‖ / ‖δ[T]‖ {rel} {_num(bound)}",
-                    ratio, rel, bound, "‖δ[1]‖ / ‖δ[T]‖", _num(bound)), direct]
+            f"{_num(first)} at t = 1, a factor {_num(ratio)} over {T - 1} steps "
+            f"({_num(rho)} per step).{base}")
+    label = "(‖δ[1]‖ / ‖δ[T]‖)^(1/(T-1))"
+    claims = [Claim(verdict, f"the gradient {verdict}: per-step factor {rel} {_num(bound)}",
+                    rho, rel, bound, label, _num(bound)), direct]
     if verdict == "survives":
-        claims.insert(1, Claim("survives_low", "and does not vanish: ‖δ[1]‖ / ‖δ[T]‖ ≥ 10⁻²",
-                               ratio, ">=", VANISH, "‖δ[1]‖ / ‖δ[T]‖", _num(VANISH)))
+        claims.insert(1, Claim("survives_low", f"and does not vanish: per-step factor ≥ {_num(VANISH)}",
+                               rho, ">=", VANISH, label, _num(VANISH)))
     return Caption(text, tuple(claims))
 
 
@@ -180,9 +184,10 @@ def _gated_captions(values: dict, r, g: model.Graph) -> tuple[Caption, ...]:
                    f"shared by every step, and h[0] = 0.",
                    (Claim("tied", "one weight node for all steps", float(len(g.nodes_of("parameter"))),
                           "==", 1.0, "weight nodes", "1"),))
+    shown = (tied,) if g.nodes_of("parameter") else ()      # compact backward: the gradient path only
     if values["view"] == "backward":
-        return _gradient_caption(r), tied, gates
-    return tied, gates
+        return (_gradient_caption(r),) + shown + (gates,)
+    return shown + (gates,)
 
 
 def _attention_captions(values: dict, r, g: model.Graph) -> tuple[Caption, ...]:
