@@ -234,7 +234,7 @@ def _quiet_stdout() -> None:
         pass
 
 
-@click.group(cls=VizGroup, epilog=f"{EXIT_STATUS_HELP}\n\n{COMPLETION_HELP}",
+@click.group("viz", cls=VizGroup, epilog=f"{EXIT_STATUS_HELP}\n\n{COMPLETION_HELP}",
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="viz")
 def cli():
