@@ -5,7 +5,6 @@ Everything printed comes from `viz.conv.ConvGeometry`; this module only lays it 
 from __future__ import annotations
 
 import html
-
 import json
 
 from viz import conv
@@ -21,13 +20,11 @@ def geometry(values: dict) -> conv.ConvGeometry:
 
 
 def _channels(values: dict) -> dict:
-    c, f = values.get("in_channels"), values.get("filters")
-    if c is None and f is None:
+    """The channel arguments of `ConvGeometry.to_dict`; the registry's check already made sure that
+    --in-channels and --filters come together and that --groups divides both."""
+    if values.get("in_channels") is None:
         return {}
-    if c is None or f is None:
-        raise ValueError("--in-channels and --filters go together (got only "
-                         f"{'--in-channels' if f is None else '--filters'})")
-    return {"in_channels": c, "filters": f, "groups": values.get("groups", 1)}
+    return {"in_channels": values["in_channels"], "filters": values["filters"], "groups": values.get("groups", 1)}
 
 
 def report(values: dict, fmt: str = "txt") -> str:
@@ -55,7 +52,8 @@ def report(values: dict, fmt: str = "txt") -> str:
 
 
 def render_shape(kind, values: dict, out, fmt: str) -> None:
-    """Registry renderer for `shape`: the report in txt, json or md, written atomically."""
+    """Registry renderer for `shape`: the report in txt, json or md, written atomically (or to standard
+    output for ``-``, through viz.io)."""
     write_text_atomic(out, report(values, fmt))
 
 
