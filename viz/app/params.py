@@ -47,6 +47,7 @@ class Param:
       shape            sizes per axis: ``7``, ``21x12`` (or a list in a manifest); each in [min, max]
       padding          ``2``, ``1x2`` (per axis), ``1:2x0:1`` (lo:hi per axis), ``same`` or ``valid``
       k                a positive int in [min, max], or ``inf`` (AttentionRNN(∞), stored as None)
+      list             positive ints ``1,3,5`` or ``all`` (stored as ())
     """
 
     name: str
@@ -284,6 +285,29 @@ class PaddingParam(ShapeParam, type_name="padding"):
 
     def _words(self):
         return ("same", "valid")
+
+
+class ListParam(Param, type_name="list"):
+    """Positive integers ``1,3,5`` (a list in a manifest), or ``all`` (stored as the empty tuple)."""
+    metavar = "N,N,..."
+
+    def describe_range(self) -> str:
+        return f"all, or integers like 1,3,5, each in {self.min}..{self.max}"
+
+    def _parse(self, raw):
+        if isinstance(raw, str) and raw.strip().lower() == "all" or raw == ():
+            return ()
+        parts = list(raw) if isinstance(raw, (list, tuple)) else str(raw).split(",") if isinstance(raw, str) \
+            else [raw]
+        if not parts or any(isinstance(p, str) and not p.strip() for p in parts):
+            raise self._fail(raw)
+        return tuple(self._int(raw, p) for p in parts)
+
+    def format(self, value) -> str:
+        return ",".join(str(v) for v in value) if value else "all"
+
+    def _words(self):
+        return ("all",)
 
 
 def show(raw) -> str:

@@ -385,9 +385,73 @@ TRAINING_PLOT = FigureKind(
     render="viz.app.registry:_render_plot",
 )
 
+_FIGURE_FORMATS = ("svg", "png", "pdf")
+_POSITIONS = Param("positions", "list", (), "Window positions drawn (1-based, row-major), or all.", min=1,
+                   max=4096)
+
+
+def _check_figure(values: dict) -> None:
+    """The geometry (the reference's message), then the positions against the number of panels."""
+    kind = next(k for k in (CONV_FIGURE, TRANSPOSE_FIGURE, POOL_FIGURE) if set(values) == {p.name for p in k.params})
+    try:
+        story = kind.build_story(values)
+    except ValueError as err:
+        raise ParamError("input", " ".join(str(err).split())) from None
+    first = story.steps[0].part if story.steps else ""
+    n = sum(1 for s in story.steps if s.part == first)
+    bad = [p for p in values["positions"] if p > n]
+    if bad:
+        raise ParamError("positions", f"--positions: each must be in 1..{n}, the windows of this figure (got {bad[0]})")
+
+
+CONV_FIGURE = FigureKind(
+    command="diagram", name="conv",
+    summary="Static vector figure of a convolution: small multiples of the window positions (taps, padding, output).",
+    params=_conv_params(16, (5, 5), 3, 1, channels=False, max_axes=2) + (_POSITIONS, SEED, THEME),
+    formats=_FIGURE_FORMATS,
+    render="viz.app.registry:_render_conv_figure",
+    check=_check_figure,
+    story="viz.story.arithmetic:conv_figure_story",
+)
+
+TRANSPOSE_FIGURE = FigureKind(
+    command="diagram", name="conv-transpose",
+    summary="Static figure of a transposed convolution: each input's kernel stamp (scatter) or the flipped kernel "
+            "over the zero-spread input (gather).",
+    params=_conv_params(16, (3, 3), 3, 2, channels=False, max_axes=2) + (
+        Param("output_padding", "shape", 0, "Extra output rows/columns, less than the stride or the dilation.",
+              min=0, max=15, broadcast=True),
+        Param("form", "choice", "scatter", "scatter: stamps summed; gather: zeros inserted, flipped kernel.",
+              choices=("scatter", "gather")),
+        _POSITIONS, SEED, THEME),
+    formats=_FIGURE_FORMATS,
+    render="viz.app.registry:_render_conv_figure",
+    check=_check_figure,
+    story="viz.story.arithmetic:transpose_story",
+)
+
+POOL_FIGURE = FigureKind(
+    command="diagram", name="pool",
+    summary="Static figure of max or average pooling (PyTorch's rules: padding, dilation, ceil_mode).",
+    params=(
+        Param("input", "shape", (4, 4), "Spatial input size per axis, e.g. 7 or 4x4.", min=1, max=16, max_axes=2),
+        Param("kernel", "shape", 2, "Pooling window per axis.", min=1, max=16, broadcast=True),
+        Param("stride", "shape", None, "Stride per axis [default: the kernel].", min=1, max=16, broadcast=True),
+        Param("padding", "shape", 0, "Padding on both sides, at most kernel // 2.", min=0, max=8, broadcast=True),
+        Param("dilation", "shape", 1, "Dilation (max pooling only).", min=1, max=8, broadcast=True),
+        Param("mode", "choice", "max", "max or avg.", choices=("max", "avg")),
+        Param("ceil_mode", "flag", False, "Round the output size up, as PyTorch's ceil_mode."),
+        Param("count_include_pad", "flag", True, "avg: padding counts in the divisor (PyTorch's default)."),
+        _POSITIONS, SEED, THEME),
+    formats=_FIGURE_FORMATS,
+    render="viz.app.registry:_render_conv_figure",
+    check=_check_figure,
+    story="viz.story.arithmetic:pool_story",
+)
+
 KINDS: dict[str, FigureKind] = {k.key: k for k in (
     SHAPE, GATED_DIAGRAM, ATTENTION_DIAGRAM, CONV_ANIMATION, CONV_BACKWARD_ANIMATION, BPTT_ANIMATION,
-    TRAINING_ANIMATION, TRAINING_PLOT)}
+    TRAINING_ANIMATION, TRAINING_PLOT, CONV_FIGURE, TRANSPOSE_FIGURE, POOL_FIGURE)}
 
 
 COMMAND_ALIASES = {"animation": "animate"}   # spellings a manifest may use for a command
@@ -440,6 +504,12 @@ def _render_animation(kind: FigureKind, values: dict, out: Path, fmt: str) -> No
     if issubclass(scene_class(kind.name), StoryScene) and "step_time" in options:
         params["step_time"] = options["step_time"]   # only scenes drawing a Story follow its timeline
     render_animation(kind.name, params, out, fmt, options["quality"])
+
+
+def _render_conv_figure(kind: FigureKind, values: dict, out: Path, fmt: str) -> None:
+    from diagrams.conv_figure import conv_figure
+
+    conv_figure(kind.build_story(values), out, fmt, values["theme"], values["positions"])
 
 
 def _render_plot(kind: FigureKind, values: dict, out: Path, fmt: str) -> None:
