@@ -141,38 +141,75 @@ def make_deck(factory, out: Path, quality: str = "low", handout: Path | None = N
 
 def cut_clips(video: Path, spans, fps: int, media: Path) -> None:
     """media/step-k.mp4 (frames [start, end) of step k; step 1 from frame 0, with the intro) and
-    media/step-k.png (the frame in the middle of the hold), decoding `video` once."""
-    import av
-    from PIL import Image
+    media/step-k.png (the frame in the middle of the hold), from the one video.
 
-    from scenes.render import H264_OPTIONS
+    Manim encodes every play as its own segment, so a step's first frame (the start of a play) is a
+    keyframe and no frame before it refers to one after: such a clip is copied packet by packet,
+    without re-encoding. A clip that does not start on a keyframe is decoded and re-encoded."""
+    import av
 
     bounds = [s.frames(fps) for s in spans]
     if bounds:
         bounds[0] = (0,) + bounds[0][1:]
     with av.open(str(video)) as inp:
         stream = inp.streams.video[0]
-        k, writer = 0, None
+        tb = stream.time_base
+        packets = [p for p in inp.demux(stream) if p.size]
+        index = [int(round(float(p.pts * tb * fps))) for p in packets]
+        keys = {i for i, p in zip(index, packets) if p.is_keyframe}
+        total = len(packets)
+        for k, (start, poster, end) in enumerate(bounds):
+            if start >= total:
+                raise RuntimeError(f"the video ended before step {k + 1} ({total} frames, spans {bounds})")
+            clip = media / f"step-{k + 1}.mp4"
+            if start in keys and (end >= total or end in keys):
+                _copy_clip(stream, [p for i, p in zip(index, packets) if start <= i < end], start, fps, clip)
+            else:
+                _encode_clip(video, start, end, fps, clip)
+            _save_poster(clip, poster - start, media / f"step-{k + 1}.png")
+
+
+def _copy_clip(stream, packets, start: int, fps: int, out: Path) -> None:
+    """Remux `packets` (a closed run of frames beginning at frame `start`) into their own mp4."""
+    import av
+
+    shift = int(round(start / (fps * stream.time_base)))
+    with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
+        copy = dst.add_stream_from_template(stream)
+        for p in packets:
+            p.pts -= shift
+            p.dts -= shift
+            p.stream = copy
+            dst.mux(p)
+
+
+def _encode_clip(video: Path, start: int, end: int, fps: int, out: Path) -> None:
+    import av
+
+    from scenes.render import H264_OPTIONS
+
+    with av.open(str(video)) as inp:
+        stream = inp.streams.video[0]
+        writer = _ClipWriter(out, stream, fps, H264_OPTIONS)
         for i, frame in enumerate(inp.decode(stream)):
-            while k < len(bounds) and i >= bounds[k][2]:
-                if writer:
-                    writer.close()
-                k, writer = k + 1, None
-            if k == len(bounds):
+            if i >= end:
                 break
-            start, poster, _ = bounds[k]
-            if i < start:
-                continue
-            if writer is None:
-                writer = _ClipWriter(media / f"step-{k + 1}.mp4", stream, fps, H264_OPTIONS)
-            writer.write(frame, i - start)
-            if i == poster:
-                Image.fromarray(frame.to_ndarray(format="rgb24")).save(media / f"step-{k + 1}.png")
-        if writer:
-            writer.close()
-    missing = [f"step-{k + 1}" for k in range(len(bounds)) if not (media / f"step-{k + 1}.png").is_file()]
-    if missing:
-        raise RuntimeError(f"the video ended before {', '.join(missing)} (spans {bounds})")
+            if i >= start:
+                writer.write(frame, i - start)
+        writer.close()
+
+
+def _save_poster(clip: Path, index: int, out: Path) -> None:
+    """Frame `index` of `clip` as PNG (decoded from the clip itself: the poster is what it shows)."""
+    import av
+    from PIL import Image
+
+    with av.open(str(clip)) as inp:
+        for i, frame in enumerate(inp.decode(inp.streams.video[0])):
+            if i == index:
+                Image.fromarray(frame.to_ndarray(format="rgb24")).save(out)
+                return
+    raise RuntimeError(f"{clip.name} has no frame {index + 1}")
 
 
 class _ClipWriter:
@@ -298,15 +335,15 @@ class _Handout:
         top = m + 32
         draw_vector(scene, ctx, m, top, scale)
         y = top + cam.pixel_height * scale + 18
-        rows = [("DejaVu Sans", step.narration)] + [("DejaVu Sans Mono", line.text) for line in step.lines]
-        ctx.set_font_size(9.5)
-        for font, text in rows:
+        # Cairo's toy text API has no font fallback, and DejaVu Sans Mono lacks ℓ: one font for all
+        ctx.select_font_face("DejaVu Sans", cairo.FONT_SLANT_NORMAL, cairo.FONT_WEIGHT_NORMAL)
+        ctx.set_font_size(11)
+        for text in [step.narration] + [line.text for line in step.lines]:
             if y > h - m:
                 break
-            ctx.select_font_face(font, cairo.FONT_SLANT_NORMAL, cairo.FONT_WEIGHT_NORMAL)
             ctx.move_to(m, y)
             ctx.show_text(text)
-            y += 13
+            y += 15
         ctx.show_page()
 
     def finish(self) -> None:
