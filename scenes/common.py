@@ -1,60 +1,19 @@
-"""Shared pieces of the scenes: example data, number formatting, grids of numbered cells, a slide engine.
+"""Shared pieces of the scenes: monospaced text from cached outlines, grids of numbered cells, and the
+Story player.
 
-Nothing here computes mathematics. `example_data` only draws seeded random numbers; every value a scene
-shows is one of those numbers or a number the reference (`viz`) returned. The slide engine
-(`Slide.play_steps`) animates a list of `Step`s: plain data (which cells to outline, which output cell
-to fill with which text) that the scene built from `viz`'s windows and results.
+Nothing here computes mathematics. `GridView` draws a Story `Grid` (its values, texts, masks and axis
+labels) as cell panels; `StoryPlayer` plays a Story's steps on its timeline: each step's lit cells,
+written outputs and lines, from the Story, with a short fade and a hold (one step, one screen).
 
-Manim is imported lazily by the functions that draw, so `example_data`, `fmt_value` and `Step` load
-with NumPy only.
+Manim is imported lazily by the functions that draw, so this module loads with NumPy only.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
 import numpy as np
 
+from viz.text import fmt_value
+
 from . import style
-
-from viz.runs import example_data  # noqa: F401  (re-exported for the scenes)
-from viz.text import MINUS, TIMES, fmt_factor, fmt_index, fmt_value, pretty_formula  # noqa: F401
-
-
-# ---- recorded steps ---------------------------------------------------------------------------------
-
-@dataclass
-class Step:
-    """One position of a sliding window: what is outlined, what is written, and the text shown.
-
-    outs: [(grid name, row, col, value, text), ...] the output cells written at this position (one for
-    a forward convolution; one per channel for grad_w and grad_x). taps: {grid name: [(row, col), ...]}
-    input cells to outline (the footprint). box: {grid name: (r0, c0, r1, c1)} the footprint's extent,
-    drawn thin, so dilation gaps show. lines: the products-and-sum text for this position. record:
-    plain data for tests (indices in the reference's coordinates, the values shown), appended to the
-    scene's record list.
-    """
-    outs: list
-    taps: dict
-    lines: list
-    record: dict = field(default_factory=dict)
-    box: dict = field(default_factory=dict)
-
-
-def speed_plan(n_steps: int, full: int = style.FULL_STEPS, fast_step: float = style.FAST_STEP_TIME,
-               max_fast: float = style.MAX_FAST_TIME) -> list[list[int]]:
-    """Group step indices into batches: the first `full` one by one (shown in full), the rest in
-    batches sized so the sped-up part lasts at most `max_fast` seconds. Every step is in one batch."""
-    order = list(range(n_steps))
-    if n_steps <= max(full, style.ALL_FULL_UP_TO):
-        return [[i] for i in order]
-    batches = [[i] for i in order[:full]]
-    rest = order[full:]
-    if rest:
-        max_batches = max(1, int(max_fast / fast_step))
-        size = max(1, math.ceil(len(rest) / max_batches))
-        batches += [rest[i:i + size] for i in range(0, len(rest), size)]
-    return batches
 
 
 # ---- drawing ----------------------------------------------------------------------------------------
@@ -91,7 +50,7 @@ def _lighten(mob):
 # monospaced font a character's outline only moves by one advance per position, so any line is a
 # copy of cached outlines, shifted with NumPy, in ONE VMobject. Shaping a Text per string (Pango,
 # an SVG file, its parse) and deep-copying its tree of glyphs on every animation cost 10-100x more.
-_CHARSET = ("0123456789−+-·=()[],.:;/|'*×…Σ∂ℓ≈<>!?%_"
+_CHARSET = ("0123456789−+-·=()[],.:;/|'*×…Σ∂ℓ≈<>!?%_{}—"
             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0")   # starts and ends with "0"
 _MONO_SIZE = 48.0
 
@@ -229,9 +188,10 @@ class CellGrid:
     """
 
     def __init__(self, values, role: str, cell: float, integer: bool = True, padding=None,
-                 muted=None, empty: bool = False, gap: float | None = None, number_size=None):
+                 muted=None, empty: bool = False, gap: float | None = None, number_size=None, texts=None):
         """empty=True draws the outlines only (an output still to be computed); `values` then only
-        sets the range of the fill shading used when cells are too small for numbers."""
+        sets the range of the fill shading used when cells are too small for numbers. texts: the
+        numbers as shown (a Story's Grid.texts, same shape as values); default: formatted values."""
         m = _manim()
         values = np.asarray(values, dtype=float)
         if values.ndim == 1:
@@ -266,12 +226,12 @@ class CellGrid:
             for r in range(self.rows):
                 for c in range(self.cols):
                     if np.isfinite(values[r, c]):
-                        entry = (fmt_value(values[r, c], integer), self.number_size, self.center_of(r, c),
-                                 cell * 0.86, cell * 0.8)
+                        shown = fmt_value(values[r, c], integer) if texts is None else texts[r][c]
+                        entry = (shown, self.number_size, self.center_of(r, c), cell * 0.86, cell * 0.8)
                         (grey if self.padding[r, c] or self.muted[r, c] else plain).append(entry)
-            for entries, color in ((plain, style.TEXT), (grey, style.MUTED)):
+            for entries, color in ((plain, style.TEXT), (grey, style.PADDING_TEXT)):
                 if entries:
-                    self.group.add(glyphs(entries, color))
+                    self.group.add(glyphs(entries, color).set_z_index(style.Z_NUMBERS))
 
     def center_of(self, r: int, c: int):
         """Where cell (r, c) was built (before the group is moved into place)."""
@@ -315,7 +275,7 @@ class CellGrid:
         number = None
         if self.numbered:
             number = glyphs([(shown, self.number_size, sq.get_center(), self.cell * 0.86, self.cell * 0.8)],
-                            style.TEXT)
+                            style.TEXT).set_z_index(style.Z_NUMBERS)
             self.written.add(number)
         return anims, number
 
@@ -338,6 +298,18 @@ class CellGrid:
                 vm.add_line_to(corner)
         return vm
 
+    def fills(self, cells, color: str, opacity: float, inset: float = 0.0):
+        """Filled squares (no outline) over `cells`, as one VMobject drawn under the numbers."""
+        m = _manim()
+        vm = m.VMobject(fill_color=color, fill_opacity=opacity, stroke_width=0)
+        h = self.cell * (0.5 - inset)
+        for r, c in cells:
+            centre = self.position(r, c)
+            vm.start_new_path(centre + np.array((-h, h, 0)))
+            for corner in ((h, h, 0), (h, -h, 0), (-h, -h, 0), (-h, h, 0)):
+                vm.add_line_to(centre + np.array(corner))
+        return vm.set_z_index(style.Z_HIGHLIGHT)
+
     def box(self, r0, c0, r1, c1, color: str = style.HIGHLIGHT):
         """A thin rectangle around cells r0..r1 x c0..c1 (inclusive): the footprint's extent."""
         m = _manim()
@@ -349,53 +321,6 @@ class CellGrid:
                            fill_color=color, fill_opacity=0.06)
         rect.move_to((a + b) / 2)
         return rect
-
-
-@dataclass
-class Panel:
-    """A grid to draw: key (to address it), label shown above it, 2-D values, colour role, masks."""
-    key: str
-    label: str
-    values: np.ndarray
-    role: str
-    padding: np.ndarray | None = None
-    muted: np.ndarray | None = None
-    empty: bool = False
-
-
-def arrange_panels(panels, x0: float, y_top: float, width: float, height: float, integer: bool = True,
-                   max_cell: float = style.CELL_SIZE, label_h: float = 0.42, sep: float = 0.3,
-                   max_cols: int | None = None):
-    """Lay panels out in a grid of columns inside the box (x0, y_top, width, height), choosing the
-    number of columns (at most max_cols) that gives the biggest cells. Labels sit above their panel
-    and are shrunk to their column. Returns (grids by key, labels VGroup)."""
-    m = _manim()
-    H = max(np.atleast_2d(p.values).shape[0] for p in panels)
-    W = max(np.atleast_2d(p.values).shape[1] for p in panels)
-    n = len(panels)
-    best = None
-    for cols in range(1, min(n, max_cols or n) + 1):
-        rows = math.ceil(n / cols)
-        cell = cell_for_pitch(min((width - sep * (cols - 1)) / (cols * W),
-                                  (height - label_h * rows - sep * (rows - 1)) / (rows * H)), max_cell)
-        if best is None or cell > best[0] + 1e-9:
-            best = (cell, cols)
-    cell, cols = best
-    gap = gap_for(cell)
-    column_w = (width - sep * (cols - 1)) / cols
-    grids, labels = {}, m.VGroup()
-    for i, p in enumerate(panels):
-        r_, c_ = divmod(i, cols)
-        gr = CellGrid(p.values, p.role, cell, integer, padding=p.padding, muted=p.muted, empty=p.empty)
-        px = x0 + c_ * (W * (cell + gap) + sep)
-        py = y_top - label_h - r_ * (H * (cell + gap) + label_h + sep)
-        gr.group.shift(np.array([px + cell / 2, py - cell / 2, 0]) - gr.position(0, 0))
-        grids[p.key] = gr
-        t = text(p.label, size=style.LABEL_SIZE * 0.8, color=style.ROLE_COLORS[p.role], font=style.FONT)
-        fit(t, max(column_w, W * (cell + gap)), label_h * 0.8)
-        t.next_to(gr.square(0, 0), m.UP, buff=0.1, aligned_edge=m.LEFT)
-        labels.add(t)
-    return grids, labels
 
 
 def index_labels(grid: CellGrid, labels, axis: str, size: float = style.SMALL_SIZE, color=style.MUTED):
@@ -432,136 +357,237 @@ def legend(items, size: float = style.SMALL_SIZE):
     return g
 
 
-def text_block(lines, size: float = style.FORMULA_SIZE, color: str = style.TEXT, width=None, height=None):
-    """Left-aligned lines of monospaced text, scaled down to fit width x height."""
-    m = _manim()
-    g = m.VGroup(*[text(line, size=size, color=color) for line in lines])
-    g.arrange(m.DOWN, aligned_edge=m.LEFT, buff=0.14)
-    if width is not None and height is not None:
-        fit(g, width, height)
-    return g
+# ---- drawing a Story ----------------------------------------------------------------------------------
+
+ROLE_TEXT_COLORS = {"window": style.HIGHLIGHT, "output": style.OUTPUT, "never_read": style.NEVER_READ,
+                    "gradient": style.GRADIENT, "kernel": style.KERNEL, "input": style.INPUT}
 
 
-class Slide:
-    """Animates a list of Steps over named CellGrids: footprint moves, products appear, outputs fill.
+MIN_INDEXED_CELL = 0.2   # below this cell size a grid drops its 1-based position labels
 
-    The first `style.FULL_STEPS` steps are shown in full; the rest are sped up in batches
-    (`speed_plan`), so a 26x26 output takes seconds, not minutes, yet every output cell is filled
-    with its own value. Each played step's `record` (plus "mode") is appended to the record list.
 
-    products_anchor: one point (top-left of a block of lines) or a list of points, one per line
-    (each line left-aligned and vertically centred on its point: products beside their rows);
-    products_size: (width, height) of the room, width per line when it is a list.
+class GridView:
+    """A Story `Grid` drawn as CellGrid panels: shape (n,) is one row, (r, c) one panel, (C, r, c) one
+    panel per channel. `locate(cell)` maps a Story cell (0-based, as in Lit/Write) to (panel, row, col).
+
+    Labels come from the Grid: `axis_labels` beside rows / above columns, `label` above a panel (or
+    the channel labels above per-channel panels). `empty=True` draws the cells only (filled by writes).
     """
 
-    def __init__(self, scene, grids: dict, products_anchor, products_size: tuple,
-                 products_color: str = style.TEXT):
-        self.scene = scene
-        self.grids = grids
-        self.anchor = products_anchor
-        self.products_size = products_size
-        self.products_color = products_color
-        self.footprint = None
-        self.products = None
-        self._fast_note = False
+    def __init__(self, grid, cell: float, empty: bool = False, col_labels: bool = True,
+                 row_labels: bool = True):
+        m = _manim()
+        self.grid = grid
+        shape = tuple(grid.shape)
+        a = np.asarray(grid.values, float).reshape(shape)
+        texts = np.asarray(grid.texts, dtype=object).reshape(shape) if grid.texts else None
+        mask = lambda flat: np.asarray(flat, bool).reshape(shape) if flat else None  # noqa: E731
+        pad, muted = mask(grid.padding), mask(grid.muted)
+        self.depth = len(shape)
+        stack = (lambda v: v[None]) if self.depth == 1 else (lambda v: v[None]) if self.depth == 2 else (lambda v: v)
+        a, texts = stack(a), None if texts is None else stack(texts)
+        pad, muted = (None if v is None else stack(v) for v in (pad, muted))
+        integer = all("." not in t for t in grid.texts)
+        self.panels = [CellGrid(a[i], grid.role, cell, integer, padding=None if pad is None else pad[i],
+                                muted=None if muted is None else muted[i], empty=empty,
+                                texts=None if texts is None else texts[i]) for i in range(a.shape[0])]
+        self.labels = m.VGroup()
+        self.col_labels, self.row_labels = col_labels, row_labels
+        self.group = m.VGroup(*[p.group for p in self.panels], self.labels)
 
-    def _footprint(self, step: Step):
+    def locate(self, cell):
+        cell = tuple(int(v) for v in cell)
+        if self.depth == 1:
+            return self.panels[0], 0, cell[0]
+        if self.depth == 2:
+            return self.panels[0], cell[0], cell[1]
+        return self.panels[cell[0]], cell[1], cell[2]
+
+    def centre(self, cell):
+        p, r, c = self.locate(cell)
+        return p.position(r, c)
+
+    @property
+    def cell(self) -> float:
+        return self.panels[0].cell
+
+    def place(self, x0: float, y_top: float, columns: int = 1, sep: float = 0.35, label_h: float = 0.0):
+        """Put the panels in a grid of `columns`, the first panel's top-left cell at (x0, y_top)."""
+        p0 = self.panels[0]
+        w, h = p0.cols * p0.step, p0.rows * p0.step
+        for i, p in enumerate(self.panels):
+            r_, c_ = divmod(i, columns)
+            target = np.array([x0 + c_ * (w + sep) + p.cell / 2, y_top - r_ * (h + sep + label_h) - p.cell / 2, 0])
+            p.group.shift(target - p.position(0, 0))
+        self._draw_labels()
+        return self
+
+    def _draw_labels(self):
+        m = _manim()
+        self.labels.remove(*self.labels.submobjects)
+        axes = self.grid.axis_labels
+        color = style.ROLE_COLORS.get(self.grid.role, style.TEXT)
+        size = style.SMALL_SIZE * min(1.0, max(self.cell, 0.3) / 0.45)
+        for i, p in enumerate(self.panels):
+            title, rows, cols = self._axes(i)
+            if title:
+                t = text(title, size=style.LABEL_SIZE * 0.75, color=color, font=style.FONT)
+                fit(t, max(p.cols * p.step, 0.6), 0.32)
+                t.next_to(p.square(0, 0), m.UP, buff=0.1 + (0.3 if self.col_labels and cols else 0),
+                          aligned_edge=m.LEFT)
+                self.labels.add(t)
+            indices = self.cell >= MIN_INDEXED_CELL    # position labels only where they stay legible
+            if cols and self.col_labels and indices:
+                self.labels.add(index_labels(p, list(cols), "cols", size=size))
+            if rows and self.row_labels and (indices or not all(lab.isdigit() or not lab for lab in rows)):
+                for r, lab in enumerate(rows):
+                    if not lab:
+                        continue
+                    index = lab.isdigit()       # a position ("3") or a name ("x2", "w1")
+                    t = text(lab, size=size if index else style.LABEL_SIZE * 0.7,
+                             color=style.MUTED if index else color)
+                    fit(t, 1.1, p.cell * (0.8 if index else 1.0))
+                    t.next_to(p.square(r, 0), m.LEFT, buff=0.12)
+                    self.labels.add(t)
+
+    def _axes(self, i: int):
+        """(title above panel i, its row labels, its column labels), from the Grid's axis labels."""
+        axes = self.grid.axis_labels
+        if self.depth == 1:
+            return None, (self.grid.label,), (axes[0] if axes else None)
+        if self.depth == 2:
+            rows, cols = (axes[0], axes[1]) if axes else (None, None)
+            names = rows and not all(lab.isdigit() or not lab for lab in rows)
+            return (None if names else self.grid.label), rows, cols
+        return (axes[0][i] if axes else self.grid.label), *((axes[1], axes[2]) if axes else (None, None))
+
+    def fills(self, cells, color: str, opacity: float):
+        m = _manim()
+        by_panel = {}
+        for cell in cells:
+            p, r, c = self.locate(cell)
+            by_panel.setdefault(id(p), (p, []))[1].append((r, c))
+        return m.VGroup(*[p.fills(rc, color, opacity) for p, rc in by_panel.values()])
+
+    def outlines(self, cells, color: str = style.HIGHLIGHT):
+        m = _manim()
+        by_panel = {}
+        for cell in cells:
+            p, r, c = self.locate(cell)
+            by_panel.setdefault(id(p), (p, []))[1].append((r, c))
+        return m.VGroup(*[p.outline(rc, color=color).set_z_index(style.Z_OUTLINE) for p, rc in by_panel.values()])
+
+
+def text_width(s: str, size: float) -> float:
+    """Width of a monospaced line at font size `size` (every character one advance)."""
+    mono = _mono()
+    advance = mono.advance if mono.glyphs else 0.6 * _MONO_SIZE / 48
+    return len(s) * advance * size / _MONO_SIZE
+
+
+LINE_PITCH = 1.45   # line spacing of a text block, in font heights
+
+
+def block_extent(blocks, size: float = style.FORMULA_SIZE) -> tuple[float, float]:
+    """(widest line, tallest block) over blocks of lines at font size `size`, in frame units: every
+    step's text then fits one box at one scale (the text keeps its size from step to step)."""
+    unit_h = size / _MONO_SIZE * 0.75 * LINE_PITCH
+    wide = max((text_width(s, size) for lines in blocks for s in lines), default=0.0)
+    tall = max((len(lines) for lines in blocks), default=0) * unit_h
+    return wide, tall
+
+
+def fit_scale(extent, width: float, height: float) -> float:
+    """The scale (<= 1) at which a block of `extent` fits width x height."""
+    wide, tall = extent
+    return min(1.0, width / max(wide, 1e-9), height / max(tall, 1e-9))
+
+
+def lines_block(lines, anchor, size: float):
+    """Story Lines as left-aligned monospaced text, the first line's top-left at `anchor`."""
+    m = _manim()
+    g = m.VGroup()
+    pitch = size / _MONO_SIZE * 0.75 * LINE_PITCH
+    for i, line in enumerate(lines):
+        t = text(line.text, size=size, color=ROLE_TEXT_COLORS.get(line.role, style.TEXT))
+        t.move_to(np.asarray(anchor) + np.array([0, -pitch * (i + 0.5), 0]), aligned_edge=m.LEFT)
+        g.add(t)
+    return g.set_z_index(style.Z_NUMBERS)
+
+
+class StoryPlayer:
+    """Plays a Story's steps on its timeline: per step, the lit cells (window filled, padding taps
+    and the written cell outlined, never-read cells filled), the written outputs and the text lines
+    appear together after a short fade, then hold until the step ends. Text never morphs.
+
+    views: {grid name: GridView}; text_at(step) -> (anchor, font size) of the step's lines;
+    extra(step) -> more mobjects of the step (e.g. a zoomed inset), or None. The renderer computes
+    nothing: cells, texts and times all come from the Story. `shown` records, per step, what was drawn.
+    """
+
+    def __init__(self, scene, views: dict, text_at, extra=None):
+        self.scene, self.views, self.text_at, self.extra = scene, views, text_at, extra
+        self.current = None
+        self.shown: list[dict] = []
+
+    def highlight(self, step):
         m = _manim()
         g = m.VGroup()
-        for name, cells in step.taps.items():
-            grid = self.grids[name]
-            if name in step.box:
-                g.add(grid.box(*step.box[name]))
-            g.add(grid.outline(cells))
-        for name, r, c, _, _ in step.outs:
-            g.add(self.grids[name].outline([(r, c)], color=style.HIGHLIGHT))
+        for lit in step.lit:
+            view = self.views.get(lit.target)
+            if view is None or not lit.cells:
+                continue
+            if lit.role in ("window", "bias"):
+                g.add(view.fills(lit.cells, style.HIGHLIGHT, style.WINDOW_FILL_OPACITY))
+            elif lit.role == "never_read":
+                g.add(view.fills(lit.cells, style.NEVER_READ, style.NEVER_READ_FILL_OPACITY))
+            elif lit.role in ("padding_tap", "muted", "output"):
+                g.add(view.outlines(lit.cells))
         return g
 
-    def _products(self, lines, fast: bool):
-        m = _manim()
-        width, height = self.products_size
-        if isinstance(self.anchor, list):
-            anchors = self.anchor if len(lines) > 1 else self.anchor[-1:]   # lines beside their rows
-            widths = list(width) if isinstance(width, (list, tuple)) else [width] * len(self.anchor)
-            widths = widths if len(lines) > 1 else widths[-1:]
-            mobs = [text(line, size=style.FORMULA_SIZE, color=self.products_color) for line in lines]
-            # lines with the same room share one scale (the channels' products line up in size)
-            scale = {}
-            for mob, w in zip(mobs, widths):
-                scale[w] = min(scale.get(w, 1.0), w / mob.width, height / mob.height)
-            block = m.VGroup()
-            for mob, point, w in zip(mobs, anchors, widths):
-                mob.scale(scale[w])
-                mob.move_to(point, aligned_edge=m.LEFT)
-                block.add(mob)
-            return block
-        block = text_block(lines, color=self.products_color, width=width, height=height)
-        block.move_to(self.anchor, aligned_edge=m.UL)
-        return block
-
-    def play_steps(self, steps: list, full: int = style.FULL_STEPS, step_time: float = style.STEP_TIME,
-                   record: list | None = None):
-        m = _manim()
-        scene = self.scene
-        record = scene.steps if record is None else record
-        batches = speed_plan(len(steps), full=full)
-        n_fast = sum(len(b) for b in batches if self.is_fast(b, len(steps), full))
-        for batch in batches:
-            last = steps[batch[-1]]
-            fast = self.is_fast(batch, len(steps), full)
-            new_fp = self._footprint(last)
-            fills, numbers = [], []
-            for i in batch:
-                st = steps[i]
-                for name, r, c, value, shown in st.outs:
-                    anims, number = self.grids[name].fill_animations(r, c, value, shown)
-                    fills += anims
-                    if number is not None:
-                        numbers.append(number)
-                record.append({**st.record, "mode": "fast" if fast else "full"})
-            if numbers:   # one FadeIn for all numbers of the batch: one scene restructure, not one each
-                fills.append(m.FadeIn(m.VGroup(*numbers), scale=1.2 if not fast else 1.0))
-            if not fast:
-                new_products = self._products(last.lines, fast)
-                move = (m.Transform(self.footprint, new_fp) if self.footprint is not None
-                        else m.FadeIn(new_fp))
-                scene.play(move, run_time=step_time * 0.35)
-                if self.footprint is None:
-                    self.footprint = new_fp
-                swap = [m.FadeIn(new_products, shift=0.1 * m.UP)]
-                if self.products is not None:
-                    swap.append(m.FadeOut(self.products))
-                scene.play(*swap, run_time=step_time * 0.3)
-                scene.play(*fills, run_time=step_time * 0.35)
-                self.products = new_products
+    def writes(self, step, animate: bool):
+        """Fill the cells this step writes: (animations, mobjects to add at once)."""
+        anims, numbers = [], []
+        for w in step.writes:
+            view = self.views.get(w.target)
+            if view is None:
+                continue
+            p, r, c = view.locate(w.cell)
+            fill, number = p.fill_animations(r, c, w.value, w.text)
+            if animate:
+                anims += fill
             else:
-                # sped up: the footprint jumps (no interpolation), the outputs fill; the products
-                # give way, once, to a note saying how many positions follow
-                if self.footprint is not None:
-                    scene.remove(self.footprint)
-                scene.add(new_fp)
-                self.footprint = new_fp
-                if not self._fast_note:
-                    self._fast_note = True
-                    if self.products is not None:
-                        scene.remove(self.products)
-                    self.products = self._products([f"… faster: the other {n_fast} positions"], False)
-                    scene.add(self.products)
-                scene.play(*fills, run_time=style.FAST_STEP_TIME)
+                p.square(r, c).set_fill(p.color, opacity=style.CELL_FILL_OPACITY_STRONG if p.numbered
+                                        else p._shade(w.value))
+            if number is not None:
+                numbers.append(number)
+        return anims, numbers
 
-    def clear(self):
-        """Animations removing the footprint and the products block."""
+    def play(self, index: int, start: float, end: float):
         m = _manim()
-        anims = [m.FadeOut(mob) for mob in (self.footprint, self.products) if mob is not None]
-        self.footprint = self.products = None
-        return anims
-
-    @staticmethod
-    def n_plays(n_steps: int, full: int = style.FULL_STEPS) -> int:
-        """How many play calls play_steps makes for n_steps (for the progress bar)."""
-        return sum(1 if Slide.is_fast(b, n_steps, full) else 3 for b in speed_plan(n_steps, full=full))
-
-    @staticmethod
-    def is_fast(batch, n_steps: int, full: int = style.FULL_STEPS) -> bool:
-        """Whether a batch of speed_plan is played sped up (several steps, or past the full ones)."""
-        return len(batch) > 1 or (batch[0] >= full and n_steps > max(full, style.ALL_FULL_UP_TO))
+        scene, step = self.scene, self.scene.story.steps[index]
+        scene.begin_step(index)
+        anchor, size = self.text_at(step)
+        new = m.VGroup(self.highlight(step), lines_block(step.lines, anchor, size))
+        more = self.extra(step) if self.extra else None
+        if more is not None:
+            new.add(more)
+        fade = min(style.TRANSITION_TIME, (end - start) / 4)
+        animate = end - start >= style.MIN_ANIMATED_STEP
+        fills, numbers = self.writes(step, animate)
+        if animate:
+            anims = [m.FadeIn(new)] + fills + ([m.FadeIn(m.VGroup(*numbers))] if numbers else [])
+            if self.current is not None:
+                anims.append(m.FadeOut(self.current))
+            scene.play(*anims, run_time=fade)
+        else:
+            if self.current is not None:
+                scene.remove(self.current)
+            scene.add(new, *numbers)
+        self.current = new
+        self.shown.append({"id": step.id, "lines": [ln.text for ln in step.lines],
+                           "lit": {(lit.target, lit.role): list(lit.cells) for lit in step.lit},
+                           "writes": [(w.target, tuple(w.cell), w.text) for w in step.writes]})
+        frame = 1.0 / float(scene.camera.frame_rate)
+        if end - scene.clock() >= frame - 1e-9 or index == len(scene.story.steps) - 1:
+            scene.hold_until(end)

@@ -1,341 +1,291 @@
-"""Convolution scenes: the forward slide (ConvSlide) and the backward pass (ConvBackward).
+"""Convolution scenes drawn from the convolution Story (`viz.story.conv`): ConvScene, the base both
+conv animations share, and ConvSlide, the forward pass.
 
-Every number, index and highlighted cell comes from `viz.conv`: `windows` (which input cell each tap
-reads, which inputs are never read), `conv` (the outputs; with groups=C the per-channel sums),
-`conv_backward_steps` (grad_y dilated and padded, the flipped kernel, the geometry of both
-correlations, grad_w, grad_x), `pad`/`dilate` (what the padded and dilated arrays look like, applied
-to the data or to masks), and `ConvGeometry.formula`. The scenes only lay these out and animate.
-
-Each scene records what it showed as plain data, for the tests:
-    scene.steps     [{"output": index tuple, "cells": [input cells read, 0-based, padding excluded],
-                      "values": [numbers written], "texts": [as shown], "mode": "full" | "fast", ...}]
-    scene.never_read_shown, scene.formulas_shown
+The Story holds every number, index, text and time: the grids as drawn (the padded input with its
+padding mask, the kernel, the output), one step per output position (the taps read, the padding taps,
+the cell written, the lines of products and their sum, the window in words) and a closing step with
+the never-read inputs. ConvSlide lays the grids out from the frame and the Story, then plays the steps
+on the Story's timeline with `StoryPlayer` (scenes/common.py): one step, one screen.
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
-from manim import DOWN, LEFT, RIGHT, UL, UP, FadeIn, FadeOut, Scene, VGroup
+from manim import DOWN, LEFT, RIGHT, UL, UP, VGroup
 
-from viz import conv as V
+from viz.story import conv as SC
 
 from . import style
-from .common import (
-    CellGrid, Panel, Slide, Step, arrange_panels, cell_for_pitch, gap_for, color_span, example_data, fit, fmt_factor, fmt_index,
-    fmt_value, index_labels, legend, markup, pretty_formula, text,
-)
+from .common import CellGrid, GridView, StoryPlayer, block_extent, fit, fit_scale, legend, text
+from .story_scene import StoryScene
 
 FRAME_W, FRAME_H = 14.22, 8.0
 LEFT_X = -FRAME_W / 2 + style.FRAME_MARGIN
 RIGHT_X = FRAME_W / 2 - style.FRAME_MARGIN
-MAX_TERMS_INLINE = 6   # a products line with more terms collapses to "Σ of N products = v"
 
 
-def _shape_str(shape) -> str:
-    return "×".join(str(int(v)) for v in shape)
-
-
-def _params_str(g: V.ConvGeometry) -> str:
-    """The geometry as a caption: only the parameters that differ from the defaults."""
-    parts = [f"kernel {_shape_str(g.kernel)}"]
-    if any(s != 1 for s in g.stride):
-        parts.append(f"stride {_shape_str(g.stride)}")
-    if any(d != 1 for d in g.dilation):
-        parts.append(f"dilation {_shape_str(g.dilation)}")
-    if any(lo or hi for lo, hi in g.padding):
-        if all(lo == hi for lo, hi in g.padding):
-            parts.append(f"padding {_shape_str([lo for lo, _ in g.padding])}")
-        else:
-            parts.append("padding " + "×".join(f"({lo},{hi})" for lo, hi in g.padding))
-    return ", ".join(parts)
-
-
-def products_text(pairs, integer: bool) -> str:
-    """ "2·1 + 0·(−1) + 3·2" from (a, b) factor pairs, numbers as the reader sees them."""
-    return " + ".join(f"{fmt_factor(a, integer)}·{fmt_factor(b, integer)}" for a, b in pairs)
-
-
-def sum_text(pairs, value_text: str, integer: bool, head: str = "") -> str:
-    """ "head2·1 + 0·(−1) = 2" or, with many terms, "headΣ of 9 products = 2"."""
-    body = (products_text(pairs, integer) if len(pairs) <= MAX_TERMS_INLINE
-            else f"Σ of {len(pairs)} products")
-    return f"{head}{body} = {value_text}"
-
-
-def block_lines(pairs_rows, value_text: str, integer: bool) -> list[str]:
-    """Products of one 2-D window, one line per kernel row, then "= v" (one Σ line if too many)."""
-    n = sum(len(r) for r in pairs_rows)
-    if len(pairs_rows) > 5 or max(len(r) for r in pairs_rows) > MAX_TERMS_INLINE:
-        return [f"Σ of {n} products = {value_text}"]
-    lines = [("  " if i == 0 else "+ ") + products_text(r, integer) for i, r in enumerate(pairs_rows)]
-    return lines + [f"= {value_text}"]
-
-
-def _names(indices) -> str:
-    """1-based names of input positions: "8" (1-D) or "(1,2), (1,4)" (2-D), at most 8 of them."""
-    shown = ", ".join(fmt_index(i) if len(i) == 1 else f"({fmt_index(i)})" for i in indices[:8])
-    return shown + (f" and {len(indices) - 8} more" if len(indices) > 8 else "")
-
-
-class ConvScene(Scene):
-    """Shared set-up (geometry and data from viz) and the layout helpers of both scenes."""
+class ConvScene(StoryScene):
+    """The base of the conv animations: the Story (built from the parameters, or given), the header,
+    the legend and the grid views drawn from it, and the step player. Subclasses set `build_story`
+    and lay out their grids in `construct`.
+    """
+    build_story = staticmethod(SC.forward_story)
 
     def __init__(self, *, input, kernel, stride=1, padding=0, dilation=1, channels: int = 1, seed: int = 0,
-                 values: str = "int", data: dict | None = None, **scene_kwargs):
-        super().__init__(**scene_kwargs)
-        self.geometry = V.conv_geometry(input, kernel, stride, padding, dilation)
-        g = self.geometry
-        if g.ndim not in (1, 2):
-            raise ValueError(f"input must have 1 or 2 axes for an animation (got {g.ndim})")
-        if int(channels) < 1:
-            raise ValueError(f"channels must be >= 1 (got {channels})")
-        self.channels = int(channels)
-        self.integer = values == "int"
-        self.data = data if data is not None else example_data(g.in_shape, self.channels, g.kernel,
-                                                               g.out_shape, seed, values)
-        self.x, self.w, self.grad_y = self.data["x"], self.data["w"], self.data["grad_y"]
-        self.conv_args = dict(stride=g.stride, padding=g.padding, dilation=g.dilation)
-        self.windows = V.windows(g.in_shape, g.kernel, **self.conv_args)
-        self.steps: list[dict] = []
-        self.never_read_shown: list[tuple] = []
-        self.formulas_shown: list[str] = []
-        self.captions: list[str] = []          # every title/caption line shown, markup removed
-        self.progress_total = None
+                 values: str = "int", bias: bool = False, story=None, step_time: float = style.STORY_STEP_TIME,
+                 **scene_kwargs):
+        params = dict(input=input, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                      channels=channels, values=values, seed=seed, bias=bias)
+        story = story if story is not None else type(self).build_story(params)
+        super().__init__(story=story, step_time=step_time, **scene_kwargs)
+        self.captions: list[str] = []          # the title and formula lines shown
+        self.layout: dict = {}                 # where each grid cell was drawn (for the frame tests)
+        self.shown: list[dict] = []            # per step, what the player drew (StoryPlayer.shown)
 
-    # ---- data as drawn ------------------------------------------------------------------------
-    def fmt(self, v) -> str:
-        return fmt_value(v, self.integer)
-
-    def padded(self, a):
-        """An array as drawn: zero-padded by the forward padding (viz.conv.pad)."""
-        return V.pad(a, self.geometry.padding)
-
-    def padding_mask(self):
-        """True on the padding cells of the padded input (pad applied to a mask of ones)."""
-        return V.pad(np.ones(self.geometry.in_shape), self.geometry.padding) == 0
-
-    def to_display(self, index):
-        """Unpadded input coordinates -> coordinates in the padded grid on screen."""
-        return tuple(int(i) + lo for i, (lo, _) in zip(index, self.geometry.padding))
-
-    # ---- frame furniture ---------------------------------------------------------------------
-    def header(self, title: str, lines: list[str]):
-        """Title and formula lines at the top-left."""
-        self.captions += [re.sub(r"<[^>]+>", "", title), *lines]
-        t = markup(title, size=style.TITLE_SIZE * 0.85, font=style.FONT)
-        fit(t, FRAME_W - 2 * style.FRAME_MARGIN, 0.6)
-        body = VGroup(*[text(s, size=style.FORMULA_SIZE, color=style.TEXT) for s in lines])
+    # ---- drawing the Story ---------------------------------------------------------------------
+    def story_header(self):
+        """The Story's title and formula lines, top-left."""
+        self.captions += [self.story.title, *self.story.formula]
+        t = text(self.story.title, size=style.TITLE_SIZE * 0.75, color=style.TEXT, font=style.FONT)
+        fit(t, FRAME_W - 2 * style.FRAME_MARGIN, 0.5)
+        body = VGroup(*[text(f, size=style.FORMULA_SIZE * 0.9, color=style.MUTED) for f in self.story.formula])
         body.arrange(DOWN, aligned_edge=LEFT, buff=0.1)
-        fit(body, FRAME_W - 2 * style.FRAME_MARGIN, 0.9)
-        group = VGroup(t, body).arrange(DOWN, aligned_edge=LEFT, buff=0.15) if lines else VGroup(t)
+        fit(body, FRAME_W - 2 * style.FRAME_MARGIN, 0.75)
+        group = VGroup(t, body).arrange(DOWN, aligned_edge=LEFT, buff=0.14) if len(body) else VGroup(t)
         group.to_corner(UL, buff=style.FRAME_MARGIN)
         return group
 
-    def formula_lines(self) -> list[str]:
-        """The output size formula of every axis, numbers substituted by viz (ConvGeometry.formula)."""
-        g = self.geometry
-        names = ["length"] if g.ndim == 1 else ["rows", "cols"]
-        out = []
-        for a in range(g.ndim):
-            f = g.formula(a)
-            self.formulas_shown.append(f)
-            out.append(f"output {names[a]}: {pretty_formula(f)}")
-        return out
-
-    def footer(self, items):
+    def story_legend(self, items):
         lg = legend(items)
-        fit(lg, FRAME_W - 2 * style.FRAME_MARGIN, 0.4)
-        lg.to_edge(DOWN, buff=style.FRAME_MARGIN)
-        self.foot = lg
+        fit(lg, FRAME_W - 2 * style.FRAME_MARGIN, 0.36)
+        lg.to_edge(DOWN, buff=style.FRAME_MARGIN * 0.8)
         return lg
 
-    def caption(self, markup_text: str):
-        """One line above the legend."""
-        self.captions.append(re.sub(r"<[^>]+>", "", markup_text))
-        cap = markup(markup_text, size=style.LABEL_SIZE * 0.8)
-        fit(cap, FRAME_W - 2 * style.FRAME_MARGIN, 0.45)
-        cap.next_to(self.foot, UP, buff=0.2).to_edge(LEFT, buff=style.FRAME_MARGIN)
-        return cap
+    def play_story(self, views: dict, text_at, extra=None, still=()):
+        """Show the layout from the first frame, hold the intro, then play every step on the timeline."""
+        self.add(*still, *[v.group for v in views.values()])
+        self.record_layout(views)
+        self.hold_until(self.intro_time)
+        player = StoryPlayer(self, views, text_at, extra)
+        for k, (start, end) in enumerate(self.timeline):
+            player.play(k, start, end)
+        self.shown = player.shown
+        return player
 
-    def never_read_caption(self, consequence: str):
-        nr = self.windows.never_read
-        self.never_read_shown = list(nr)
-        if nr:
-            return self.caption(f"{color_span('never read', style.NEVER_READ)}: {_names(nr)} — {consequence}")
-        return self.caption("every input is read by at least one window")
-
-    def layout_2d(self, big, small, out, top, bottom, n_lines: int):
-        """2-D: the big operand's panels on the left, the result's panels on the right, and between
-        them the small operand (kernel) with room for `n_lines` of products below it.
-        Returns grids by key, labels, the products anchor (top-left) and size."""
-        body_h = top - bottom
-        H, W = np.atleast_2d(big[0].values).shape
-        Ho, Wo = np.atleast_2d(out[0].values).shape
-        nb = len(big)
-        # share the width between big and result panels in proportion to their columns
-        share = W * min(nb, 2) / (W * min(nb, 2) + Wo * min(len(out), 2))
-        avail = RIGHT_X - LEFT_X - 0.2 - 3.6         # 3.6: the middle column (kernel, products)
-        left_w = min(6.6, max(2.5, avail * share), (body_h - 0.42) / H * W * min(nb, 2) + 0.3)
-        grids, labels = arrange_panels(big, LEFT_X + 0.1, top, left_w, body_h, self.integer)
-        mid_x0 = max(gr.group.get_right()[0] for gr in grids.values()) + 0.5
-        out_w = min(RIGHT_X - mid_x0 - 3.3, max(2.0, avail * (1 - share)))
-        g_out, l_out = arrange_panels(out, RIGHT_X - out_w, top, out_w, body_h, self.integer)
-        out_left = min(gr.group.get_left()[0] for gr in g_out.values())
-        g_out_shift = (RIGHT_X - max(gr.group.get_right()[0] for gr in g_out.values()))
-        for gr in g_out.values():
-            gr.group.shift(RIGHT * g_out_shift)
-        l_out.shift(RIGHT * g_out_shift)
-        out_left += g_out_shift
-        mid_w = out_left - 0.45 - mid_x0
-        upper_h = max(body_h * 0.5, body_h - (0.36 * n_lines + 0.45))
-        g_small, l_small = arrange_panels(small, mid_x0, top, mid_w, upper_h, self.integer,
-                                          max_cols=1 if len(small) <= 3 else 2)
-        grids.update(g_small)
-        grids.update(g_out)
-        labels.add(l_small, l_out)
-        lowest = min(gr.group.get_bottom()[1] for gr in g_small.values())
-        anchor = np.array([mid_x0, lowest - 0.3, 0])
-        size = (mid_w, lowest - 0.3 - bottom)
-        return grids, labels, anchor, size
+    def record_layout(self, views: dict):
+        """Cell centres and sides in frame units, per Story grid and cell (the frame tests map them to
+        pixels), and every drawn label's box."""
+        for name, view in views.items():
+            shape = tuple(view.grid.shape)
+            self.layout[name] = {"cell": view.cell, "centres": {
+                idx: tuple(float(v) for v in view.centre(idx)[:2]) for idx in np.ndindex(*shape)}}
 
 
 # ======================================================================================================
 # Forward
 
-class ConvSlide(ConvScene):
-    """The kernel slides over the (padded) input by the stride; each output cell fills with its value.
+LEGEND = [("input", "input x"), ("padding", "padding (0)"), ("kernel", "kernel w"), ("output", "output y"),
+          ("highlight", "window"), ("never_read", "never read")]
+LABEL_W, GAP, TEXT_GAP = 0.75, 0.55, 0.35   # row labels, between grids, between grids and text
+PANEL_SEP, TITLE_H = 0.45, 0.7              # between channel panels; a panel's title and column labels
+NUMBERED = style.MIN_NUMBERED_CELL_SIZE + 0.02   # a cell that shows its number, with a margin
+INSET_SEP = 0.42                            # between rows of the inset (a label's height)
+LEGIBLE_X_CELL = 0.45                       # input cells this big read well; smaller ones score less
 
-    1-D: channels are stacked rows; each channel's products sit beside its kernel row, and the
-    per-channel sums add up to the output value. 2-D: one panel per channel, products on the right.
+
+def _pitch_cell(pitch: float) -> float:
+    return max(0.0, min(style.CELL_SIZE, pitch - min(style.CELL_GAP, pitch / 10)))
+
+
+class ConvSlide(ConvScene):
+    """The forward pass: the window lit on the padded input, the output cell filled, the products and
+    their sum, one Story step per output position; last, the never-read inputs filled.
+
+    1-D: channels are stacked rows, the kernel's rows beside them, the output row below, the text
+    beside or below. 2-D: the channel panels on the left; on the right the kernel(s) and the output,
+    the text below them; with several channels a zoomed inset beside each kernel shows the numbers
+    its window reads at this step (the panels themselves may be too small for numbers). The layout
+    is the best of several candidates: the one whose smallest element (input cells, kernel and
+    output cells, text) is largest.
     """
 
     def construct(self):
-        g = self.geometry
-        C = self.channels
-        y = V.conv(self.x, self.w, **self.conv_args)[0]                                # (*out)
-        per_channel = V.conv(self.x, self.w.reshape(C, 1, *g.kernel), groups=C, **self.conv_args)  # (C, *out)
-        xp = self.padded(self.x)
-        pad_mask = self.padding_mask()
-        self.progress_total = 2 + Slide.n_plays(int(np.prod(g.out_shape))) + 2
+        head = self.story_header()
+        foot = self.story_legend(LEGEND + ([("bias", "bias b")] if self._has("b") else []))
+        box = (LEFT_X, head.get_bottom()[1] - 0.25, RIGHT_X, foot.get_top()[1] + 0.2)
+        extent = block_extent([[ln.text for ln in st.lines] for st in self.story.steps])
+        plans = self._plans_1d(box, extent) if self._depth() == 2 else self._plans_2d(box, extent)
+        plan = max(plans, key=lambda c: c["score"])
+        self.chosen = plan
+        views, inset, anchor = (self._build_1d if self._depth() == 2 else self._build_2d)(plan)
+        size = style.FORMULA_SIZE * plan["text_scale"]
+        # centre the content vertically in the box
+        low = min(min(v.group.get_bottom()[1] for v in views.values()), anchor[1] - extent[1] * plan["text_scale"])
+        high = max(v.group.get_top()[1] for v in views.values())
+        dy = -max(0.0, (low - box[3]) - max(0.0, high - box[1])) / 2
+        for v in views.values():
+            v.group.shift(UP * dy)
+        if inset is not None:
+            inset.shift(UP * dy)
+        anchor = anchor + UP * dy
+        self.play_story(views, lambda step: (anchor, size), extra=inset.for_step if inset else None,
+                        still=(head, foot))
 
-        title = (f"Convolution {g.ndim}-D: {color_span('input', style.INPUT)} {C} "
-                 f"channel{'s' if C > 1 else ''} × {_shape_str(g.in_shape)}, "
-                 f"{color_span(_params_str(g), style.KERNEL)}")
-        head = self.header(title, self.formula_lines())
-        foot = self.footer([("input", "input x"), ("padding", "padding (0)"), ("kernel", "kernel w"),
-                            ("output", "output y"), ("highlight", "window"), ("never_read", "never read")])
-        top = head.get_bottom()[1] - 0.3
-        bottom = foot.get_top()[1] + 0.7          # room for the closing caption
-        if g.ndim == 1:
-            grids, labels, slide, marks_on = self._layout_1d(xp, pad_mask, y, top, bottom)
+    def _has(self, name: str) -> bool:
+        return any(g.name == name for g in self.story.grids)
+
+    def _depth(self) -> int:
+        return len(self.story.grid("x").shape)
+
+    # ---- 1-D: x rows with the kernel beside them, y below; text beside or below ---------------------
+    def _plans_1d(self, box, extent):
+        x0, top, x1, bottom = box
+        W, H = x1 - x0, top - bottom
+        (C, L), k = self.story.grid("x").shape, self.story.grid("w").shape[1]
+        cols, rows = L + k, C + 1
+        extra_w, extra_h = 2 * LABEL_W + GAP, 0.35 + 0.75
+        out = []
+        for side in ("right", "below"):
+            for f in (0.3, 0.4, 0.5, 0.6):
+                gw, gh = (W * (1 - f) - TEXT_GAP, H) if side == "right" else (W, H * (1 - f) - TEXT_GAP)
+                tw, th = (W * f, H) if side == "right" else (W, H * f)
+                cell = _pitch_cell(min((gw - extra_w) / cols, (gh - extra_h) / rows))
+                scale = fit_scale(extent, tw, th)
+                out.append({"side": side, "cell": cell, "text_scale": scale, "box": box,
+                            "score": min(cell / style.CELL_SIZE, scale) + 0.01 * cell})
+        return out
+
+    def _build_1d(self, plan):
+        x0, top, _, _ = plan["box"]
+        cell = plan["cell"]
+        g = {n: self.story.grid(n) for n in ("x", "w", "y")}
+        x = GridView(g["x"], cell).place(x0 + LABEL_W, top - 0.35)
+        w = GridView(g["w"], cell, col_labels=False).place(x.group.get_right()[0] + GAP + LABEL_W, top - 0.35)
+        y_top = x.panels[0].position(g["x"].shape[0] - 1, 0)[1] - cell / 2 - 0.75
+        y = GridView(g["y"], cell, empty=True).place(x0 + LABEL_W, y_top)
+        views = {"x": x, "w": w, "y": y}
+        if self._has("b"):
+            views["b"] = GridView(self.story.grid("b"), cell, col_labels=False).place(
+                w.panels[0].position(0, 0)[0] - cell / 2, y_top)
+        if plan["side"] == "right":
+            anchor = np.array([max(v.group.get_right()[0] for v in views.values()) + TEXT_GAP + 0.2, top, 0])
         else:
-            grids, labels, slide, marks_on = self._layout_2d(xp, pad_mask, y, top, bottom)
+            anchor = np.array([x0, min(v.group.get_bottom()[1] for v in views.values()) - TEXT_GAP, 0])
+        return views, None, anchor
 
-        self.play(FadeIn(head), FadeIn(foot), run_time=style.INTRO_TIME)
-        self.play(*[FadeIn(gr.group) for gr in grids.values()], FadeIn(labels), run_time=style.INTRO_TIME)
+    # ---- 2-D: channel panels left; kernels (and the inset), output right, text below them -------------
+    def _plans_2d(self, box, extent):
+        x0, top, x1, bottom = box
+        W, H = x1 - x0, top - bottom
+        C, Hp, Wp = self.story.grid("x").shape
+        _, kh, kw = self.story.grid("w").shape
+        oh, ow = self.story.grid("y").shape
+        b = 1 if self._has("b") else 0
+        out = []
+        for pc in range(1, C + 1):
+            prow = -(-C // pc)
+            for pairs in ((1,) if C == 1 else range(1, min(C, 4) + 1)):
+                per = -(-C // pairs)
+                cols_r = (2 * pairs * kw if C > 1 else kw) + ow + b
+                rows_r = max(per * kh, oh)
+                extra_r = LABEL_W + GAP * (2 + b) + (pairs * (GAP + 0.25) if C > 1 else 0)
+                extra_rh = TITLE_H + (per - 1) * INSET_SEP
+                for fl in ((0.35, 0.45, 0.55, 0.65) if C == 1 else (0.2, 0.28, 0.35, 0.45)):
+                    wl, wr = W * fl, W * (1 - fl) - GAP
+                    # text under the right block (fraction ft of the height for that block), or
+                    # under everything (the grids get 1 - ft of the height)
+                    for side, ft in [("right", f) for f in (0.3, 0.4, 0.5, 0.6, 0.7)] + \
+                                    [("below", f) for f in (0.5, 0.6, 0.7, 0.8)]:
+                        hx = H if side == "right" else H * ft - TEXT_GAP
+                        hr = H * ft if side == "right" else hx
+                        cell_x = _pitch_cell(min((wl - LABEL_W - (pc - 1) * (PANEL_SEP + 0.3)) / (pc * Wp),
+                                                 (hx - prow * TITLE_H - (prow - 1) * PANEL_SEP) / (prow * Hp)))
+                        cell_r = _pitch_cell(min((wr - extra_r) / cols_r, (hr - extra_rh) / rows_r))
+                        scale = (fit_scale(extent, wr, H - hr - TEXT_GAP) if side == "right"
+                                 else fit_scale(extent, W, H * (1 - ft)))
+                        # several channels: the inset carries the numbers, the panels only the window
+                        legible_x = LEGIBLE_X_CELL if C == 1 else style.MIN_NUMBERED_CELL_SIZE * 0.8
+                        numbered = 1.0 if cell_r >= NUMBERED else 0.5      # kernels and inset need numbers
+                        score = min(min(1.0, cell_x / legible_x), numbered * cell_r / style.CELL_SIZE, scale)
+                        out.append({"pc": pc, "pairs": pairs, "fl": fl, "ft": ft, "side": side,
+                                    "cell_x": cell_x, "cell_r": cell_r, "text_scale": scale, "box": box,
+                                    "score": score + 0.01 * (cell_x + cell_r + scale)})
+        return out
 
-        slide.play_steps([self._step(o, xp, y, per_channel) for o in np.ndindex(*g.out_shape)])
-
-        marks = VGroup(*[gr.outline(cells, color=style.NEVER_READ) for gr, cells in marks_on()])
-        cap = self.never_read_caption("no window reads them, so their gradient is exactly 0")
-        self.play(*slide.clear(), run_time=style.PAUSE)
-        self.play(FadeIn(marks), FadeIn(cap), run_time=style.PAUSE)
-        self.wait(style.OUTRO_TIME)
-
-    def _step(self, o, xp, y, per_channel) -> Step:
-        """Output position o: its window from viz.windows, its value from viz.conv."""
-        g = self.geometry
-        C = self.channels
-        taps = self.windows.indices[o].reshape(-1, g.ndim)        # one row per kernel tap, in order
-        pads = self.windows.is_padding[o].ravel()
-        disp = [self.to_display(t) for t in taps]
-        k_index = list(np.ndindex(*g.kernel))
-        ys = self.fmt(y[o])
-        sums = [per_channel[(c, *o)] for c in range(C)]
-        pairs = [[(xp[(c, *d)], self.w[(0, c, *j)]) for d, j in zip(disp, k_index)] for c in range(C)]
-        total = (f"y[{fmt_index(o)}] = " + " + ".join(fmt_factor(v, self.integer) for v in sums) + f" = {ys}"
-                 if C > 1 else f"y[{fmt_index(o)}] = {ys}")
-        if g.ndim == 1:
-            lines = [sum_text(pairs[c], self.fmt(sums[c]), self.integer) for c in range(C)] + [total]
-            taps_on = {"x": [(c, d[0]) for c in range(C) for d in disp]}
-            box = {"x": (0, disp[0][0], C - 1, disp[-1][0])}
-            outs = [("y", 0, o[0], float(y[o]), ys)]
+    def _build_2d(self, plan):
+        x0, top, x1, _ = plan["box"]
+        C = self.story.grid("x").shape[0]
+        x = GridView(self.story.grid("x"), plan["cell_x"]).place(
+            x0 + LABEL_W, top - TITLE_H, columns=plan["pc"], sep=PANEL_SEP + 0.3, label_h=TITLE_H - 0.3)
+        left = max(x0 + (x1 - x0) * plan["fl"], x.group.get_right()[0]) + GAP
+        cell = plan["cell_r"]
+        inset = None
+        if C > 1:
+            inset = _Inset(self.story, cell, left + 0.1, top - TITLE_H, plan["pairs"])
+            w, right = inset.kernels, inset.right
         else:
-            if C == 1:
-                rows = [pairs[0][r * g.kernel[1]:(r + 1) * g.kernel[1]] for r in range(g.kernel[0])]
-                lines = [f"y[{fmt_index(o)}] ="] + block_lines(rows, ys, self.integer)
-            else:
-                lines = [sum_text(pairs[c], self.fmt(sums[c]), self.integer, head=f"channel {c + 1}: ")
-                         for c in range(C)] + [total]
-            taps_on = {f"x{c}": disp for c in range(C)}
-            box = {f"x{c}": (*disp[0], *disp[-1]) for c in range(C)}
-            outs = [("y", o[0], o[1], float(y[o]), ys)]
-        record = {
-            "output": tuple(int(v) for v in o),
-            "cells": [tuple(int(v) for v in t) for t, p in zip(taps, pads) if not p],
-            "padding_taps": int(pads.sum()),
-            "values": [float(y[o])],
-            "texts": [ys],
-            "channel_sums": [float(v) for v in sums],
-            "pairs": [[(float(a), float(b)) for a, b in pc] for pc in pairs],   # factors shown, per channel
-        }
-        return Step(outs=outs, taps=taps_on, lines=lines, record=record, box=box)
+            w = GridView(self.story.grid("w"), cell, col_labels=False).place(left + LABEL_W * 0.6, top - TITLE_H)
+            right = w.group.get_right()[0]
+        y = GridView(self.story.grid("y"), cell, empty=True).place(right + GAP + LABEL_W * 0.6, top - TITLE_H)
+        views = {"x": x, "w": w, "y": y}
+        if self._has("b"):
+            views["b"] = GridView(self.story.grid("b"), cell, col_labels=False).place(
+                y.group.get_right()[0] + GAP, top - TITLE_H)
+        if plan["side"] == "below":
+            low = min(v.group.get_bottom()[1] for v in views.values())
+            return views, inset, np.array([x0, low - TEXT_GAP, 0])
+        low = min(v.group.get_bottom()[1] for k, v in views.items() if k != "x")
+        return views, inset, np.array([left, low - TEXT_GAP, 0])
 
-    def _layout_1d(self, xp, pad_mask, y, top, bottom):
-        g = self.geometry
-        C, L, k, o = self.channels, xp.shape[1], g.kernel[0], g.out_shape[0]
-        prod_w = 4.6 if self.integer else 5.8     # decimals make longer products
-        gap_xw, label_w = 0.45, 0.6
-        cell = cell_for_pitch(min((RIGHT_X - LEFT_X - 0.7 - gap_xw - label_w - 0.3 - prod_w) / (L + k),
-                                  (top - bottom - 0.45) / (C + 1.8)))
-        gap = gap_for(cell)
-        xg = CellGrid(xp, "input", cell, self.integer, padding=np.broadcast_to(pad_mask, xp.shape))
-        wg = CellGrid(self.w[0], "kernel", cell, self.integer)
-        yg = CellGrid(y[None], "output", cell, self.integer, empty=True)
-        x0 = LEFT_X + 0.7
-        row0 = top - 0.4 - cell / 2
-        xg.group.shift(np.array([x0 + cell / 2, row0, 0]) - xg.position(0, 0))
-        wg.group.shift(xg.position(0, L - 1) + np.array([cell + gap + gap_xw + label_w, 0, 0]) - wg.position(0, 0))
-        out_y = xg.position(C - 1, 0)[1] - (cell + gap) * 1.8
-        first_real = self.to_display((0,))[0]
-        yg.group.shift(np.array([xg.position(0, first_real)[0], out_y, 0]) - yg.position(0, 0))
-        labels = VGroup()
+
+class _Inset:
+    """Several 2-D channels: beside each kernel w_c, the numbers its window reads at this step (from
+    the Story step's `patch_texts`), at the kernels' size, so the arithmetic stays readable."""
+
+    def __init__(self, story, cell, x0, top, pairs):
+        self.story, self.cell = story, cell
+        self.w = story.grid("w")
+        C, kh, kw = self.w.shape
+        self.per = -(-C // pairs)
+        step = cell + min(style.CELL_GAP, cell / 9)
+        self.pair_w = 2 * kw * step + GAP
+        self.origins = []
         for c in range(C):
-            labels.add(_row_label(f"x{c + 1}", xg, c, style.INPUT), _row_label(f"w{c + 1}", wg, c, style.KERNEL))
-        labels.add(_row_label("y", yg, 0, style.OUTPUT))
-        col_labels = [None] * L
-        for i in range(g.in_shape[0]):
-            col_labels[self.to_display((i,))[0]] = i + 1
-        labels.add(index_labels(xg, col_labels, "cols"), index_labels(yg, list(range(1, o + 1)), "cols"))
-        prod_x = wg.group.get_right()[0] + 0.3
-        anchors = [np.array([prod_x, xg.position(c, 0)[1], 0]) for c in range(C)]
-        total_x = wg.group.get_left()[0] - label_w      # the total has the row below the kernel to itself
-        anchors.append(np.array([total_x, out_y, 0]))
-        slide = Slide(self, {"x": xg, "y": yg}, products_anchor=anchors,
-                      products_size=([RIGHT_X - prod_x] * C + [RIGHT_X - total_x], cell * 1.1))
+            col, row = divmod(c, self.per)
+            self.origins.append((x0 + col * (self.pair_w + GAP), top - row * (kh * step + INSET_SEP)))
+        self.kernels = GridView(self.w, cell, col_labels=False, row_labels=False)
+        for c, p in enumerate(self.kernels.panels):
+            ox, oy = self.origins[c]
+            target = np.array([ox + kw * step + 0.25 + cell / 2, oy - cell / 2, 0])
+            p.group.shift(target - p.position(0, 0))
+        self.kernels._draw_labels()
+        x_names = story.grid("x").axis_labels[0]
+        for c, (ox, oy) in enumerate(self.origins):      # "x1" above the window's numbers
+            t = text(x_names[c], size=style.LABEL_SIZE * 0.75, color=style.HIGHLIGHT, font=style.FONT)
+            fit(t, kw * step, 0.32)
+            t.move_to(np.array([ox, oy + 0.1, 0]), aligned_edge=DOWN + LEFT)
+            self.kernels.labels.add(t)
+        self.right = max(p.group.get_right()[0] for p in self.kernels.panels)
 
-        def marks_on():
-            return [(xg, [(c, self.to_display(i)[0]) for i in self.windows.never_read for c in range(C)])]
-        return {"x": xg, "w": wg, "y": yg}, labels, slide, marks_on
+    def shift(self, v):
+        """Follow the kernels when the layout moves (the inset is drawn per step at the origins)."""
+        self.origins = [(ox + v[0], oy + v[1]) for ox, oy in self.origins]
+        return self
 
-    def _layout_2d(self, xp, pad_mask, y, top, bottom):
-        C = self.channels
-        multi = C > 1
-        big = [Panel(f"x{c}", f"x{c + 1}" if multi else "x", xp[c], "input", padding=pad_mask) for c in range(C)]
-        small = [Panel(f"w{c}", f"w{c + 1}" if multi else "w", self.w[0, c], "kernel") for c in range(C)]
-        out = [Panel("y", "y", y, "output", empty=True)]
-        n_lines = self.geometry.kernel[0] + 2 if C == 1 else C + 1
-        grids, labels, anchor, size = self.layout_2d(big, small, out, top, bottom, n_lines)
-        slide = Slide(self, grids, products_anchor=anchor, products_size=size)
-
-        def marks_on():
-            cells = [self.to_display(i) for i in self.windows.never_read]
-            return [(grids[f"x{c}"], cells) for c in range(C)]
-        return grids, labels, slide, marks_on
-
-
-def _row_label(s, grid: CellGrid, row: int, color):
-    t = text(s, size=style.LABEL_SIZE * 0.9 * min(1.0, grid.cell / 0.45), color=color)
-    t.next_to(grid.square(row, 0), LEFT, buff=0.15)
-    return t
+    def for_step(self, step):
+        """The window's numbers per channel, drawn left of each kernel (none on the closing step)."""
+        texts = step.data.get("patch_texts")
+        if not texts:
+            return None
+        C, kh, kw = self.w.shape
+        group = VGroup()
+        pads = np.asarray(step.data["padding"], bool).reshape(kh, kw)
+        for c in range(C):
+            vals = np.zeros((kh, kw))
+            grid = CellGrid(vals, "highlight", self.cell, padding=None, muted=pads,
+                            texts=np.asarray(texts[c], dtype=object).reshape(kh, kw))
+            ox, oy = self.origins[c]
+            grid.group.shift(np.array([ox + self.cell / 2, oy - self.cell / 2, 0]) - grid.position(0, 0))
+            dot = text("·", size=style.LABEL_SIZE, color=style.TEXT)
+            dot.next_to(grid.group, RIGHT, buff=0.06)
+            group.add(grid.group, dot)
+        return group

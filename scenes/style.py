@@ -40,6 +40,7 @@ ROLE_COLORS = {
     "loss": LOSS,
     "text": TEXT,
     "muted": MUTED,
+    "bias": KERNEL,                # a bias is a weight too
 }
 
 CELL_FILL_OPACITY = 0.28          # translucent role fill under a TEXT-coloured number

@@ -170,7 +170,8 @@ def test_homework_story():
 def test_never_read_words_and_claim():
     s = check_forward(CASES["unread-last-row"])
     last = s.steps[-1]
-    assert last.lines[0].text.startswith("never read: x[·, (1,8), (2,8)")
+    assert last.lines[0].text == "never read: 15 input positions" and last.lines[0].numbers == (15.0,)
+    assert last.lines[1].text == "x[·, (1,8), (2,8), (3,8), (4,8), (5,8), (6,8) and 9 more]"
     claim = next(c for c in s.claims if c.id == "never-read-zero-gradient")
     assert claim.holds() and claim.lhs == 0.0
 

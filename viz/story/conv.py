@@ -122,10 +122,10 @@ def positions_labels(n: int, first: int = 0, count: int | None = None, order=Non
     return tuple(str(i - int(first) + 1) if int(first) <= i < int(first) + count else "" for i in range(n))
 
 
-def names(cells) -> str:
-    """1-based names of input positions: "8" (1-D) or "(1,2), (1,4)" (2-D), at most 8 of them."""
-    shown = ", ".join(fmt_index(i) if len(i) == 1 else f"({fmt_index(i)})" for i in cells[:8])
-    return shown + (f" and {len(cells) - 8} more" if len(cells) > 8 else "")
+def names(cells, limit: int = 8) -> str:
+    """1-based names of input positions: "8" (1-D) or "(1,2), (1,4)" (2-D), at most `limit` of them."""
+    shown = ", ".join(fmt_index(i) if len(i) == 1 else f"({fmt_index(i)})" for i in cells[:limit])
+    return shown + (f" and {len(cells) - limit} more" if len(cells) > limit else "")
 
 
 # ---- weights: which steps are shown in full ----------------------------------------------------------
@@ -211,11 +211,15 @@ class _Setup:
         lits = tuple(Lit(t, "never_read", tuple((c, *f(m)) for c in range(self.C) for m in nr)) for t, f in targets)
         if nr:
             text = f"never read: x[·, {names(nr)}] — {consequence}"
+            lines = (Line(f"never read: {len(nr)} input position{'s' if len(nr) > 1 else ''}", "never_read",
+                          (float(len(nr)),)),
+                     Line(f"x[·, {names(nr, 6)}]", "never_read", ()), Line(consequence, "text", ()))
         else:
             text = "every input is read by at least one window"
+            lines = (Line(text, "text", ()),)
         step = Step("never-read", "never read", text if nr else text + ".", lit=lits if nr else (),
-                    lines=(Line(text, "never_read" if nr else "text", ()),), weight=FINAL_WEIGHT,
-                    part="never_read", data={"never_read": [list(m) for m in nr]})
+                    lines=lines, weight=FINAL_WEIGHT, part="never_read",
+                    data={"never_read": [list(m) for m in nr]})
         return step, text
 
 
