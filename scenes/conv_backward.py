@@ -98,7 +98,7 @@ class _Panel:
 class ConvBackward(StoryScene):
     """The backward Story, step by step: ∂ℓ/∂w per tap, ∂ℓ/∂x per input, ∂ℓ/∂b, the never-read inputs."""
 
-    def __init__(self, *, story=None, step_time: float = style.STEP_TIME, **kwargs):
+    def __init__(self, *, story=None, step_time: float = style.STORY_STEP_TIME, **kwargs):
         params = {k: kwargs.pop(k) for k in FIGURE_PARAMS if k in kwargs}
         super().__init__(story=story or backward_story(params), step_time=step_time, **kwargs)
         self.plans = conv_layout.plan(self.story)

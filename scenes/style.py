@@ -88,4 +88,3 @@ OUTRO_TIME = 2.0                  # the final frame stays up this long
 MIN_GLYPH_PX = 14                 # every number and line keeps digits at least this tall at 1080p
 MONO_DIGIT_HEIGHT = 0.0105        # digit height of DejaVu Sans Mono, in units per point of font size
 MONO_ADVANCE = 0.00836            # its advance per character, in units per point of font size
-TRANSITION_TIME = 0.4             # a step's fade in (at most a quarter of the step)
