@@ -75,12 +75,21 @@ def cli_error(capsys, argv) -> str:
 def test_conv_answer_is_the_story(mode, kind, params):
     """The page draws the kind's Story itself (no copy of the windows here), and its formula."""
     answer = serve.render_answer("conv", params, mode=mode)
-    k = figures.get(kind)
-    want = k.build_story(k.validate(params)).to_dict()
+    want = figures.get(kind).build_story(figures.get("animate conv").validate(params)).to_dict()
     assert answer["story"] == want
     assert answer["formula"] == want["formula"] and answer["mode"] == mode
     assert answer["view"]["part"] == ("grad_x" if mode == "transposed" else "")
     json.dumps(answer, allow_nan=False)          # plain JSON, no NaN
+
+
+def test_backward_modes_draw_what_a_video_could_not():
+    """`animate conv-backward` refuses geometries whose numbers would be too small at 1080p; the
+    explorer zooms, so it draws them (the reference's errors still apply)."""
+    params = {"input": "5x4", "kernel": "2x3", "padding": "1:0x0:1"}       # 5 channels
+    with pytest.raises(figures.ParamError, match="legibly"):
+        figures.get("animate conv-backward").validate(params)
+    answer = serve.render_answer("conv", params, mode="backward")
+    assert answer["story"]["kind"] == "animate conv-backward" and len(answer["story"]["steps"]) == 6 + 20 + 1
 
 
 def test_no_copy_of_the_conv_logic_is_left():
@@ -380,7 +389,9 @@ def test_every_malformed_request_answers_4xx(server):
         start = time.perf_counter()
         s.sendall(b"POST /api/render HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                   b"Content-Length: 100\r\n\r\n{\"figure\": ")
-        answer = s.recv(65536)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
         assert status_of(answer) == 400 and b"shorter than its Content-Length" in answer
         assert time.perf_counter() - start < serve.http.BODY_IDLE + 1.5
 

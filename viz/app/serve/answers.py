@@ -215,13 +215,21 @@ def bptt_diagram(values: dict, theme: str) -> tuple[str, dict]:
 
 
 def story_dict(kind_key: str, values: dict) -> dict:
-    """`kind.build_story(values).to_dict()` for `kind_key`, with the figure's own values (the kinds a
-    figure's modes draw share its parameters)."""
+    """`kind.build_story(values).to_dict()` for `kind_key`, from the figure's validated values (the kinds
+    a figure's modes draw share its parameters; a parameter only `kind_key` has takes its default).
+
+    The other kind's own check is not applied: it guards what a *video* can show legibly at 1080p,
+    and the explorer zooms instead. The reference's own errors still answer 400."""
     kind = figures.get(kind_key)
     if not kind.story:
         raise BadRequest(f"{kind.key} has no Story yet (viz/story/), so this view cannot be drawn", status=503)
-    own = kind.validate({p.name: values[p.name] for p in kind.params if p.name in values})
-    return kind.build_story(own).to_dict()
+    own = {p.name: values.get(p.name, p.default) for p in kind.params}
+    try:
+        return kind.build_story(own).to_dict()
+    except figures.ParamError as err:
+        raise BadRequest(str(err), err.param) from None
+    except ValueError as err:
+        raise BadRequest(str(err).splitlines()[0]) from None
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ const VizBptt = (() => {
   const { el, svg } = VizViews;
   const LIT = { highlight: "lit-window", gradient: "lit-output", path: "lit-path", loss: "lit-output",
                 window: "lit-window", output: "lit-output" };
-  const STEP_X = 64, NODE_R = 17, BAR_H = 150;
+  const STEP_X = 70, NODE_R = 17, BAR_H = 150;
 
   class BpttView {
     constructor(host, answer, opts = {}) {
@@ -59,8 +59,9 @@ const VizBptt = (() => {
       }
       for (const n of g.nodes) {
         const x = nodeX.get(n.id);
-        const c = svg("circle", { cx: x, cy: baseY, r: NODE_R, class: `node role-${n.role}`, "data-id": n.id,
-                                  tabindex: 0 });
+        const w = Math.max(2 * NODE_R, 8 * [...n.label].length + 10);    // the label fits its node
+        const c = svg("rect", { x: x - w / 2, y: baseY - NODE_R, width: w, height: 2 * NODE_R, rx: NODE_R,
+                                "data-cy": baseY, class: `node role-${n.role}`, "data-id": n.id, tabindex: 0 });
         const t = svg("text", { x, y: baseY, class: "node-label" }, n.label);
         root.append(c, t);
         this.els.set(n.id, [c]);
