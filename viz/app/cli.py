@@ -345,13 +345,20 @@ def build_command(manifest, out, jobs, force, quality, shard, executor):
     _run_build(manifest, None, out, jobs, force, quality, shard, executor)
 
 
-@cli.command("gallery", epilog=EXIT_STATUS_HELP)
-@_build_options
-def gallery_command(out, jobs, force, quality, shard, executor):
-    """Build the default gallery (the manifest shipped in the package) with `viz build`."""
-    from viz.app import build
+GALLERY_SETS = {"default": "gallery.toml", "conv-arithmetic": "conv-arithmetic.toml"}
 
-    _run_build(build.packaged_gallery(), "gallery.toml", out, jobs, force, quality, shard, executor)
+
+@cli.command("gallery", epilog=EXIT_STATUS_HELP)
+@click.option("--set", "which", type=click.Choice(tuple(GALLERY_SETS)), default="default", show_default=True,
+              help="Which shipped manifest: the default gallery, or the conv-arithmetic set (forward and "
+                   "transposed convolutions with and without padding, strides and dilation).")
+@_build_options
+def gallery_command(which, out, jobs, force, quality, shard, executor):
+    """Build a gallery shipped in the package (a manifest like any other) with `viz build`."""
+    from importlib import resources
+
+    name = GALLERY_SETS[which]
+    _run_build(Path(str(resources.files("viz.app") / name)), name, out, jobs, force, quality, shard, executor)
 
 
 @cli.command("serve")
@@ -364,39 +371,28 @@ def serve_command(port):
     serve.run(port)
 
 
-class Stopped(BaseException):
-    """SIGTERM or SIGHUP arrived: unwind (finally blocks remove temporary files), then die of it."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
 def _stop(signum, frame):
-    if os.getpid() != _MAIN_PID:   # a forked worker: the default action (its parent cleans up)
+    """SIGTERM/SIGHUP in the main process: unwind like Ctrl-C (finally blocks remove temporary files
+    and work folders) and exit with 128 + signal; a forked worker takes the default action."""
+    if os.getpid() != _MAIN_PID:
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
-    raise Stopped(signum)
+    raise SystemExit(128 + signum)
 
 
 _MAIN_PID = os.getpid()
 
 
 def main(argv=None) -> None:
-    """The `viz` program: the click group plus signals handled like Ctrl-C (temporary files removed,
-    then the process ends by the signal itself, so the shell sees 128+N)."""
+    """The `viz` program: the click group, with SIGTERM and SIGHUP handled like Ctrl-C for every
+    command (left alone if the caller ignores them, e.g. nohup)."""
     global _MAIN_PID
     _MAIN_PID = os.getpid()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(signum) is signal.SIG_DFL:
             signal.signal(signum, _stop)
-    try:
-        cli.main(args=argv, prog_name="viz")
-    except Stopped as stop:
-        signal.signal(stop.signum, signal.SIG_DFL)
-        os.kill(os.getpid(), stop.signum)
-        sys.exit(128 + stop.signum)
+    cli.main(args=argv, prog_name="viz")
 
 
 if __name__ == "__main__":
