@@ -48,6 +48,7 @@ class Param:
       padding          ``2``, ``1x2`` (per axis), ``1:2x0:1`` (lo:hi per axis), ``same`` or ``valid``
       k                a positive int in [min, max], or ``inf`` (AttentionRNN(∞), stored as None)
       list             positive ints ``1,3,5`` or ``all`` (stored as ())
+      array            a user array: JSON, nested list, .npy/.json/.csv path (stored as nested tuples)
     """
 
     name: str
@@ -308,6 +309,36 @@ class ListParam(Param, type_name="list"):
 
     def _words(self):
         return ("all",)
+
+
+class ArrayParam(Param, type_name="array"):
+    """A user array (viz.arrays): a JSON literal, a nested list, a NumPy array or tensor, or a path to a
+    .npy, .json or .csv file. Kept as nested tuples of floats (hashable, JSON-able, cache-keyable);
+    its shape is checked against the geometry by the kind's check."""
+    metavar = "ARRAY|FILE"
+
+    def describe_range(self) -> str:
+        return "a JSON array like [[1, 2], [3, 4]], or a .npy, .json or .csv file"
+
+    def parse(self, raw):
+        return None if raw is None else self._parse(raw)
+
+    def _parse(self, raw):
+        from viz.arrays import ArrayError, load_array
+
+        try:
+            return _nested(load_array(raw, self.name))
+        except ArrayError as err:
+            raise ParamError(self.name, str(err)) from None
+
+    def format(self, value) -> str:
+        import json
+
+        return json.dumps(value, separators=(",", ":"))
+
+
+def _nested(a):
+    return tuple(_nested(v) for v in a) if getattr(a, "ndim", 0) else float(a)
 
 
 def show(raw) -> str:
