@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -218,3 +221,23 @@ def test_params_that_do_not_apply_stay_out_of_commands():
     attention = kind.validate({"model": "attention", "k": "inf", "m": 4})
     assert kind.command_line(attention) == "viz animate bptt --model attention --k inf"
     assert kind.param("k").to_json()["applies"] == {"model": ["attention"]}
+
+
+@pytest.mark.parametrize("signum,status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+def test_signals_stop_cleanly_with_128_plus_signal(tmp_path, signum, status):
+    """Stopped while blocked writing into a FIFO nobody reads: the temporary output goes, the FIFO stays."""
+    fifo, tmpdir = tmp_path / "out.txt", tmp_path / "tmp"
+    os.mkfifo(fifo)
+    tmpdir.mkdir()
+    proc = subprocess.Popen(VIZ + ["shape", "--input", "7", "--kernel", "3", "-o", str(fifo)],
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmpdir)})
+    deadline = time.monotonic() + 30
+    while not list(tmpdir.iterdir()) and time.monotonic() < deadline:   # the rendered report, waiting
+        time.sleep(0.05)
+    assert [p.name[:8] for p in tmpdir.iterdir()] == ["viz-out-"]
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == status, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 1   # (click ends a ^C line first)
+    assert list(tmpdir.iterdir()) == [] and stat.S_ISFIFO(fifo.lstat().st_mode)
