@@ -180,6 +180,9 @@ _busy = False
 
 
 def _on_term(signum, frame):
+    # Once: the pool SIGTERMs the other workers as soon as one exits, and a second _Stop raised
+    # inside a cleanup (a `finally` removing a temporary file) would skip it.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if _busy:
         raise _Stop()
     os._exit(128 + signum)
