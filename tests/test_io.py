@@ -173,3 +173,16 @@ def test_copy_atomic_and_nested_use(tmp_path):
         copy_atomic(src, outer)
     assert (tmp_path / "cache.bin").read_bytes() == src.read_bytes()
     assert names(tmp_path) == ["cache.bin", "src.bin"]
+
+
+def test_folders_made_for_a_failed_write_are_removed(tmp_path):
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "a" / "b" / "fig.svg") as tmp:
+            assert tmp.parent == tmp_path / "a" / "b"
+            raise RuntimeError("render failed")
+    assert names(tmp_path) == []
+    with pytest.raises(WriteError):
+        write_text_atomic(tmp_path / "c" / ("n" * 300), "x")   # the name check comes after mkdir
+    assert names(tmp_path) == []
+    write_text_atomic(tmp_path / "a" / "b" / "fig.svg", "x")
+    assert (tmp_path / "a" / "b" / "fig.svg").read_text() == "x"

@@ -112,12 +112,17 @@ def atomic_path(target, suffix: str | None = None):
     The block writes the whole figure to the yielded path by any means (bytes, savefig, an encoder).
     Then a regular target is replaced atomically (fsync, rename) and a device/FIFO/descriptor/``-`` gets
     the bytes written through. On any exception the temporary file is removed and `target` is left
-    untouched; OSErrors about the output are raised as one-line `WriteError`s naming `target`.
+    untouched (and folders made for it removed again); OSErrors about the output are raised as
+    one-line `WriteError`s naming `target`.
     """
     dest = destination(target)
     suffix = Path(os.fspath(target)).suffix if suffix is None else suffix
     if dest.through:
-        folder = Path(tempfile.mkdtemp(prefix="viz-out-"))
+        try:
+            folder = Path(tempfile.mkdtemp(prefix="viz-out-"))
+        except OSError as err:
+            raise WriteError(err.errno, target, f"no room for its temporary copy in {tempfile.gettempdir()}: "
+                                                f"{err.strerror}") from None
         tmp = folder / ("output" + suffix[:32])
         try:
             yield tmp
@@ -127,15 +132,33 @@ def atomic_path(target, suffix: str | None = None):
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return
-    tmp = _temporary(Path(dest.path), suffix, target)
+    created = _missing_folders(Path(dest.path).parent)
+    done = False
     try:
-        yield tmp
-        _replace(tmp, Path(dest.path), dest.existing)
-    except OSError as err:
-        raise _output_error(err, target, tmp) from None
+        tmp = _temporary(Path(dest.path), suffix, target)
+        try:
+            yield tmp
+            _replace(tmp, Path(dest.path), dest.existing)
+            done = True
+        except OSError as err:
+            raise _output_error(err, target, tmp) from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if not done:
+            for folder in created:   # deepest first; one that got other files stays
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders `mkdir -p folder` would create, deepest first."""
+    missing = []
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def _temporary(path: Path, suffix: str, target) -> Path:
