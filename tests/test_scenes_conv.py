@@ -1,15 +1,15 @@
-"""The convolution scenes show exactly what the reference computes.
+"""The convolution scenes draw exactly their Story, on the Story's timeline.
 
-Scenes are constructed in a dry run (no frame drawn, no file written) and their recorded state is
-compared with independent expectations: window cells from the closed form m = o*s + j*d - p_lo
-(a naive loop here, not viz.windows), output values and gradients from PyTorch autograd in float64
-(or the naive loop when torch is missing), never-read cells from counting reads. The products shown
-must add up to the value shown, which catches a kernel paired with the wrong taps (e.g. unflipped).
+Scenes are constructed in a dry run (no frame drawn, no file written). What the forward scene drew at
+each step (`scene.shown`: lines, lit cells, written cells) is compared with its Story and, independently
+of viz.windows, with the closed form m = o*s + j*d - p_lo (plain loops) and PyTorch's values; the
+clock at every `begin_step` is compared with `story.timeline`; the animations played are fades and
+fills only (text never morphs into other text). The Story itself is checked against PyTorch in
+test_story_conv.py; frames of real renders in test_frames.py.
 """
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import pytest
@@ -17,16 +17,14 @@ import pytest
 pytest.importorskip("manim")
 
 from scenes import style  # noqa: E402
-from scenes.common import speed_plan  # noqa: E402
+from scenes.render import dry_run, dry_run_scene, scene_class  # noqa: E402
+from viz.story import conv as SC  # noqa: E402
 from viz.runs import example_data  # noqa: E402
-from viz.text import fmt_value  # noqa: E402
-from scenes.render import dry_run  # noqa: E402
-from viz import conv as V  # noqa: E402
 
 
-def params(input, kernel, stride=1, padding=0, dilation=1, channels=1, values="int", seed=0):
+def params(input, kernel, stride=1, padding=0, dilation=1, channels=1, values="int", seed=0, bias=False):
     return dict(input=input, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
-                channels=channels, values=values, seed=seed)
+                channels=channels, values=values, seed=seed, bias=bias)
 
 
 HOMEWORK = params((7,), (3,), stride=2, channels=5)
@@ -34,248 +32,162 @@ GEOMETRIES = {
     "homework-1d": HOMEWORK,
     "2d-strided-dilated-padded": params((7, 7), (3, 3), stride=2, dilation=2, padding=2, channels=2,
                                         values="float", seed=3),
-    "1d-asymmetric-padding": params((6,), (4,), padding=((1, 2),), channels=2, seed=1),
+    "1d-asymmetric-padding-bias": params((6,), (4,), padding=((1, 2),), channels=2, seed=1, bias=True),
     "2d-asymmetric-padding": params((5, 5), (3, 3), stride=2, padding=((1, 0), (1, 0)), seed=2),
     "2d-unread-last-row": params((8, 8), (3, 3), stride=2, seed=4),
-    "2d-unread-interior": params((10, 10), (3, 3), stride=3, dilation=2, padding=1, seed=5),
+    "2d-channels-inset": params((6, 6), (3, 3), stride=2, padding=1, dilation=2, channels=5),
     "2d-only-padding-windows": params((4, 4), (2, 2), padding=3, seed=6),
 }
 
 
-# ---- independent expectations ---------------------------------------------------------------------
-
-def pairs_of(padding, ndim):
-    """Padding as (lo, hi) per axis, for the test's own loops (ints, per-axis ints or pairs)."""
-    if isinstance(padding, int):
-        return [(padding, padding)] * ndim
-    return [(p, p) if isinstance(p, int) else tuple(p) for p in padding]
-
-
-def per_axis(v, ndim):
-    return (v,) * ndim if isinstance(v, int) else tuple(v)
-
-
 def naive(p):
-    """Windows, outputs and never-read cells by the closed form, with plain loops."""
+    """Windows (drawn, padded coordinates, channel first) and never-read cells by the closed form."""
     shape, k = tuple(p["input"]), tuple(p["kernel"])
     nd = len(shape)
-    s, d = per_axis(p["stride"], nd), per_axis(p["dilation"], nd)
-    pads = pairs_of(p["padding"], nd)
+    per = lambda v: (v,) * nd if isinstance(v, int) else tuple(v)  # noqa: E731
+    s, d = per(p["stride"]), per(p["dilation"])
+    pads = [(p["padding"],) * 2] * nd if isinstance(p["padding"], int) else [tuple(q) for q in p["padding"]]
     out = tuple((shape[a] + pads[a][0] + pads[a][1] - d[a] * (k[a] - 1) - 1) // s[a] + 1 for a in range(nd))
-    reads = {}
+    reads, read = {}, set()
     for o in itertools.product(*map(range, out)):
         cells = []
         for j in itertools.product(*map(range, k)):
             m = tuple(o[a] * s[a] + j[a] * d[a] - pads[a][0] for a in range(nd))
             if all(0 <= m[a] < shape[a] for a in range(nd)):
-                cells.append(m)
+                cells.append(tuple(m[a] + pads[a][0] for a in range(nd)))
+                read.add(m)
         reads[o] = cells
-    read = {c for cells in reads.values() for c in cells}
-    never = [m for m in itertools.product(*map(range, shape)) if m not in read]
-    return out, reads, never, s, d, pads
+    never = [tuple(m[a] + pads[a][0] for a in range(nd)) for m in itertools.product(*map(range, shape))
+             if m not in read]
+    return out, reads, never
 
 
-def torch_grads(p, data):
-    """y, per-channel sums, grad_x and grad_w from PyTorch autograd in float64 (None without torch)."""
-    try:
-        import torch
-        import torch.nn.functional as F
-    except ImportError:
-        return None
+def torch_y(p):
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+    out, _, _ = naive(p)
     nd = len(p["input"])
-    out, _, _, s, d, pads = naive(p)
-    x = torch.tensor(data["x"], dtype=torch.float64, requires_grad=True)
-    w = torch.tensor(data["w"], dtype=torch.float64, requires_grad=True)
-    flat = [v for lo_hi in reversed(pads) for v in lo_hi]           # F.pad: last axis first
-    xp = F.pad(x[None], flat)
+    data = example_data(p["input"], p["channels"], p["kernel"], out, p["seed"], p["values"])
+    pads = [(p["padding"],) * 2] * nd if isinstance(p["padding"], int) else [tuple(q) for q in p["padding"]]
+    flat = [v for pair in reversed(pads) for v in pair]
+    b = torch.tensor(SC.example_bias(p["seed"], p["values"])) if p["bias"] else None
     conv = F.conv1d if nd == 1 else F.conv2d
-    y = conv(xp, w, stride=s, dilation=d)[0]
-    C = data["x"].shape[0]
-    per_channel = conv(xp, w.reshape(C, 1, *w.shape[2:]), stride=s, dilation=d, groups=C)[0]
-    g = torch.tensor(data["grad_y"], dtype=torch.float64)
-    y.backward(g)
-    return {"y": y.detach().numpy()[0], "per_channel": per_channel.detach().numpy(),
-            "grad_x": x.grad.numpy(), "grad_w": w.grad.numpy()}
+    return conv(F.pad(torch.tensor(data["x"])[None], flat), torch.tensor(data["w"]), b,
+                stride=p["stride"], dilation=p["dilation"]).numpy()[0, 0]
 
 
-def reference(p, data):
-    """Expected numbers: torch when installed, else viz.conv (itself gradient-checked elsewhere)."""
-    t = torch_grads(p, data)
-    if t is not None:
-        return t
-    args = dict(stride=p["stride"], padding=p["padding"], dilation=p["dilation"])
-    C = data["x"].shape[0]
-    gx, gw = V.conv_backward(data["x"], data["w"], data["grad_y"], **args)
-    return {"y": V.conv(data["x"], data["w"], **args)[0],
-            "per_channel": V.conv(data["x"], data["w"].reshape(C, 1, *data["w"].shape[2:]), groups=C, **args),
-            "grad_x": gx, "grad_w": gw}
+class Recorder:
+    """Wraps a scene's play to record the class of every animation it plays."""
+
+    def __init__(self, scene):
+        self.kinds = []
+        play = scene.play
+
+        def recorded(*anims, **kw):
+            self.kinds += [type(getattr(a, "animation", a)).__name__ for a in anims]
+            return play(*anims, **kw)
+        scene.play = recorded
+
+
+def dry(kind, p):
+    cls = scene_class(kind)
+    rec = {}
+
+    def factory(**kw):
+        scene = cls(**p, **kw)
+        rec["r"] = Recorder(scene)
+        return scene
+    scene = dry_run_scene(factory)
+    scene.animation_kinds = rec["r"].kinds
+    return scene
 
 
 @pytest.fixture(scope="module")
 def forward_scenes():
-    return {name: dry_run("conv", p) for name, p in GEOMETRIES.items()}
+    return {name: dry("conv", p) for name, p in GEOMETRIES.items()}
 
 
-@pytest.fixture(scope="module")
-def backward_scenes():
-    names = ["homework-1d", "2d-strided-dilated-padded", "1d-asymmetric-padding", "2d-unread-last-row",
-             "2d-unread-interior"]
-    return {name: dry_run("conv-backward", GEOMETRIES[name]) for name in names}
-
-
-# ---- forward -------------------------------------------------------------------------------------
+# ---- forward: the scene draws its Story ----------------------------------------------------------------
 
 @pytest.mark.parametrize("name", list(GEOMETRIES))
-def test_forward_windows_values_and_never_read(forward_scenes, name):
+def test_forward_scene_draws_its_story(forward_scenes, name):
     p = GEOMETRIES[name]
     scene = forward_scenes[name]
-    out, reads, never, *_ = naive(p)
-    ref = reference(p, scene.data)
-    integer = p["values"] == "int"
-    # every output position exactly once, in row-major order
-    assert [st["output"] for st in scene.steps] == list(itertools.product(*map(range, out)))
-    for st in scene.steps:
-        o = st["output"]
-        assert st["cells"] == reads[o], f"window of output {o}"
-        assert st["values"] == pytest.approx([ref["y"][o]], abs=1e-9)
-        assert st["texts"] == [fmt_value(ref["y"][o], integer)]
-        assert st["channel_sums"] == pytest.approx(ref["per_channel"][(slice(None), *o)], abs=1e-9)
-        # the products shown add up to each channel's sum, and the channel sums to the output
-        for c, pairs in enumerate(st["pairs"]):
-            assert math.fsum(a * b for a, b in pairs) == pytest.approx(st["channel_sums"][c], abs=1e-9)
-        assert math.fsum(st["channel_sums"]) == pytest.approx(st["values"][0], abs=1e-9)
-    assert scene.never_read_shown == never
-    # the output-size formula shown per axis ends in the output size
-    assert len(scene.formulas_shown) == len(out)
-    for a, f in enumerate(scene.formulas_shown):
-        assert f.startswith("floor((") and f.endswith(f"= {out[a]}")
+    story = scene.story
+    assert story == SC.forward_story(p)
+    assert [s["id"] for s in scene.shown] == [s.id for s in story.steps]
+    for shown, step in zip(scene.shown, story.steps):
+        assert shown["lines"] == [ln.text for ln in step.lines]
+        assert shown["writes"] == [(w.target, tuple(w.cell), w.text) for w in step.writes]
+        assert shown["lit"] == {(lit.target, lit.role): list(lit.cells) for lit in step.lit}
+    # independent of viz.windows: the lit windows are the closed form's, every output written once
+    out, reads, never = naive(p)
+    C = p["channels"]
+    fwd = scene.shown[:-1]
+    assert [w[0][1] for w in (s["writes"] for s in fwd)] == list(itertools.product(*map(range, out)))
+    for s, o in zip(fwd, reads):
+        assert sorted(s["lit"][("x", "window")]) == sorted((c, *m) for c in range(C) for m in reads[o])
+    assert sorted(scene.shown[-1]["lit"].get(("x", "never_read"), [])) == sorted(
+        (c, *m) for c in range(C) for m in never)
+    y = torch_y(p)
+    assert [step.writes[0].value for step in story.steps[:-1]] == pytest.approx(list(y.ravel()), abs=1e-9)
+    # every cell of the drawn grids has a place on screen (the frame tests read it)
+    for grid in ("x", "w", "y"):
+        assert len(scene.layout[grid]["centres"]) == int(np.prod(story.grid(grid).shape))
+
+
+@pytest.mark.parametrize("name", list(GEOMETRIES))
+def test_forward_scene_follows_the_timeline(forward_scenes, name):
+    scene = forward_scenes[name]
+    starts = [a for a, _ in scene.timeline]
+    assert scene.step_starts == pytest.approx(starts, abs=1e-9)
+    assert scene.renderer.time == pytest.approx(scene.timeline[-1][1], abs=1e-9)
+    # fully shown steps stay on screen at least 3 s by default
+    full = [b - a for (a, b), s in zip(scene.timeline, scene.story.steps) if s.weight >= 1]
+    assert min(full) >= 3.0
+    # only fades, fills and holds: no Transform turns one text into another
+    assert set(scene.animation_kinds) <= {"FadeIn", "FadeOut", "_MethodAnimation", "_AnimationBuilder", "Wait"}
+    assert "FadeOut" in scene.animation_kinds
+
+
+def test_step_time_scales_the_timeline():
+    p = GEOMETRIES["homework-1d"]
+    slow = dry_run("conv", {**p, "step_time": 5.0})
+    assert slow.step_starts == pytest.approx([1.0, 6.0, 11.0, 16.0])
+    with pytest.raises(Exception, match="step-time"):
+        from viz.app.registry import get
+        get("animate conv").validate({"step_time": "0.1"})
 
 
 def test_homework_numbers_and_windows(forward_scenes):
     """The homework: f in R^3 (not R^2), windows 1-3, 3-5, 5-7, five channels summed."""
     scene = forward_scenes["homework-1d"]
-    assert [st["cells"] for st in scene.steps] == [[(0,), (1,), (2,)], [(2,), (3,), (4,)], [(4,), (5,), (6,)]]
-    assert scene.formulas_shown == ["floor((7 + 0 + 0 - 1*(3-1) - 1)/2) + 1 = 3"]
-    assert all(len(st["channel_sums"]) == 5 for st in scene.steps)
-    assert scene.never_read_shown == []
-    # integer data: every shown number is an integer (checkable by hand)
-    assert all(float(v).is_integer() for st in scene.steps for v in st["values"])
+    assert [sorted({c[1] for c in s["lit"][("x", "window")]}) for s in scene.shown[:3]] == \
+        [[0, 1, 2], [2, 3, 4], [4, 5, 6]]
+    assert scene.shown[1]["lines"][0] == "y[2] reads x[·, 3..5]"
+    assert scene.captions[1] == "output length: floor((7 + 0 + 0 − 1·(3−1) − 1)/2) + 1 = 3"
+    assert all(float(w.value).is_integer() for s in scene.story.steps for w in s.writes)
 
 
-def test_edge_cases_never_read(forward_scenes):
-    s = forward_scenes["2d-unread-last-row"]
-    assert {m for m in s.never_read_shown} == {(7, j) for j in range(8)} | {(i, 7) for i in range(8)}
-    s = forward_scenes["2d-unread-interior"]
-    rows = {m[0] for m in s.never_read_shown if all((m[0], j) in s.never_read_shown for j in range(10))}
-    assert rows == {0, 8}
-    s = forward_scenes["2d-only-padding-windows"]
-    assert len(s.steps) == 81
-    assert [st for st in s.steps if not st["cells"]], "outputs that see only padding exist"
-    assert all(st["values"] == [0.0] for st in s.steps if not st["cells"])
+def test_inset_shows_each_channels_window(forward_scenes):
+    """Several 2-D channels: the layout keeps kernels and the inset numbered (>= MIN_NUMBERED_CELL_SIZE)."""
+    scene = forward_scenes["2d-channels-inset"]
+    assert scene.chosen["cell_r"] >= style.MIN_NUMBERED_CELL_SIZE
+    step = scene.story.steps[0]
+    assert len(step.data["patch_texts"]) == 5 and all(len(t) == 9 for t in step.data["patch_texts"])
 
 
-def test_products_check_detects_a_flipped_kernel(forward_scenes):
-    """A test that can fail: pairing the inputs with the kernel reversed gives other sums."""
-    scene = forward_scenes["homework-1d"]
-    wrong = 0
-    for st in scene.steps:
-        for c, pairs in enumerate(st["pairs"]):
-            xs = [a for a, _ in pairs]
-            ws = [b for _, b in pairs][::-1]
-            wrong += not math.isclose(math.fsum(a * b for a, b in zip(xs, ws)), st["channel_sums"][c])
-    assert wrong > 0
-
-
-def test_large_input_speeds_up_but_fills_every_output():
+def test_large_input_speeds_up_but_writes_every_output():
     p = params((28, 28), (3, 3))
     scene = dry_run("conv", p)
-    out, reads, never, *_ = naive(p)
-    ref = reference(p, scene.data)
-    assert len(scene.steps) == out[0] * out[1] == 676
-    assert [st["output"] for st in scene.steps] == list(itertools.product(*map(range, out)))
-    assert [st["mode"] for st in scene.steps[:style.FULL_STEPS]] == ["full"] * style.FULL_STEPS
-    assert all(st["mode"] == "fast" for st in scene.steps[style.FULL_STEPS:])
-    for st in scene.steps[::37]:
-        assert st["cells"] == reads[st["output"]]
-    assert np.allclose([st["values"][0] for st in scene.steps], ref["y"].ravel())
-    # bounded video: the sped-up part is at most MAX_FAST_TIME, the whole scene well under a minute
-    assert len(speed_plan(676)) <= style.FULL_STEPS + style.MAX_FAST_TIME / style.FAST_STEP_TIME
-    assert scene.renderer.time < 40.0
-
-
-def test_float_data_has_one_decimal_inputs():
-    d = example_data((7, 7), 2, (3, 3), (4, 4), seed=3, values="float")
-    assert np.allclose(d["x"] * 10, np.round(d["x"] * 10)) and np.allclose(d["w"] * 10, np.round(d["w"] * 10))
-    i = example_data((7,), 5, (3,), (3,), seed=0, values="int")
-    assert set(np.unique(i["w"])) <= {-2.0, -1.0, 1.0, 2.0} and i["x"].min() >= -3 and i["x"].max() <= 3
-    # seeded: same seed, same data
-    assert all(np.array_equal(i[k], example_data((7,), 5, (3,), (3,), seed=0)[k]) for k in i)
-    with pytest.raises(ValueError, match="values"):
-        example_data((7,), 1, (3,), (3,), values="half")
-
-
-# ---- backward ------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("name", ["homework-1d", "2d-strided-dilated-padded", "1d-asymmetric-padding",
-                                  "2d-unread-last-row", "2d-unread-interior"])
-def test_backward_matches_autograd(backward_scenes, name):
-    p = GEOMETRIES[name]
-    scene = backward_scenes[name]
-    out, reads, never, s, d, pads = naive(p)
-    ref = reference(p, scene.data)
-    C = p["channels"]
-    k = tuple(p["kernel"])
-    nd = len(k)
-    gw_steps = [st for st in scene.steps if st["part"] == "grad_w"]
-    gx_steps = [st for st in scene.steps if st["part"] == "grad_x"]
-    # grad_w: one step per kernel tap j, the cells are the inputs tap j reads over all outputs
-    assert [st["output"] for st in gw_steps] == list(itertools.product(*map(range, k)))
-    for st in gw_steps:
-        j = st["output"]
-        want = sorted({tuple(o[a] * s[a] + j[a] * d[a] - pads[a][0] for a in range(nd)) for o in reads
-                       if all(0 <= o[a] * s[a] + j[a] * d[a] - pads[a][0] < p["input"][a] for a in range(nd))})
-        assert sorted(st["cells"]) == want
-        assert st["values"] == pytest.approx([ref["grad_w"][(0, c, *j)] for c in range(C)], abs=1e-9)
-        for c, pairs in enumerate(st["pairs"]):
-            assert math.fsum(a * b for a, b in pairs) == pytest.approx(st["values"][c], abs=1e-9)
-    # grad_x: one step per input position; the upstream entries under the flipped kernel are the
-    # outputs whose forward window reads that position; the values are autograd's
-    assert [st["output"] for st in gx_steps] == list(itertools.product(*map(range, p["input"])))
-    for st in gx_steps:
-        m = st["output"]
-        assert st["sources"] == sorted(o for o, cells in reads.items() if m in cells)
-        assert st["values"] == pytest.approx([ref["grad_x"][(c, *m)] for c in range(C)], abs=1e-9)
-        for c, pairs in enumerate(st["pairs"]):
-            assert math.fsum(a * b for a, b in pairs) == pytest.approx(st["values"][c], abs=1e-9)
-        if m in never:
-            assert st["sources"] == [] and st["values"] == [0.0] * C
-    assert scene.never_read_shown == never
-
-
-def test_backward_homework_says_stride_becomes_dilation(backward_scenes):
-    scene = backward_scenes["homework-1d"]
-    st = scene.backward_steps
-    assert st.grad_w_geometry.dilation == (2,) and st.grad_w_geometry.stride == (1,)
-    assert any("stride 2 becomes a dilation of 2" in c for c in scene.captions)
-    assert any("transposed convolution" in c for c in scene.captions)
-    assert st.grad_y_dilated.shape == (1, 5) and st.grad_x_padding == ((2, 2),)
-    # columns 3 and 5 (1-based) feed two outputs
-    two = [st_["output"][0] + 1 for st_ in scene.steps if st_["part"] == "grad_x" and len(st_["sources"]) == 2]
-    assert two == [3, 5]
-
-
-def test_backward_flip_matters(backward_scenes):
-    """A test that can fail: pairing the padded gradient with the UNflipped kernel disagrees."""
-    scene = backward_scenes["homework-1d"]
-    w = scene.data["w"]
-    wrong = 0
-    for st in scene.steps:
-        if st["part"] != "grad_x":
-            continue
-        for c, pairs in enumerate(st["pairs"]):
-            gs = [a for a, _ in pairs]
-            wrong += not math.isclose(math.fsum(g * v for g, v in zip(gs, w[0, c])), st["values"][c])
-    assert wrong > 0
+    y = torch_y(p)
+    writes = [s["writes"][0] for s in scene.shown[:-1]]
+    assert len(writes) == 676 and [w[1] for w in writes] == list(itertools.product(range(26), range(26)))
+    assert [s.weight for s in scene.story.steps[:SC.FULL_STEPS]] == [1.0] * SC.FULL_STEPS
+    assert np.allclose([s.writes[0].value for s in scene.story.steps[:-1]], y.ravel())
+    # bounded video: the sped-up part weighs at most MAX_FAST_WEIGHT step times
+    assert scene.renderer.time <= style.INTRO_TIME + style.STORY_STEP_TIME * (
+        SC.FULL_STEPS + SC.MAX_FAST_WEIGHT + SC.FINAL_WEIGHT) + 1e-6
 
 
 def test_bad_parameters_raise_value_error():
@@ -287,26 +199,33 @@ def test_bad_parameters_raise_value_error():
         dry_run("nope", HOMEWORK)
 
 
+# ---- backward: the same timeline contract ----------------------------------------------------------------
+
+def test_backward_scene_follows_its_story_timeline():
+    scene = dry("conv-backward", HOMEWORK)
+    assert scene.story == SC.backward_story(HOMEWORK)
+    assert scene.step_starts == pytest.approx([a for a, _ in scene.timeline], abs=1e-9)
+    assert not {"Transform", "ReplacementTransform", "TransformMatchingShapes"} & set(scene.animation_kinds)
+
+
 # ---- real renders (low quality) --------------------------------------------------------------------
 
 @pytest.mark.render
 @pytest.mark.parametrize("kind", ["conv", "conv-backward"])
-def test_render_homework_video(tmp_path, kind, forward_scenes, backward_scenes):
+def test_render_homework_video(tmp_path, kind):
     import av
 
     from scenes.render import render_animation
     out = tmp_path / f"{kind}.mp4"
     render_animation(kind, HOMEWORK, out, "mp4", quality="low", progress=False)
-    dry = (forward_scenes if kind == "conv" else backward_scenes)["homework-1d"]
-    planned, plays = dry.renderer.time, dry.renderer.num_plays
+    planned = dry_run(kind, HOMEWORK).timeline[-1][1]
     with av.open(str(out)) as c:
         s = c.streams.video[0]
         assert (s.codec_context.width, s.codec_context.height) == (854, 480)
         assert s.average_rate == 15
         n = sum(1 for _ in c.decode(s))
-    assert 5.0 < n / 15 < 40.0
-    # the video lasts as long as the scene planned (each play rounds to whole frames)
-    assert abs(n / 15 - planned) <= plays / 15 + 1e-9
+    # the video lasts as long as the Story's timeline (to the frame)
+    assert abs(n / 15 - planned) <= 1 / 15 + 1e-9
 
 
 @pytest.mark.render
@@ -315,7 +234,7 @@ def test_render_png_still(tmp_path):
 
     from scenes.render import render_animation
     out = tmp_path / "still.png"
-    render_animation("conv-backward", GEOMETRIES["2d-strided-dilated-padded"], out, "png", progress=False)
+    render_animation("conv", GEOMETRIES["2d-strided-dilated-padded"], out, "png", progress=False)
     img = Image.open(out)
     assert img.size == (854, 480)
     # not blank: the still shows the grids (many distinct colours)
