@@ -185,3 +185,31 @@ def test_notebook_outputs_are_clean_and_accessible(tmp_path, monkeypatch):
     video = animation[0].data["text/html"]
     assert 'poster="data:image/png;base64,' in video and '<track kind="captions"' in video
     assert base64.b64decode(animation[0].data["image/png"]).startswith(b"\x89PNG")
+
+
+# ---- Quarto / Pandoc: the Lua filter over `viz fence` ---------------------------------------------------
+
+@needs_dot
+@pytest.mark.render
+def test_pandoc_lua_filter_renders_viz_blocks(tmp_path, monkeypatch):
+    """Quarto runs Pandoc Lua filters; the same filter under plain Pandoc (Quarto itself downloads its
+    binary at install, which this machine cannot)."""
+    if shutil.which("pandoc") is None:
+        pytest.skip("pandoc is not installed (apt-get install pandoc)")
+    from importlib import resources
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", f"{BIN}:{__import__('os').environ['PATH']}")
+    lua = Path(str(resources.files("viz.app") / "quarto" / "viz.lua"))
+    (tmp_path / "in.md").write_text(f'# Notes\n\n```{{.viz format="svg" caption="one step"}}\n{DIAGRAM}\n```\n')
+    run = subprocess.run(["pandoc", "--lua-filter", str(lua), "-s", "--metadata", "title=n", "-o", "out.html",
+                          "in.md"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    html = (tmp_path / "out.html").read_text()
+    src = re.search(r'<figure class="viz-figure"><img src="(viz-figures/[^"]+\.svg)" alt="([^"]+)"', html)
+    assert src and (tmp_path / src.group(1)).is_file()
+    assert "<figcaption>one step</figcaption>" in html
+    (tmp_path / "bad.md").write_text("```{.viz}\ndiagram gated-rnn --steps 0\n```\n")
+    run = subprocess.run(["pandoc", "--lua-filter", str(lua), "-o", "bad.html", "bad.md"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0 and "--steps: must be an integer in 1..64 (got 0)" in run.stderr

@@ -361,6 +361,31 @@ def gallery_command(which, out, jobs, force, quality, shard, executor):
     _run_build(Path(str(resources.files("viz.app") / name)), name, out, jobs, force, quality, shard, executor)
 
 
+@cli.command("fence", epilog=EXIT_STATUS_HELP)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder the figure's files are written to.")
+@click.option("--url-prefix", default="", help="Prefix of the URLs in the HTML [default: the file names alone].")
+@click.option("--format", "fmt", default=None, help="Header option format= (svg, mp4, ...).")
+@click.option("--caption", default=None, help="Header option caption=.")
+@click.option("--alt", default=None, help="Header option alt= [default: the figure's own alt text].")
+@click.option("--width", default=None, help="Header option width= (600, 600px, 80%).")
+def fence_command(out_dir, url_prefix, fmt, caption, alt, width):
+    """Render a `viz` fence read from standard input; print the HTML that shows it.
+
+    The input is the fence's body: the command line as typed in a terminal, without -o (for example
+    `diagram attention-rnn --view cell --k 2`). For tools without a viz plugin (Quarto's and Pandoc's
+    Lua filters, Hugo shortcodes); MkDocs and Sphinx have their own (see the README).
+    """
+    from viz.app.fence import FenceError, fence_html, parse_fence
+
+    options = {k: v for k, v in (("format", fmt), ("caption", caption), ("alt", alt), ("width", width)) if v}
+    try:
+        request = parse_fence(click.get_text_stream("stdin").read(), options)
+    except FenceError as err:
+        raise click.UsageError(str(err)) from None
+    click.echo(fence_html(request, out_dir, url_prefix))
+
+
 @cli.command("serve")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port on 127.0.0.1 (0: any free port).")

@@ -134,3 +134,25 @@ def default_format(kind: registry.FigureKind) -> str:
         if fmt in kind.formats:
             return fmt
     return kind.formats[0]
+
+
+def fence_html(request: FigureRequest, out_dir, url_prefix: str = "") -> str:
+    """Render a fence's files (cached) into `out_dir` and return the accessible HTML that shows them,
+    with URLs `url_prefix + file name`: what static-site generators without a plugin (Quarto, Pandoc,
+    Hugo) embed through `viz fence`."""
+    from pathlib import Path
+
+    from viz.app import embed
+    from viz.io import copy_atomic
+
+    if request.kind.command == "shape":
+        from viz.app.shape_report import shape_html
+
+        return f'<figure class="viz-figure viz-shape">{shape_html(request.values)}</figure>'
+    urls = {}
+    for fmt in (request.fmt, *embed.companions(request.kind, request.fmt)):
+        source = embed.cached(request.kind, request.values, fmt)
+        copy_atomic(source, Path(out_dir) / source.name)
+        urls[fmt] = url_prefix + source.name
+    return embed.figure_html(request.kind, request.values, request.fmt, urls, caption=request.caption,
+                             alt=request.alt, width=request.width)
