@@ -46,8 +46,9 @@ function vizWidgetRender({ model, el: host }) {
       const shown = (model.get("answer").params || {})[p.name];
       const value = given[p.name] !== undefined ? String(given[p.name]) : (shown !== undefined ? shown : "");
       let ctl;
-      if (p.type === "choice") {
-        ctl = el("select", { id, name: p.name }, ...p.choices.map((c) => el("option", { value: c, text: c })));
+      if (p.type === "choice" || p.type === "flag") {
+        const choices = p.type === "flag" ? ["false", "true"] : p.choices;
+        ctl = el("select", { id, name: p.name }, ...choices.map((c) => el("option", { value: c, text: c })));
         ctl.value = value;
       } else {
         ctl = el("input", { id, name: p.name, type: "text", value, size: 7, spellcheck: "false" });
