@@ -295,3 +295,11 @@ def test_a_read_only_file_system_is_one_line_exit_74():
     assert out.stderr.strip().splitlines() == [
         "viz: error: cannot write '/tmp/viz-fault-mnt/s.txt': Read-only file system",
         "viz: error: cannot write '/tmp/viz-fault-mnt/new/s.md': Read-only file system"], out.stderr
+
+
+def test_a_cache_folder_that_is_a_file_is_one_line_exit_74(tmp_path):
+    (tmp_path / "cache").write_text("")   # XDG_CACHE_HOME is a file: viz/manim/work cannot be made under it
+    out = subprocess.run([sys.executable, "-m", "viz", "animate", "conv", "--format", "png", "-o", tmp_path / "a.png"],
+                         capture_output=True, text=True, env={**ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert_one_line_error(out.stderr, out.returncode, EXIT_IO, f"'{tmp_path / 'cache'}/viz/manim/work': cannot use it")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
