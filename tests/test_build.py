@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -437,3 +438,128 @@ def test_an_os_error_is_tried_once_more(fake, tmp_path, monkeypatch):
                         lambda *a: calls.append(1) or (_ for _ in ()).throw(ValueError("bad figure")))
     report, _ = run_build(write(tmp_path, text), tmp_path / "out", jobs=1, force=True)
     assert report.failed == {"f.svg": "bad figure"} and calls == [1]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Manifests that used to crash, and output folders that cannot be used: one line each, exit status 2
+
+
+def cli_build(path, out, capsys, *more) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["build", str(path), "--out", str(out), *more])
+    return done.value.code, capsys.readouterr().err
+
+
+def test_invalid_utf8_is_one_line(fake, tmp_path, capsys):
+    path = tmp_path / "figures.toml"
+    path.write_bytes(b'[[figure]]\nname = "caf\xe9"\n')
+    code, err = cli_build(path, tmp_path / "out", capsys)
+    assert code == 2 and "Traceback" not in err
+    assert err.splitlines()[0] == ("figures.toml:2: not UTF-8 text (byte 0xe9 at offset 22); "
+                                   "save the manifest as UTF-8")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", ["[" * 20000 + "]" * 20000, "{a=" * 20000 + "1" + "}" * 20000])
+def test_deeply_nested_toml_is_one_line(tmp_path, value):
+    with pytest.raises(build.ManifestError) as err:
+        build.load_manifest(write(tmp_path, f"x = {value}\n"))
+    assert err.value.errors == ["figures.toml: invalid TOML: arrays or tables nested too deeply"]
+
+
+def test_a_figure_cannot_take_the_index_name_or_another_figures_file(fake, tmp_path, monkeypatch):
+    import dataclasses
+
+    storied = dataclasses.replace(FAKE, name="storied", formats=("svg", "json"), story=f"{__name__}:fake_render")
+    monkeypatch.setitem(figures.KINDS, storied.key, storied)
+    assert "story.json" in storied.all_formats
+    text = ('[[figure]]\nname = "index"\nkind = "shape"\nformats = ["md"]\n[figure.params]\ninput = 7\nkernel = 3\n\n'
+            '[[figure]]\nname = "s"\nkind = "diagram storied"\nformats = ["story.json"]\n\n\n\n\n'
+            '[[figure]]\nname = "s.story"\nkind = "diagram storied"\nformats = ["json"]\n')
+    with pytest.raises(build.ManifestError) as err:
+        build.load_manifest(write(tmp_path, text))
+    first, second = err.value.errors
+    assert first == 'figures.toml:2: figure "index": index.md is the build\'s own index page; rename the figure'
+    assert second == ('figures.toml:18: figure "s.story": writes s.story.json, which figure "s" (line 9) '
+                      'writes too; rename one of them')
+
+
+def test_a_newline_in_a_name_stays_on_one_line(fake, tmp_path, capsys):
+    path = write(tmp_path, '[[figure]]\nname = "two\\nlines"\nkind = "diagram nope"\nformats = ["svg"]\n')
+    code, err = cli_build(path, tmp_path / "out", capsys)
+    lines = err.splitlines()
+    assert code == 2 and len(lines) == 3, err     # kind, name, and the summary line
+    assert lines[0].startswith('figures.toml:2: figure "two\\nlines": name: must be a file name')
+    assert lines[1].startswith('figures.toml:3: figure "two\\nlines": unknown figure kind')
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda out: out.write_text("x"), "viz: error: Invalid value for '-o' / '--out': Directory '{out}' is a file."),
+    (lambda out: (out.parent / "afile").write_text("x"), "--out: cannot write to {parent}/afile/out: "
+                                                         "a parent of it is a file, not a folder"),
+    (lambda out: (out / ".viz-cache.json").mkdir(parents=True),
+     "--out: {out}/.viz-cache.json is a folder, but the build writes a file there; move it away"),
+    (lambda out: (out / "gallery.html").mkdir(parents=True),
+     "--out: {out}/gallery.html is a folder, but the build writes a file there; move it away"),
+    (lambda out: (out / "one.svg").mkdir(parents=True),
+     "--out: {out}/one.svg is a folder, but the build writes a file there; move it away"),
+    (lambda out: out.mkdir() or (out / ".viz-logs").write_text("x"),
+     "--out: {out}/.viz-logs is a file, but the build keeps its failure logs in a folder there; move it away"),
+], ids=["out-is-a-file", "parent-is-a-file", "cache-is-a-folder", "index-is-a-folder", "output-is-a-folder",
+        "logs-is-a-file"])
+def test_unusable_output_folder_is_one_line_before_anything_renders(fake, tmp_path, capsys, make, message):
+    out = tmp_path / "out"
+    make(out)
+    if "afile" in message:
+        out = tmp_path / "afile" / "out"
+    code, err = cli_build(write(tmp_path, MANIFEST), out, capsys)
+    assert code == 2 and "Traceback" not in err
+    assert err.splitlines()[0] == message.format(out=out, parent=tmp_path)
+    assert fake() == []
+
+
+LAUNCHER = """
+import sys
+sys.path.insert(0, {tests!r})
+import test_build
+from viz.app import registry
+registry.KINDS[test_build.FAKE.key] = test_build.FAKE
+from viz.app.cli import main
+main(sys.argv[1:])
+"""
+
+
+def in_small_tmpfs(tmp_path, options: str, *viz_args) -> subprocess.CompletedProcess:
+    """`viz ...` (the fake kind registered) in a private mount namespace with a tmpfs at tmp_path/mnt."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare(1) for a private tmpfs")
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(LAUNCHER.format(tests=str(Path(__file__).parent)))
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = f'mount -t tmpfs -o {options} tmpfs "$1" && shift && exec "$@"'
+    return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(mnt), sys.executable, str(launcher),
+                           *viz_args], capture_output=True, text=True,
+                          env={**os.environ, "VIZ_FAKE_LOG": str(tmp_path / "renders.log")})
+
+
+def test_read_only_output_folder(tmp_path):
+    (tmp_path / "renders.log").touch()
+    done = in_small_tmpfs(tmp_path, "ro,size=64k", "build", str(write(tmp_path, MANIFEST)),
+                          "--out", str(tmp_path / "mnt" / "out"))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[0] == f"--out: cannot write to {tmp_path}/mnt/out: Read-only file system"
+
+
+def test_full_disk_fails_figures_one_line_each_and_keeps_the_others_records(tmp_path):
+    (tmp_path / "renders.log").touch()
+    entries = "".join(f'[[figure]]\nname = "f{i:02}"\nkind = "diagram fake"\nformats = ["svg", "txt"]\n'
+                      f'[figure.params]\nsize = {i % 9 + 1}\n\n' for i in range(14))
+    out = tmp_path / "mnt" / "out"
+    done = in_small_tmpfs(tmp_path, "size=64k", "build", str(write(tmp_path, entries)), "--out", str(out),
+                          "--jobs", "2")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "_RemoteTraceback" not in done.stderr
+    failed = [line for line in done.stderr.splitlines() if line.startswith("  f")]
+    assert failed and all("No space left on device" in line for line in failed), done.stderr
+    assert all(line.startswith(("viz build: ", "  f")) for line in done.stderr.splitlines()), done.stderr

@@ -123,7 +123,7 @@ def _save(records: cache.Records, report: BuildReport) -> None:
     try:
         records.save()
     except OSError as err:
-        message = f"cannot write {Path(records.out_dir) / CACHE_FILE}: {one_line(err)}"
+        message = f"cannot write {Path(records.out_dir) / CACHE_FILE}: {err.strerror or one_line(err)}"
         if message not in report.errors:
             report.errors.append(message)
 
@@ -179,7 +179,7 @@ def _finish(manifest: Manifest, out_dir: Path, records: cache.Records, report: B
         with cache.locked(out_dir):
             write_index(manifest, out_dir, failed)
     except OSError as err:
-        report.errors.append(f"cannot write the index in {out_dir}: {one_line(err)}")
+        report.errors.append(f"cannot write the index: {one_line(err)}")
 
 
 def _summary(report: BuildReport, tasks, kept, out_dir: Path, stream) -> None:

@@ -15,9 +15,8 @@ from string import Template
 
 from viz.io import write_text_atomic
 
-from .manifest import Entry, Manifest
+from .manifest import INDEX_HTML, INDEX_MD, Entry, Manifest
 
-INDEX_MD, INDEX_HTML = "index.md", "gallery.html"
 VIDEO_TYPES = {"mp4": "video/mp4", "webm": "video/webm"}
 IMAGE_FORMATS = ("svg", "png", "gif")
 TEXT_FORMATS = ("md", "txt", "json")

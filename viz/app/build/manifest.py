@@ -4,7 +4,7 @@ Every problem is one line, ``figures.toml:12: figure "conv-hw": --stride: must b
 (got 0)``, with the registry's own messages (the ones the command line prints); user text is quoted
 so a newline in a name cannot split a line. Besides the parameters, a manifest is checked for:
 text that is not UTF-8, TOML nested too deeply, two figures writing one file, and a figure that
-would be overwritten by the build's own files (``index.md``, ``index.html``).
+would be overwritten by the build's own files (``index.md``, ``gallery.html``).
 """
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ from viz.app import registry as figures
 ENTRY_KEYS = ("name", "kind", "formats", "caption", "params")
 TOP_KEYS = ("title", "description", "figure")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-# The files the build writes itself in OUT (a figure may not have these names).
-INDEX_FILES = ("index.md", "index.html")
+# The files the build writes itself in OUT (a figure may not have these names). The HTML page is not
+# index.html: MkDocs makes index.md into index.html and drops a static file of that name (--strict fails).
+INDEX_MD, INDEX_HTML = "index.md", "gallery.html"
+INDEX_FILES = (INDEX_MD, INDEX_HTML)
 CACHE_FILE = ".viz-cache.json"
 LOG_DIR = ".viz-logs"
 # Rough relative cost, to start the slowest figures first (shortest total time with several jobs).

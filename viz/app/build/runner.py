@@ -164,7 +164,7 @@ def render_task(task: Task) -> Result:
             write_text_atomic(log_path, "".join(tracebacks) + ("\n--- output\n" + output if output else ""))
             log = str(log_path)
         except OSError as err:   # a full disk must not hide the figure's own error
-            errors = {f: f"{m} (and its log could not be written: {one_line(err)})" for f, m in errors.items()}
+            errors = {f: f"{m} (no log: {err.strerror or err})" for f, m in errors.items()}
     return Result(task.name, files, errors, time.perf_counter() - start, log)
 
 
