@@ -462,12 +462,15 @@ class GridView:
         return (axes[0][i] if axes else self.grid.label), *((axes[1], axes[2]) if axes else (None, None))
 
     def fills(self, cells, color: str, opacity: float):
+        """Filled cells; on cells too small for numbers (shaded by value) nearly opaque, so a lit
+        cell never reads as a dark or a light value."""
         m = _manim()
         by_panel = {}
         for cell in cells:
             p, r, c = self.locate(cell)
             by_panel.setdefault(id(p), (p, []))[1].append((r, c))
-        return m.VGroup(*[p.fills(rc, color, opacity) for p, rc in by_panel.values()])
+        return m.VGroup(*[p.fills(rc, color, opacity if p.numbered else max(opacity, 0.85))
+                          for p, rc in by_panel.values()])
 
     def outlines(self, cells, color: str = style.HIGHLIGHT):
         m = _manim()

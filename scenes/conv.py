@@ -73,7 +73,8 @@ class ConvScene(StoryScene):
 
     def record_layout(self, views: dict):
         """Cell centres and sides in frame units, per Story grid and cell (the frame tests map them to
-        pixels), and every drawn label's box."""
+        pixels): layout[grid] = {"cell": side, "centres": {cell index: (x, y)}}; layout["text"] is the
+        box of the step's lines (left, top, width, height)."""
         for name, view in views.items():
             shape = tuple(view.grid.shape)
             self.layout[name] = {"cell": view.cell, "centres": {
@@ -127,6 +128,9 @@ class ConvSlide(ConvScene):
         if inset is not None:
             inset.shift(UP * dy)
         anchor = anchor + UP * dy
+        self.layout["text"] = {"left": float(anchor[0]), "top": float(anchor[1]),
+                               "width": float(extent[0] * plan["text_scale"]),
+                               "height": float(extent[1] * plan["text_scale"])}
         self.play_story(views, lambda step: (anchor, size), extra=inset.for_step if inset else None,
                         still=(head, foot))
 
