@@ -75,7 +75,7 @@ def test_a_long_name_that_fits_is_written(tmp_path):
     assert target.read_text() == "x" and names(tmp_path) == [target.name]
 
 
-@pytest.mark.parametrize("case", ["parent is a file", "name too long", "a folder", "link loop"])
+@pytest.mark.parametrize("case", ["parent is a file", "name too long", "a folder", "link loop", "a slash"])
 def test_failures_are_one_line_write_errors_and_leave_nothing(tmp_path, case):
     (tmp_path / "afile").write_text("")
     (tmp_path / "adir").mkdir()
@@ -83,7 +83,8 @@ def test_failures_are_one_line_write_errors_and_leave_nothing(tmp_path, case):
     target, code = {"parent is a file": ("afile/x.svg", errno.ENOTDIR),
                     "name too long": ("n" * 300 + ".svg", errno.ENAMETOOLONG),
                     "a folder": ("adir", errno.EISDIR),
-                    "link loop": ("loop", errno.ELOOP)}[case]
+                    "link loop": ("loop", errno.ELOOP),
+                    "a slash": ("new/", errno.EISDIR)}[case]
     before = names(tmp_path)
     with pytest.raises(WriteError) as err:
         write_text_atomic(tmp_path / target, "x")

@@ -80,6 +80,8 @@ def destination(target) -> Destination:
     """Follow `target`'s symlinks to what a write should change (see the module docstring)."""
     if is_stdout(target):
         return Destination(STDOUT, True, fd=-1)
+    if os.fspath(target).endswith(os.sep):   # "out/" names a folder, never a file called "out"
+        raise WriteError(errno.EISDIR, target)
     path = os.path.abspath(os.fspath(target))
     for _ in range(40):
         parent, name = os.path.split(path)
