@@ -237,7 +237,7 @@ def test_errors_dim_the_stale_view_and_modes_are_screenshotted(page, server, tmp
     page.locator("#p-steps").fill("12")
     page.wait_for_function("() => document.getElementById('command').textContent.includes('--steps 12') "
                            "|| document.getElementById('command').textContent === 'viz animate bptt'")
-    ys = page.evaluate("() => [...document.querySelectorAll('#bptt-svg circle.node')].map((c) => c.getAttribute('cy'))")
+    ys = page.evaluate("() => [...document.querySelectorAll('#bptt-svg .node')].map((c) => c.getAttribute('data-cy'))")
     assert len(ys) >= 13 and len(set(ys)) == 1          # h[0] … h[12] and the loss on one baseline
     page.click("#next")
     page.screenshot(path=str(tmp_path / "explorer-bptt.png"), full_page=True)
@@ -257,5 +257,51 @@ def test_errors_dim_the_stale_view_and_modes_are_screenshotted(page, server, tmp
         page.fill("#p-k", "inf")
         expect(page.locator('[data-param="base_case"]')).to_be_hidden()  # AttentionRNN(∞): always mask
         page.screenshot(path=str(tmp_path / "explorer-attention.png"), full_page=True)
+    page.click('#figures button[data-id="conv"]')
+    assert page.errors == []
+
+
+def test_bptt_mode_draws_the_story(page):
+    """Bars: one per δ[t], heights ordered as the Story's ‖δ[t]‖ (log axis), titled with its texts; every
+    step lights exactly its Lit cells; states on one row even at T = 24; hovering h[t] goes to δ[t]."""
+    page.click('#figures button[data-id="bptt"]')
+    page.wait_for_selector("#bptt-svg")
+    page.select_option("#p-model", "attention")
+    page.fill("#p-k", "inf")
+    page.locator("#p-steps").fill("24")
+    page.wait_for_function("() => document.getElementById('command').textContent.endsWith('--k inf --steps 24')")
+    page.wait_for_function("() => document.querySelectorAll('#bptt-svg .node').length === 26")
+    story = serve.render_answer("bptt", {"model": "attention", "k": "inf", "steps": "24"})["story"]
+    series = story["series"][0]
+    bars = page.evaluate("() => [...document.querySelectorAll('#bptt-svg rect.bar')].map((b) => "
+                         "[Number(b.dataset.x), b.getBBox().height, b.textContent])")
+    assert [b[0] for b in bars] == series["x"]
+    heights = [b[1] for b in bars]
+    assert np.argsort(heights, kind="stable").tolist() == np.argsort(series["y"], kind="stable").tolist()
+    texts = {w["cell"][0]: w["text"] for s in story["steps"] for w in s["writes"] if w["target"] == "delta"}
+    assert [b[2] for b in bars] == [texts.get(i, "") for i in range(len(bars))]
+    nodes = page.evaluate("() => [...document.querySelectorAll('#bptt-svg .node')].map((n) => "
+                          "[n.dataset.id, Number(n.getAttribute('x')), n.dataset.cy])")
+    xs = [x for _, x, _ in nodes]
+    assert len({cy for *_, cy in nodes}) == 1 and xs == sorted(xs)          # one row, left to right
+    lit_js = ("() => Object.fromEntries(['lit-window', 'lit-output', 'lit-path', 'lit-forward', 'lit-loss']"
+              ".map((c) => [c, "
+              "[...document.querySelectorAll('#bptt-svg .' + c)].map((e) => e.dataset.id || ('delta|' + e.dataset.x))"
+              ".sort()]))")
+    role = {"highlight": "lit-window", "gradient": "lit-output", "path": "lit-path", "hidden": "lit-forward",
+            "loss": "lit-loss"}
+    page.click("#prev")
+    for i, step in enumerate(story["steps"]):
+        if i:
+            page.click("#next")
+        want = {c: [] for c in role.values()}
+        for lit in step["lit"]:
+            ids = [c if lit["target"] == "graph" else f"delta|{c:g}" for c in lit["cells"]]
+            want[role[lit["role"]]] += ids
+        got = page.evaluate(lit_js)
+        assert got == {k: sorted(v) for k, v in want.items()}, step["id"]
+        assert page.inner_text("#position") == f"step {i + 1} of {len(story['steps'])}"
+    page.hover('#bptt-svg .node[data-id="h5"]')
+    assert page.inner_text(".info").startswith("δ[5]")
     page.click('#figures button[data-id="conv"]')
     assert page.errors == []

@@ -7,8 +7,9 @@
 
 const VizBptt = (() => {
   const { el, svg } = VizViews;
-  const LIT = { highlight: "lit-window", gradient: "lit-output", path: "lit-path", loss: "lit-output",
-                window: "lit-window", output: "lit-output" };
+  // Story roles -> classes ("hidden": the states the forward pass computes, "loss": what reads h[T])
+  const LIT = { highlight: "lit-window", gradient: "lit-output", path: "lit-path", loss: "lit-loss",
+                hidden: "lit-forward", window: "lit-window", output: "lit-output" };
   const STEP_X = 70, NODE_R = 17, BAR_H = 150;
 
   class BpttView {
@@ -36,7 +37,7 @@ const VizBptt = (() => {
       const lo = Math.min(0, ...ranks), hi = Math.max(0, ...ranks);
       const xOf = (rank) => 40 + (rank - lo) * dx;
       const spanMax = Math.max(1, ...g.edges.map((e) => Math.abs(this.rank(e.target) - this.rank(e.source))));
-      const arcTop = 24 + Math.min(90, 18 * spanMax);
+      const arcTop = spanMax > 1 ? 24 + Math.min(150, 20 * spanMax) : 12;
       const baseY = arcTop + NODE_R + 10;
       const barTop = baseY + NODE_R + 34, barBottom = barTop + BAR_H;
       const width = xOf(hi) + 60, height = barBottom + 40;
@@ -48,9 +49,10 @@ const VizBptt = (() => {
         const x1 = nodeX.get(e.source), x2 = nodeX.get(e.target);
         if (x1 === undefined || x2 === undefined) continue;
         const span = Math.abs(this.rank(e.target) - this.rank(e.source));
+        const rise = (4 / 3) * (baseY - NODE_R - 12) * span / spanMax;    // longer lags arc higher
         const d = span <= 1 ? `M ${x1 + NODE_R} ${baseY} L ${x2 - NODE_R} ${baseY}`
-          : `M ${x1} ${baseY - NODE_R} C ${x1} ${baseY - NODE_R - 18 * Math.min(span, 5)}, ` +
-            `${x2} ${baseY - NODE_R - 18 * Math.min(span, 5)}, ${x2} ${baseY - NODE_R}`;
+          : `M ${x1} ${baseY - NODE_R} C ${x1} ${baseY - NODE_R - rise}, ` +
+            `${x2} ${baseY - NODE_R - rise}, ${x2} ${baseY - NODE_R}`;
         const path = svg("path", { d, class: `edge role-${e.role}`, "data-id": e.id,
                                    "stroke-width": (1 + 2.5 * Math.min(1, Math.abs(e.weight))).toFixed(2) });
         path.append(svg("title", {}, e.label || e.id));
