@@ -1,11 +1,10 @@
-"""Graphviz computation-graph diagrams of the recurrent networks, drawn from the reference's traces.
+"""Graphviz drawings of the computation graphs that viz.story.graphs builds from the reference's traces.
 
-    graph.py          the graph model (nodes, edges, clusters; plain data, deterministic)
-    gated_rnn.py      gated RNN: cell, unrolled, backward
-    attention_rnn.py  AttentionRNN(k) / AttentionRNN(∞): cell, unrolled, backward
-    common.py         shared layout (grid), gradient-norm scale, compact long chains
-    render.py         graph -> DOT -> svg/png/pdf/dot, atomically; style.py: themes and colours
-    figures.py        the entry points the figure registry (viz/figures.py) calls; `diagram(...)`
+    render.py         graph model -> DOT -> svg/png/pdf/dot, atomically; portable SVG, tight PDF
+    style.py          light and dark themes, colours, shapes, fonts
+    figures.py        the entry points the figure registry (viz/app/registry.py) calls
+    plots.py          matplotlib figures of training runs
 
-Graphviz is imported only when a figure is rendered.
+The graph model, the trace -> graph builders and each diagram's Story (captions, claims, alt text) are
+plain data in viz/story/graphs/. Graphviz is imported only when a figure is rendered.
 """

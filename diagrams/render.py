@@ -13,19 +13,17 @@ as the PNG shows it whatever fonts the reader has (Graphviz's own SVG placed tex
 in DejaVu Sans: gaps and overlaps in Chromium). `portable_svg` then makes it accessible and embeddable:
 `role="img"` with `<title>`/`<desc>` from the Story's alt text and description, every id prefixed
 with a hash of the figure's parameters (several figures on one page), and `max-width: 100%`.
-PDF has a tight page (`margin=0`, PDF_PAD) and a fixed date, with Graphviz run in UTC.
+PDF: no Cairo page margin, the page cropped to the ink (`_tight_pdf`), a fixed date, Graphviz run in
+UTC. The byte-level work is in files.py.
 """
 from __future__ import annotations
 
-import hashlib
-import html
-import json
 import os
 import re
 import subprocess
 from pathlib import Path
 
-from diagrams import style
+from diagrams import files, style
 from viz.io import MissingProgram, atomic_path
 from viz.story.graphs.model import EDGE_KINDS, Edge, Graph, Node, esc, plain
 
@@ -209,9 +207,7 @@ def _emit_clusters(g, graph: Graph, th: style.Theme) -> None:
         emit_cluster(g, cid)
 
 
-PDF_PAD = 1.0           # points of background kept around a PDF's ink (LaTeX needs no trim)
 INK_DPI = 288           # the PDF page is cropped to the ink of a PNG this fine (1/4 pt)
-INK_LEVEL = 8           # a channel this far from the background is ink (antialiasing fringes included)
 
 
 def to_digraph(graph: Graph, theme: str = "light", dpi: float | None = None, overlay: bool = True,
@@ -383,64 +379,8 @@ def _two_pass(graph: Graph) -> bool:
     return frames or any(e.overlay for e in graph.edges)
 
 
-_PDF_DATE = re.compile(rb"/CreationDate \(D:\d{14}[^)]*\)")
-
-
-def clean_pdf(data: bytes) -> bytes:
-    """Cairo stamps the PDF with the time it was written: replace it by a fixed date of the same length
-    (the cross-reference table counts bytes), so the same figure gives the same bytes."""
-    fixed = b"/CreationDate (D:20000101000000)"          # as short as a match can be: pad with spaces
-    return _PDF_DATE.sub(lambda m: fixed.ljust(len(m.group(0))), data)
-
-
 def _clean(data: bytes, fmt: str) -> bytes:
-    return clean_pdf(data) if fmt == "pdf" else data
-
-
-# ---- tight PDF pages -----------------------------------------------------------------------------------
-
-_MEDIABOX = re.compile(rb"/MediaBox \[ ([\d. -]+) \]")
-
-
-def ink_box(png: bytes, background: str, scale: float) -> tuple[float, float, float, float]:
-    """(x0, top, x1, bottom) in points from the top-left of the page: what is not background."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    image = Image.open(io.BytesIO(png)).convert("RGBA")
-    flat = Image.new("RGBA", image.size, background)      # partly covered edge pixels count as background
-    flat.alpha_composite(image)
-    pixels = np.asarray(flat.convert("RGB"), dtype=np.int16)
-    bg = np.array([int(background[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.int16)
-    ys, xs = np.nonzero(np.abs(pixels - bg).max(axis=-1) > INK_LEVEL)
-    return xs.min() / scale, ys.min() / scale, (xs.max() + 1) / scale, (ys.max() + 1) / scale
-
-
-def crop_pdf(data: bytes, ink: tuple[float, float, float, float], pad: float = PDF_PAD) -> bytes:
-    """The page's MediaBox shrunk to `ink` (points from the top-left) plus `pad` points, and the
-    cross-reference table moved by the bytes that changed (Cairo writes one page, one MediaBox)."""
-    box = _MEDIABOX.search(data)
-    if not box:
-        raise ValueError("no MediaBox in the PDF")
-    x0, y0, x1, y1 = (float(v) for v in box.group(1).split())
-    left, top, right, bottom = ink
-    new = (max(x0, left - pad), max(y0, y1 - bottom - pad), min(x1, right + pad), min(y1, y1 - top + pad))
-    text = b"/MediaBox [ " + " ".join(f"{v:.2f}" for v in new).encode() + b" ]"
-    shift, at = len(text) - len(box.group(0)), box.start()
-    data = data[:at] + text + data[box.end():]
-
-    def moved(m: re.Match) -> bytes:
-        offset = int(m.group(1))
-        return b"%010d" % (offset + shift if offset > at else offset) + m.group(2)
-
-    xref = data.rindex(b"\nxref\n") + 1
-    table_end = data.index(b"trailer", xref)
-    table = re.sub(rb"(\d{10})( \d{5} n)", moved, data[xref:table_end])
-    tail = re.sub(rb"startxref\n(\d+)", lambda m: b"startxref\n%d" % (int(m.group(1)) + shift),
-                  data[table_end:])
-    return data[:xref] + table + tail
+    return files.clean_pdf(data) if fmt == "pdf" else data
 
 
 def _with_graph_attrs(dot: str, **attrs) -> str:
@@ -452,36 +392,8 @@ def _with_graph_attrs(dot: str, **attrs) -> str:
 def _tight_pdf(final: str, engine: str, no_op: int | None, background: str) -> bytes:
     """The PDF of DOT text `final` on a page cropped to its ink (measured on a PNG of the same text)."""
     png = _run(_with_graph_attrs(final, dpi=INK_DPI), "png", engine, no_op)
-    return crop_pdf(_clean(_run(final, "pdf", engine, no_op), "pdf"), ink_box(png, background, INK_DPI / 72))
-
-
-# ---- portable, accessible SVG ------------------------------------------------------------------------
-
-_SVG_ROOT = re.compile(rb'<svg ([^>]*?)width="([\d.]+)pt" height="([\d.]+)pt" ([^>]*)>')
-_ID_USE = re.compile(rb'(\bid="|\bhref="#|url\(#)([A-Za-z][\w.-]*)')
-
-
-def figure_id(story=None, graph: Graph | None = None) -> str:
-    """A stable id prefix for one figure: a hash of its parameters (of the graph without a Story)."""
-    key = json.dumps(story.params, sort_keys=True) if story is not None else repr((graph.name, graph.title))
-    return "viz" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:10]
-
-
-def portable_svg(data: bytes, title: str, desc: str, prefix: str) -> bytes:
-    """Cairo's SVG with every id (and reference to one) prefixed, `role="img"` labelled by a <title>
-    and a <desc>, and a width that shrinks to its container (`max-width: 100%`, height from the
-    viewBox) but never grows past the figure's own size."""
-    data = _ID_USE.sub(lambda m: m.group(1) + prefix.encode() + b"-" + m.group(2), data)
-    root = _SVG_ROOT.search(data)
-    if not root:
-        raise ValueError("not a Cairo SVG")
-    pre, w, h, post = root.groups()
-    t, d = f"{prefix}-title", f"{prefix}-desc"
-    head = (b"<svg " + pre + b'width="' + w + b'pt" height="' + h + b'pt" ' + post
-            + f' role="img" aria-labelledby="{t} {d}" style="max-width:100%;height:auto">'.encode()
-            + f'\n<title id="{t}">{html.escape(title)}</title>\n<desc id="{d}">{html.escape(desc)}</desc>'
-            .encode("utf-8"))
-    return data[:root.start()] + head + data[root.end():]
+    ink = files.ink_box(png, background, INK_DPI / 72)
+    return files.crop_pdf(_clean(_run(final, "pdf", engine, no_op), "pdf"), ink)
 
 
 def render_bytes(graph: Graph, fmt: str, theme: str = "light", dpi: float | None = None, story=None) -> bytes:
@@ -502,7 +414,7 @@ def render_bytes(graph: Graph, fmt: str, theme: str = "light", dpi: float | None
     if fmt == "svg":
         title = story.alt if story is not None else plain(graph.title)
         desc = story.description if story is not None else " ".join(plain(n) for n in graph.notes)
-        data = portable_svg(data, title, desc, figure_id(story, graph))
+        data = files.portable_svg(data, title, desc, files.figure_id(story, graph))
     return data
 
 

@@ -470,7 +470,7 @@ def test_same_colour_same_meaning_as_the_animations():
 
 def test_pdf_bytes_are_stable(monkeypatch):
     # Cairo writes the current time into the PDF; the renderer fixes it without moving any byte.
-    from diagrams.render import clean_pdf
+    from diagrams.files import clean_pdf
 
     raw = b"<< /Producer (cairo)\n   /CreationDate (D:20261126161032Z)\n>>"
     fixed = clean_pdf(raw)

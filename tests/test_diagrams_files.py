@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diagrams import figures, render
+from diagrams import figures, files, render
 from tests.test_diagrams import values
 
 HAVE_DOT = shutil.which("dot") is not None
@@ -70,7 +70,7 @@ def test_svg_is_accessible_with_ids_of_its_own(kind, raw):
     assert "max-width:100%" in root.get("style") and "height:auto" in root.get("style")
     assert re.fullmatch(r"0 0 [\d.]+ [\d.]+", root.get("viewBox")) and root.get("width").endswith("pt")
     assert not list(root.iter(f"{SVG}text"))                                 # text is drawn as outlines
-    prefix = render.figure_id(f.story)
+    prefix = files.figure_id(f.story)
     ids = [e.get("id") for e in root.iter() if e.get("id")]
     assert len(ids) == len(set(ids)) and all(i.startswith(prefix + "-") for i in ids)
     refs = re.findall(r'href="#([^"]+)"|url\(#([^)]+)\)', svg)
@@ -79,8 +79,8 @@ def test_svg_is_accessible_with_ids_of_its_own(kind, raw):
 
 def test_ids_differ_between_figures_and_are_stable():
     a, b = fig("gated-rnn", dict(view="cell")), fig("gated-rnn", dict(view="cell", theme="dark"))
-    assert render.figure_id(a.story) != render.figure_id(b.story)
-    assert render.figure_id(a.story) == render.figure_id(fig("gated-rnn", dict(view="cell")).story)
+    assert files.figure_id(a.story) != files.figure_id(b.story)
+    assert files.figure_id(a.story) == files.figure_id(fig("gated-rnn", dict(view="cell")).story)
 
 
 def _browser():
@@ -217,12 +217,12 @@ def _tiny_pdf() -> bytes:
 def test_crop_keeps_the_cross_reference_table_right():
     raw = _tiny_pdf()
     assert raw.index(b"2 0 obj") == int(re.search(rb"(\d{10}) 00000 n \ntrailer", raw).group(1))
-    out = render.crop_pdf(raw, (10, 5, 90, 45), pad=1)       # ink from the top-left, in points
+    out = files.crop_pdf(raw, (10, 5, 90, 45), pad=1)       # ink from the top-left, in points
     assert b"/MediaBox [ 9.00 4.00 91.00 46.00 ]" in out
     assert out.index(b"2 0 obj") == int(re.search(rb"(\d{10}) 00000 n \ntrailer", out).group(1))
     assert out.index(b"1 0 obj") == 9
     assert out.index(b"xref") == int(re.search(rb"startxref\n(\d+)", out).group(1))
-    assert b"[ 0.00 0.00 100.00 50.00 ]" in render.crop_pdf(raw, (-5, -5, 200, 200), pad=1)   # never grows
+    assert b"[ 0.00 0.00 100.00 50.00 ]" in files.crop_pdf(raw, (-5, -5, 200, 200), pad=1)   # never grows
 
 
 # ---- the same bytes in every process and time zone ----------------------------------------------------------
