@@ -223,6 +223,7 @@ def test_standard_output_full_or_closed():
     (["--format", "svg", "-o", "x.story.json"], "does not match the file name 'x.story.json'"),
     (["-o", ""], "-o: must be a file name, or - for standard output (got '')"),
     (["-o", "-"], "--format: is required with -o -"),
+    (["--format", "svg", "-o", "new/"], "-o: new/ names a folder; give a file name in it"),
     (["-o", "a\nb.svg", "--steps", "0"], "--steps: must be"),
 ])
 def test_output_names_that_are_refused(tmp_path, args, needle):

@@ -63,6 +63,8 @@ class OutputPath(click.ParamType):
     def convert(self, value, param, ctx):
         if not isinstance(value, str) or not value:
             raise click.UsageError(f"-o: must be a file name, or - for standard output (got {value!r})", ctx)
+        if value.endswith(os.sep):   # Path() would drop the slash and write a file named like the folder
+            raise click.UsageError(f"-o: {escape(value)} names a folder; give a file name in it", ctx)
         return value
 
     def shell_complete(self, ctx, param, incomplete):
