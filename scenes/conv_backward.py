@@ -7,7 +7,8 @@
 The scene computes nothing: grids, texts, lit cells, written values and step times are the Story's;
 where things go is `scenes.conv_layout.plan` (sizes from the frame and the Story). Step k starts at
 `timeline[k][0]`: the previous step's highlights and lines fade out, this step's fade in (a short
-transition, never a text morph), its cells are written, and the frame holds until the step's end, so
+transition, never a text morph; the taps read filled, taps on padding or inserted zeros
+and the written cells outlined, never-read cells filled), its cells are written, and the frame holds until the step's end, so
 any frame of a hold shows that step and nothing of another.
 
 For the tests the scene records what was on screen after each transition (`screen[k]`): the kind,
@@ -16,12 +17,12 @@ name and bounding box of every text and cell mobject, and the digit height of ev
 from __future__ import annotations
 
 import numpy as np
-from manim import DOWN, LEFT, UL, FadeIn, FadeOut, VGroup, VMobject
+from manim import DOWN, LEFT, UL, FadeIn, FadeOut, VGroup
 
 from viz.story.conv import backward_story
 
 from . import conv_layout, style
-from .common import CellGrid, dashed_squares, glyphs, legend, text
+from .common import CellGrid, glyphs, legend, text
 from .story_scene import StoryScene
 
 FIGURE_PARAMS = ("input", "kernel", "stride", "padding", "dilation", "channels", "values", "bias", "seed")
@@ -71,12 +72,13 @@ class _Panel:
         size = self.part.number_size
         entries = [(self.texts[r, c], size, self.cells.position(r, c), self.part.cell * 0.9, self.part.cell * 0.8)
                    for r, c in cells]
-        return _tag(glyphs(entries, color), "numbers", self.name, size * style.MONO_DIGIT_HEIGHT)
+        mob = glyphs(entries, color).set_z_index(style.Z_NUMBERS)
+        return _tag(mob, "numbers", self.name, size * style.MONO_DIGIT_HEIGHT)
 
     def _labels(self, grid):
         pp, part = self.plan, self.part
         out = VGroup()
-        lab = _tag(text(pp.label, size=conv_layout.LABEL_FONT, color=style.ROLE_COLORS[grid.role], font=style.FONT),
+        lab = _tag(text(pp.label, size=conv_layout.LABEL_FONT, color=style.ROLE_COLORS[grid.role]),
                    "text", f"label {pp.label}", conv_layout.LABEL_FONT * style.MONO_DIGIT_HEIGHT)
         col_h = conv_layout.COL_LABEL_H if any(pp.col_labels) else 0.0
         lab.move_to(np.array([pp.x, pp.y - 0.02 + col_h + conv_layout.LABEL_H / 2, 0]), aligned_edge=LEFT)
@@ -105,6 +107,7 @@ class ConvBackward(StoryScene):
         self.screen: list[list[tuple]] = []      # per step: what the layout test checks
         self.panels: dict = {}                   # (grid name, channel) -> _Panel of the current part
         self.written: dict = {}                  # grid name -> set of cells written so far
+        self.layouts: dict = {}                  # part -> grid -> cell side and centres (layout_at)
 
     # ---- frame furniture -------------------------------------------------------------------------
     def _header(self):
@@ -137,12 +140,22 @@ class ConvBackward(StoryScene):
         writes_here = {w.target for s in self.story.steps if s.part == part for w in s.writes}
         self.panels = {}
         group = VGroup()
+        layout = self.layouts.setdefault(part, {})
         for p in pp.panels:
             grid = self.story.grid(p.grid)
             panel = _Panel(grid, p, pp, empty=p.grid in writes_here)
             self.panels[p.grid, p.channel] = panel
             group.add(panel.group)
+            centres = layout.setdefault(p.grid, {"cell": pp.cell, "centres": {}})["centres"]
+            for (r, c) in panel.cells.squares:
+                idx = (p.channel, r, c) if p.channel is not None else (c,) if len(grid.shape) == 1 else (r, c)
+                centres[idx] = tuple(float(v) for v in panel.cells.position(r, c)[:2])
         return group
+
+    def layout_at(self, k: int) -> dict:
+        """Where each Story grid's cells are drawn during step k: {grid: {"cell": side, "centres":
+        {Story index: (x, y) in frame units}}} (the panels change between parts)."""
+        return self.layouts[self.story.steps[k].part]
 
     def _locate(self, target: str, cell):
         """The panel and (row, col) showing a Story cell (0-based, the grid's own coordinates)."""
@@ -162,19 +175,18 @@ class ConvBackward(StoryScene):
         return out.values()
 
     def _overlay(self, step) -> VGroup:
-        """The step's highlights: taps read (solid), taps on padding or inserted zeros (dashed), the
-        cells written, and the never-read inputs (filled and hatched)."""
+        """The step's highlights, as the forward scene draws them: the taps read filled in HIGHLIGHT,
+        taps on padding or inserted zeros and the cells written outlined, never-read inputs filled."""
         g = VGroup()
         for lit in step.lit:
             for panel, cells in self._by_panel(lit.target, lit.cells):
                 grid = panel.cells
-                if lit.role in ("window", "output", "bias"):
-                    g.add(grid.outline(cells, color=style.HIGHLIGHT))
-                elif lit.role in ("padding_tap", "muted"):
-                    g.add(dashed_squares([grid.position(r, c) for r, c in cells], grid.cell * 1.04,
-                                         style.HIGHLIGHT, style.HIGHLIGHT_STROKE_WIDTH * min(1.0, grid.cell / 0.4)))
+                if lit.role in ("window", "bias"):
+                    g.add(grid.fills(cells, style.HIGHLIGHT, style.WINDOW_FILL_OPACITY))
+                elif lit.role in ("padding_tap", "muted", "output"):
+                    g.add(grid.outline(cells, color=style.HIGHLIGHT).set_z_index(style.Z_OUTLINE))
                 elif lit.role == "never_read":
-                    g.add(_never_read_marks(grid, cells))
+                    g.add(grid.fills(cells, style.NEVER_READ, style.NEVER_READ_FILL_OPACITY))
         return g
 
     def _lines(self, step, pp: conv_layout.PartPlan) -> VGroup:
@@ -261,21 +273,3 @@ class ConvBackward(StoryScene):
                             float(mob.viz_glyph)))
         self.screen.append(out)
 
-
-def _never_read_marks(grid: CellGrid, cells) -> VGroup:
-    """Never-read cells: filled in NEVER_READ and hatched with diagonal strokes (not outlined)."""
-    h = grid.cell / 2
-    fill = VMobject(fill_color=style.NEVER_READ, fill_opacity=0.55, stroke_width=0)
-    hatch = VMobject(stroke_color=style.NEVER_READ, stroke_width=2.0 * min(1.0, grid.cell / 0.4) + 0.5)
-    for r, c in cells:
-        p = grid.position(r, c)
-        corners = [p + np.array(v) for v in ((-h, h, 0), (h, h, 0), (h, -h, 0), (-h, -h, 0))]
-        fill.start_new_path(corners[0])
-        for q in corners[1:] + corners[:1]:
-            fill.add_line_to(q)
-        for t in (-0.5, 0.0, 0.5):
-            a = p + np.array([-h + max(0, t) * 2 * h, h - max(0, -t) * 2 * h, 0])
-            b = p + np.array([h - max(0, -t) * 2 * h, -h + max(0, t) * 2 * h, 0])
-            hatch.start_new_path(a)
-            hatch.add_line_to(b)
-    return VGroup(fill, hatch)
