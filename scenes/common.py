@@ -188,7 +188,8 @@ class CellGrid:
     """
 
     def __init__(self, values, role: str, cell: float, integer: bool = True, padding=None,
-                 muted=None, empty: bool = False, gap: float | None = None, number_size=None, texts=None):
+                 muted=None, empty: bool = False, gap: float | None = None, number_size=None, texts=None,
+                 numbered: bool | None = None):
         """empty=True draws the outlines only (an output still to be computed); `values` then only
         sets the range of the fill shading used when cells are too small for numbers. texts: the
         numbers as shown (a Story's Grid.texts, same shape as values); default: formatted values."""
@@ -203,7 +204,7 @@ class CellGrid:
         self.role = role
         self.color = style.ROLE_COLORS[role]
         self.integer = integer
-        self.numbered = cell >= style.MIN_NUMBERED_CELL_SIZE
+        self.numbered = cell >= style.MIN_NUMBERED_CELL_SIZE if numbered is None else numbered
         self.padding = np.zeros(values.shape, bool) if padding is None else np.asarray(padding, bool)
         self.muted = np.zeros(values.shape, bool) if muted is None else np.asarray(muted, bool)
         self.number_size = number_size or style.CELL_FONT_SIZE * min(1.0, cell / style.CELL_SIZE)
@@ -375,7 +376,7 @@ class GridView:
     """
 
     def __init__(self, grid, cell: float, empty: bool = False, col_labels: bool = True,
-                 row_labels: bool = True):
+                 row_labels: bool = True, numbered: bool | None = None):
         m = _manim()
         self.grid = grid
         shape = tuple(grid.shape)
@@ -390,7 +391,8 @@ class GridView:
         integer = all("." not in t for t in grid.texts)
         self.panels = [CellGrid(a[i], grid.role, cell, integer, padding=None if pad is None else pad[i],
                                 muted=None if muted is None else muted[i], empty=empty,
-                                texts=None if texts is None else texts[i]) for i in range(a.shape[0])]
+                                texts=None if texts is None else texts[i], numbered=numbered)
+                       for i in range(a.shape[0])]
         self.labels = m.VGroup()
         self.col_labels, self.row_labels = col_labels, row_labels
         self.group = m.VGroup(*[p.group for p in self.panels], self.labels)
@@ -481,29 +483,7 @@ class GridView:
         return m.VGroup(*[p.outline(rc, color=color).set_z_index(style.Z_OUTLINE) for p, rc in by_panel.values()])
 
 
-def text_width(s: str, size: float) -> float:
-    """Width of a monospaced line at font size `size` (every character one advance)."""
-    mono = _mono()
-    advance = mono.advance if mono.glyphs else 0.6 * _MONO_SIZE / 48
-    return len(s) * advance * size / _MONO_SIZE
-
-
 LINE_PITCH = 1.45   # line spacing of a text block, in font heights
-
-
-def block_extent(blocks, size: float = style.FORMULA_SIZE) -> tuple[float, float]:
-    """(widest line, tallest block) over blocks of lines at font size `size`, in frame units: every
-    step's text then fits one box at one scale (the text keeps its size from step to step)."""
-    unit_h = size / _MONO_SIZE * 0.75 * LINE_PITCH
-    wide = max((text_width(s, size) for lines in blocks for s in lines), default=0.0)
-    tall = max((len(lines) for lines in blocks), default=0) * unit_h
-    return wide, tall
-
-
-def fit_scale(extent, width: float, height: float) -> float:
-    """The scale (<= 1) at which a block of `extent` fits width x height."""
-    wide, tall = extent
-    return min(1.0, width / max(wide, 1e-9), height / max(tall, 1e-9))
 
 
 def lines_block(lines, anchor, size: float):

@@ -14,8 +14,10 @@ from manim import DOWN, LEFT, RIGHT, UL, UP, VGroup
 
 from viz.story import conv as SC
 
+from . import conv_plan as P
 from . import style
-from .common import CellGrid, GridView, StoryPlayer, block_extent, fit, fit_scale, legend, text
+from .common import CellGrid, GridView, StoryPlayer, fit, legend, text
+from .conv_plan import GAP, INSET_SEP, LABEL_W, PANEL_SEP, TEXT_GAP, TITLE_H
 from .story_scene import StoryScene
 
 FRAME_W, FRAME_H = 14.22, 8.0
@@ -86,15 +88,6 @@ class ConvScene(StoryScene):
 
 LEGEND = [("input", "input x"), ("padding", "padding (0)"), ("kernel", "kernel w"), ("output", "output y"),
           ("highlight", "window"), ("never_read", "never read")]
-LABEL_W, GAP, TEXT_GAP = 0.75, 0.55, 0.35   # row labels, between grids, between grids and text
-PANEL_SEP, TITLE_H = 0.45, 0.7              # between channel panels; a panel's title and column labels
-NUMBERED = style.MIN_NUMBERED_CELL_SIZE + 0.02   # a cell that shows its number, with a margin
-INSET_SEP = 0.42                            # between rows of the inset (a label's height)
-LEGIBLE_X_CELL = 0.45                       # input cells this big read well; smaller ones score less
-
-
-def _pitch_cell(pitch: float) -> float:
-    return max(0.0, min(style.CELL_SIZE, pitch - min(style.CELL_GAP, pitch / 10)))
 
 
 class ConvSlide(ConvScene):
@@ -111,16 +104,14 @@ class ConvSlide(ConvScene):
 
     def construct(self):
         head = self.story_header()
-        foot = self.story_legend(LEGEND + ([("bias", "bias b")] if self._has("b") else []))
-        box = (LEFT_X, head.get_bottom()[1] - 0.25, RIGHT_X, foot.get_top()[1] + 0.2)
-        extent = block_extent([[ln.text for ln in st.lines] for st in self.story.steps])
-        plans = self._plans_1d(box, extent) if self._depth() == 2 else self._plans_2d(box, extent)
-        plan = max(plans, key=lambda c: c["score"])
+        foot = self.story_legend(LEGEND + ([("bias", "bias b")] if P._has(self.story, "b") else []))
+        plan = P.best(self.story)
         self.chosen = plan
-        views, inset, anchor = (self._build_1d if self._depth() == 2 else self._build_2d)(plan)
-        size = style.FORMULA_SIZE * plan["text_scale"]
+        views, inset, anchor = (self._build_1d if plan["depth"] == 1 else self._build_2d)(plan)
+        extent, scale = plan["extent"], plan["text_scale"]
+        box = plan["box"]
         # centre the content vertically in the box
-        low = min(min(v.group.get_bottom()[1] for v in views.values()), anchor[1] - extent[1] * plan["text_scale"])
+        low = min(min(v.group.get_bottom()[1] for v in views.values()), anchor[1] - extent[1] * scale)
         high = max(v.group.get_top()[1] for v in views.values())
         dy = -max(0.0, (low - box[3]) - max(0.0, high - box[1])) / 2
         for v in views.values():
@@ -129,45 +120,22 @@ class ConvSlide(ConvScene):
             inset.shift(UP * dy)
         anchor = anchor + UP * dy
         self.layout["text"] = {"left": float(anchor[0]), "top": float(anchor[1]),
-                               "width": float(extent[0] * plan["text_scale"]),
-                               "height": float(extent[1] * plan["text_scale"])}
+                               "width": float(extent[0] * scale), "height": float(extent[1] * scale)}
+        size = style.FORMULA_SIZE * scale
         self.play_story(views, lambda step: (anchor, size), extra=inset.for_step if inset else None,
                         still=(head, foot))
 
-    def _has(self, name: str) -> bool:
-        return any(g.name == name for g in self.story.grids)
-
-    def _depth(self) -> int:
-        return len(self.story.grid("x").shape)
-
     # ---- 1-D: x rows with the kernel beside them, y below; text beside or below ---------------------
-    def _plans_1d(self, box, extent):
-        x0, top, x1, bottom = box
-        W, H = x1 - x0, top - bottom
-        (C, L), k = self.story.grid("x").shape, self.story.grid("w").shape[1]
-        cols, rows = L + k, C + 1
-        extra_w, extra_h = 2 * LABEL_W + GAP, 0.35 + 0.75
-        out = []
-        for side in ("right", "below"):
-            for f in (0.3, 0.4, 0.5, 0.6):
-                gw, gh = (W * (1 - f) - TEXT_GAP, H) if side == "right" else (W, H * (1 - f) - TEXT_GAP)
-                tw, th = (W * f, H) if side == "right" else (W, H * f)
-                cell = _pitch_cell(min((gw - extra_w) / cols, (gh - extra_h) / rows))
-                scale = fit_scale(extent, tw, th)
-                out.append({"side": side, "cell": cell, "text_scale": scale, "box": box,
-                            "score": min(cell / style.CELL_SIZE, scale) + 0.01 * cell})
-        return out
-
     def _build_1d(self, plan):
         x0, top, _, _ = plan["box"]
         cell = plan["cell"]
         g = {n: self.story.grid(n) for n in ("x", "w", "y")}
-        x = GridView(g["x"], cell).place(x0 + LABEL_W, top - 0.35)
+        x = GridView(g["x"], cell, numbered=plan["x_numbered"]).place(x0 + LABEL_W, top - 0.35)
         w = GridView(g["w"], cell, col_labels=False).place(x.group.get_right()[0] + GAP + LABEL_W, top - 0.35)
         y_top = x.panels[0].position(g["x"].shape[0] - 1, 0)[1] - cell / 2 - 0.75
         y = GridView(g["y"], cell, empty=True).place(x0 + LABEL_W, y_top)
         views = {"x": x, "w": w, "y": y}
-        if self._has("b"):
+        if P._has(self.story, "b"):
             views["b"] = GridView(self.story.grid("b"), cell, col_labels=False).place(
                 w.panels[0].position(0, 0)[0] - cell / 2, y_top)
         if plan["side"] == "right":
@@ -177,48 +145,10 @@ class ConvSlide(ConvScene):
         return views, None, anchor
 
     # ---- 2-D: channel panels left; kernels (and the inset), output right, text below them -------------
-    def _plans_2d(self, box, extent):
-        x0, top, x1, bottom = box
-        W, H = x1 - x0, top - bottom
-        C, Hp, Wp = self.story.grid("x").shape
-        _, kh, kw = self.story.grid("w").shape
-        oh, ow = self.story.grid("y").shape
-        b = 1 if self._has("b") else 0
-        out = []
-        for pc in range(1, C + 1):
-            prow = -(-C // pc)
-            for pairs in ((1,) if C == 1 else range(1, min(C, 4) + 1)):
-                per = -(-C // pairs)
-                cols_r = (2 * pairs * kw if C > 1 else kw) + ow + b
-                rows_r = max(per * kh, oh)
-                extra_r = LABEL_W + GAP * (2 + b) + (pairs * (GAP + 0.25) if C > 1 else 0)
-                extra_rh = TITLE_H + (per - 1) * INSET_SEP
-                for fl in ((0.35, 0.45, 0.55, 0.65) if C == 1 else (0.2, 0.28, 0.35, 0.45)):
-                    wl, wr = W * fl, W * (1 - fl) - GAP
-                    # text under the right block (fraction ft of the height for that block), or
-                    # under everything (the grids get 1 - ft of the height)
-                    for side, ft in [("right", f) for f in (0.3, 0.4, 0.5, 0.6, 0.7)] + \
-                                    [("below", f) for f in (0.5, 0.6, 0.7, 0.8)]:
-                        hx = H if side == "right" else H * ft - TEXT_GAP
-                        hr = H * ft if side == "right" else hx
-                        cell_x = _pitch_cell(min((wl - LABEL_W - (pc - 1) * (PANEL_SEP + 0.3)) / (pc * Wp),
-                                                 (hx - prow * TITLE_H - (prow - 1) * PANEL_SEP) / (prow * Hp)))
-                        cell_r = _pitch_cell(min((wr - extra_r) / cols_r, (hr - extra_rh) / rows_r))
-                        scale = (fit_scale(extent, wr, H - hr - TEXT_GAP) if side == "right"
-                                 else fit_scale(extent, W, H * (1 - ft)))
-                        # several channels: the inset carries the numbers, the panels only the window
-                        legible_x = LEGIBLE_X_CELL if C == 1 else style.MIN_NUMBERED_CELL_SIZE * 0.8
-                        numbered = 1.0 if cell_r >= NUMBERED else 0.5      # kernels and inset need numbers
-                        score = min(min(1.0, cell_x / legible_x), numbered * cell_r / style.CELL_SIZE, scale)
-                        out.append({"pc": pc, "pairs": pairs, "fl": fl, "ft": ft, "side": side,
-                                    "cell_x": cell_x, "cell_r": cell_r, "text_scale": scale, "box": box,
-                                    "score": score + 0.01 * (cell_x + cell_r + scale)})
-        return out
-
     def _build_2d(self, plan):
         x0, top, x1, _ = plan["box"]
         C = self.story.grid("x").shape[0]
-        x = GridView(self.story.grid("x"), plan["cell_x"]).place(
+        x = GridView(self.story.grid("x"), plan["cell_x"], numbered=plan["x_numbered"]).place(
             x0 + LABEL_W, top - TITLE_H, columns=plan["pc"], sep=PANEL_SEP + 0.3, label_h=TITLE_H - 0.3)
         left = max(x0 + (x1 - x0) * plan["fl"], x.group.get_right()[0]) + GAP
         cell = plan["cell_r"]
@@ -231,7 +161,7 @@ class ConvSlide(ConvScene):
             right = w.group.get_right()[0]
         y = GridView(self.story.grid("y"), cell, empty=True).place(right + GAP + LABEL_W * 0.6, top - TITLE_H)
         views = {"x": x, "w": w, "y": y}
-        if self._has("b"):
+        if P._has(self.story, "b"):
             views["b"] = GridView(self.story.grid("b"), cell, col_labels=False).place(
                 y.group.get_right()[0] + GAP, top - TITLE_H)
         if plan["side"] == "below":

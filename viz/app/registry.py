@@ -242,6 +242,21 @@ def _check_conv_backward_animation(values: dict) -> None:
                                   f"smaller --input, --channels, --kernel, --padding or --dilation")
 
 
+def _check_conv_forward_animation(values: dict) -> None:
+    """Geometry first; then whether the forward Story can be drawn legibly (scenes/conv_plan.py: every
+    number at least 14 px tall at 1080p), else one line naming the limit."""
+    _check_conv_animation(values)
+    from scenes.conv_plan import refusal
+    from viz.story.conv import forward_story
+
+    why = refusal(forward_story(values))
+    if why:
+        size = "x".join(str(v) for v in values["input"])
+        raise ParamError("input", f"--input: {size} with {values['channels']} channel(s) is too large to draw "
+                                  f"legibly: {why}; use a smaller --input, --channels, --kernel, --padding "
+                                  f"or --dilation")
+
+
 def _check_gated_preset(values: dict) -> None:
     # The explode preset keeps all units in lockstep through a cyclic shift, which needs two units.
     if values.get("preset") == "explode" and values.get("model", "gated") == "gated" and values["m"] < 2:
@@ -327,7 +342,7 @@ CONV_ANIMATION = FigureKind(
         SEED, QUALITY, STEP_TIME),
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
-    check=_check_conv_animation,
+    check=_check_conv_forward_animation,
     story="viz.story.conv:forward_story",
 )
 
