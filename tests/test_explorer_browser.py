@@ -118,6 +118,13 @@ def test_linked_views_light_the_windows(page, params):
         got = hover(page, "y", o)
         assert got["x"] == keys((c, *t) for c in range(C) for t in taps), o
         assert got["what"] == "reads" and got["text"].startswith("y = ")
+        # the weights it multiplies: those on padding taps dashed, the rest lit
+        kernel = list(np.ndindex(*g.kernel))
+        pads = win.is_padding[o].ravel()
+        got = hover(page, "y", o, ("lit-padtap",))
+        assert got.get("w", []) == keys((c, *j) for c in range(C) for j, p in zip(kernel, pads) if p), o
+        got = hover(page, "y", o, ("lit-window",))
+        assert got.get("w", []) == keys((c, *j) for c in range(C) for j, p in zip(kernel, pads) if not p), o
         for t, pad in zip(taps, win.is_padding[o].ravel()):
             readers.setdefault(t, set()).add(o)
     for m in np.ndindex(*g.in_shape):
@@ -179,8 +186,10 @@ def test_keyboard_zoom_and_legibility(page, tmp_path):
     lit = page.evaluate("() => [...document.querySelectorAll('svg.grid[data-grid=x] rect.lit-window, "
                         "svg.grid[data-grid=x] rect.lit-padtap')].map((r) => r.dataset.cell).sort()")
     assert lit == keys((0, r, q) for r in (6, 7, 8) for q in (2, 3, 4))    # window of y[4,2], padded grid
-    page.keyboard.press("Tab")                         # the next grid takes the focus
-    assert page.evaluate("() => document.activeElement.dataset.grid") != "y"
+    page.keyboard.press("Shift+Tab")                   # the grid before takes the focus, at its first cell
+    assert focused() == ["w", "0,0,0"]
+    page.keyboard.press("ArrowRight")
+    assert focused() == ["w", "0,0,1"] and "w = " in page.inner_text(".info")
     page.screenshot(path=str(tmp_path / "explorer-forward-2d.png"))
 
     # numbers fit their cells at every zoom; below a readable size they are hidden, shown on hover

@@ -51,11 +51,13 @@ class Mode:
     note: str = ""
     grids: tuple[str, ...] = ()   # the Story grids drawn ("" = all)
     sources: str = ""          # the grid that a step's data["sources"] (0-based cells) points into
+    kernel: str = ""           # the kernel grid whose taps a step's data["taps"] lists, in row-major order
     scatter: bool = False      # step through the `sources` cells, each lighting the outputs it reaches
 
     def to_json(self) -> dict:
         return {"id": self.id, "label": self.label, "draws": self.draws, "part": self.part, "note": self.note,
-                "grids": list(self.grids), "sources": self.sources, "scatter": self.scatter}
+                "grids": list(self.grids), "sources": self.sources, "scatter": self.scatter,
+                "kernel": self.kernel}
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,10 @@ class ExplorerFigure:
 
 
 _CONV_MODES = (
-    Mode("forward", "Forward", "animate conv", "story",
+    Mode("forward", "Forward", "animate conv", "story", kernel="w",
          note="Hover or click an output to light the window it reads; hover an input to light every "
               "output that reads it. Arrow keys move the focused cell."),
-    Mode("backward", "Backward", "animate conv-backward", "story", sources="grad_y",
+    Mode("backward", "Backward", "animate conv-backward", "story", sources="grad_y", kernel="w_flipped",
          note="∂ℓ/∂w and ∂ℓ/∂x: hover a gradient cell to light the output gradients and taps it came from."),
     Mode("transposed", "Transposed", "animate conv-backward", "story", part="grad_x", sources="grad_y",
          grids=("grad_y", "w", "grad_x"), scatter=True,

@@ -119,7 +119,7 @@ class AnswerCache:
             with self.lock:
                 self.running.pop(key, None)
         status, body = answer
-        if status in (200, 400) and len(body) <= self.budget // 4:      # deterministic answers only
+        if status in (200, 400) and len(body) <= self.budget // 2:      # deterministic answers only
             with self.lock:
                 if key not in self.data:
                     self.data[key] = answer

@@ -239,7 +239,30 @@ const VizViews = (() => {
         for (const c of lit.cells) this.light(lit.target, c, LIT[lit.role] || "lit-window");
       }
       for (const c of this.sourcesOf(s)) this.light(this.view.sources, c, "lit-window");
+      this.lightWeights(s);
       if (current) for (const w of s.writes || []) this.light(w.target, w.cell, "current");
+    }
+
+    // The weights a step multiplies: its data.taps lists the cells read in the kernel's row-major
+    // order, so the n-th tap pairs with the kernel's n-th cell (every channel): lit like that tap.
+    lightWeights(s) {
+      const name = this.view.kernel;
+      const taps = s.data && s.data.taps;
+      if (!name || !Array.isArray(taps) || !this.drawnGrids.has(name)) return;
+      const roles = new Map();
+      for (const lit of s.lit) {
+        if (!READS.has(lit.role)) continue;
+        for (const c of lit.cells) roles.set(key(c.length > taps[0].length ? c.slice(1) : c), lit.role);
+      }
+      const L = layout(this.gridNamed(name), this.nd);
+      const spatial = L.hasChannel ? L.shape.slice(1) : L.shape;
+      const kernel = [...cells(spatial)].map(([, c]) => c);
+      taps.forEach((t, n) => {
+        const role = roles.get(key(t));
+        if (!READS.has(role) || !kernel[n]) return;
+        for (let ch = 0; ch < L.channels; ch++)
+          this.light(name, L.hasChannel ? [ch, ...kernel[n]] : kernel[n], LIT[role]);
+      });
     }
 
     // A cell chosen by hover, click or the keyboard: light what it reads, or what reads it.
