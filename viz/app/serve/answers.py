@@ -18,9 +18,11 @@ Modes (the views of one figure):
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from dataclasses import dataclass
+from typing import Callable
 
 from viz import __version__
 from viz.app import registry as figures
@@ -68,6 +70,9 @@ class ExplorerFigure:
     modes: tuple[Mode, ...]
     hidden: tuple[str, ...] = ()        # registry parameters the page does not show
     note: str = ""
+    # the checks the explorer applies instead of the kind's own (None: the kind's): the reference's
+    # geometry, not a video's legibility limit at 1080p, since the explorer zooms and pans
+    check: Callable[[dict], None] | None = None
 
     def mode(self, mode_id: str | None) -> Mode:
         if mode_id is None:
@@ -100,7 +105,8 @@ _VIDEO_OPTIONS = ("quality", "step_time")      # how a video is encoded, not wha
 _DIAGRAM_MODE = (Mode("diagram", "Diagram", "", "svg"),)
 
 FIGURES = {f.id: f for f in (
-    ExplorerFigure("conv", "Convolution", "animate conv", _CONV_MODES, hidden=_VIDEO_OPTIONS),
+    ExplorerFigure("conv", "Convolution", "animate conv", _CONV_MODES, hidden=_VIDEO_OPTIONS,
+                   check=figures._check_conv_animation),
     ExplorerFigure("gated", "Gated RNN", "diagram gated-rnn", _DIAGRAM_MODE, hidden=("theme",)),
     ExplorerFigure("attention", "AttentionRNN(k/∞)", "diagram attention-rnn", _DIAGRAM_MODE,
                    hidden=("theme",)),
@@ -271,16 +277,11 @@ def render_answer(figure_id, raw_params, theme: str = "light", mode: str | None 
     raw = _raw_params(fig, raw_params)
     if "theme" in {p.name for p in kind.params}:
         raw["theme"] = theme
-    try:
-        values = kind.validate(raw)
-    except figures.ParamError as err:
-        raise BadRequest(str(err), err.param) from None
-    except ValueError as err:     # a combination the reference rejects (same message as the CLI)
-        raise BadRequest(str(err), _param_named(kind, str(err))) from None
+    values, video_note = _validate(fig, kind, raw)
     shown = {k: v for k, v in _formatted(kind, values).items() if k not in fig.hidden}
     answer = {"figure": fig.id, "kind": kind.key, "mode": view.id, "params": shown,
               "unused": [p for p in unused_params(kind, values) if p not in fig.hidden],
-              "command": kind.command_line(values), "view": view.to_json()}
+              "command": kind.command_line(values), "video_note": video_note, "view": view.to_json()}
     if view.draws == "story":
         story = story_dict(view.kind, values)
         answer["story"] = story
@@ -295,6 +296,25 @@ def render_answer(figure_id, raw_params, theme: str = "light", mode: str | None 
         answer["formula"] = rnn_formula(kind.key, values)
         answer["svg"] = diagram_svg(kind.key, values)
     return answer
+
+
+def _validate(fig: ExplorerFigure, kind: figures.FigureKind, raw: dict) -> tuple[dict, str]:
+    """The typed values (BadRequest with the command line's message), and, when the explorer draws what
+    the kind's own command would refuse (a video too small to read), that command's one-line refusal."""
+    own = dataclasses.replace(kind, check=fig.check) if fig.check else kind
+    try:
+        values = own.validate(raw)
+    except figures.ParamError as err:
+        raise BadRequest(str(err), err.param) from None
+    except ValueError as err:     # a combination the reference rejects (same message as the CLI)
+        raise BadRequest(str(err), _param_named(kind, str(err))) from None
+    note = ""
+    if fig.check and kind.check:
+        try:
+            kind.check(values)
+        except ValueError as err:
+            note = str(err).splitlines()[0]
+    return values, note
 
 
 def _param_named(kind: figures.FigureKind, message: str) -> str | None:

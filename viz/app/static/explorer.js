@@ -167,6 +167,9 @@ function show(answer) {
   state.unused = answer.unused || [];
   showApplicable(state.figure);
   $("command").textContent = answer.command;
+  // drawn here (the explorer zooms), but too small to read in a video: the command says so
+  $("video-note").textContent = answer.video_note ? `As a video: ${answer.video_note}` : "";
+  $("video-note").hidden = !answer.video_note;
   $("formula").replaceChildren(...answer.formula.map((line) => {
     const div = el("div", { text: line });
     if (line.includes("never read")) div.classList.add("unread");
