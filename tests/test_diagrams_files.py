@@ -1,11 +1,12 @@
 """Diagram files as readers get them: accessible, portable SVG (checked in Chromium against the PNG),
 tight vector PDFs with embedded fonts, and the same bytes in every process and time zone.
 
-SVG vs PNG: the SVG is rasterised by Chromium at the PNG's pixel size and compared pixel by pixel.
-Thresholds (measured 0.19-0.32 % and 2.8-6.3 on these figures): at most 1 % of pixels differ by more
-than 64 (of 255, any channel) from the PNG allowing a 1-pixel shift (antialiasing), and the mean
-absolute difference is at most 10. A Graphviz-native SVG read with another font than DejaVu Sans
-(what a reader without it sees) fails the same check.
+SVG vs PNG: the SVG is rasterised by Chromium at the size of the 96-dpi PNG and compared pixel by
+pixel. Thresholds: at most 0.8 % of pixels differ by more than 64 (of 255, any channel) from the PNG
+even after a 1-pixel shift (antialiasing differs), and the mean absolute difference is at most 12
+(a wrong theme or a missing part gives far more). Measured on FIGURES: 0.09-0.51 % and 2.9-9.4.
+Graphviz's own SVG (text placed fragment by fragment, sub/superscripts as `baseline-shift`) fails
+the same check: 1.18 % (gated cell) and 1.61 % (attention cell).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-FAR, MAX_FAR, MAX_MEAN = 64, 0.01, 10.0
+FAR, MAX_FAR, MAX_MEAN = 64, 0.008, 12.0
 DPI = 96             # the comparison's PNG (one CSS pixel per pixel of a 96-dpi screen)
 
 # every view in both themes, detailed and compact, both networks
@@ -128,15 +129,13 @@ def test_svg_in_chromium_is_the_png(tmp_path):
                 svg = render.render_bytes(f.graph, "svg", theme, story=f.story)
                 far, mean = difference(_screenshot(page, _page(tmp_path, f"f{i}", svg, w, h), w, h), ref)
                 assert far <= MAX_FAR and mean <= MAX_MEAN, (kind, raw, far, mean)
-            # the check can fail: Graphviz's own SVG places text fragment by fragment for DejaVu Sans;
-            # read with another font (a reader without DejaVu Sans) it is not the PNG
+            # the check can fail: Graphviz's own SVG of the same layout is not the PNG in Chromium
             f = fig("gated-rnn", dict(view="cell", annotate="values"))
             ref = rgb(render.render_bytes(f.graph, "png", dpi=DPI))
             h, w = ref.shape[:2]
             native = render._run(render.dot_source(f.graph), "dot").decode()     # layout only
             native_svg = subprocess.run(["dot", "-Tsvg"], input=native.encode(), capture_output=True,
-                                        check=True).stdout.replace(b'font-family="DejaVu Sans"',
-                                                                   b'font-family="DejaVu Serif"')
+                                        check=True).stdout
             far, mean = difference(_screenshot(page, _page(tmp_path, "native", native_svg, w, h), w, h), ref)
             assert far > MAX_FAR, far
         finally:
