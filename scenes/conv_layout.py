@@ -119,7 +119,9 @@ def _panels(story, names):
         ax = list(g.axis_labels) or [("",) * n for n in g.shape]
         if len(g.shape) == 3:
             for c in range(g.shape[0]):
-                label = ax[0][c] if g.shape[0] > 1 and ax[0][c] else g.label
+                chan = ax[0][c] if g.shape[0] > 1 else ""
+                # a channel named after another array (flip(w)'s channels are "w1", ...) keeps the grid's name
+                label = g.label if not chan else chan if chan.startswith(g.label) else f"{g.label} ({chan})"
                 out.append(_Panel(name, c, g.shape[1], g.shape[2], label, tuple(ax[1]), tuple(ax[2]), widest))
         elif len(g.shape) == 2:
             out.append(_Panel(name, None, g.shape[0], g.shape[1], g.label, tuple(ax[0]), tuple(ax[1]), widest))
