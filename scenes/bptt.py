@@ -15,12 +15,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from manim import (DOWN, LEFT, PI, RIGHT, UP, Arrow, Circle, CubicBezier, FadeIn, FadeOut, GrowFromEdge,
-                   Line, Rectangle, Square, Text, VGroup, config)
+from manim import (DOWN, LEFT, PI, RIGHT, UP, Animation, Arrow, Circle, CubicBezier, GrowFromEdge, Line,
+                   Mobject, Rectangle, Square, VGroup, config)
 
 from viz.story.bptt import bptt_story
 
 from . import style
+from .common import text as make_text
 from .story_scene import StoryScene
 
 # Layout (scene units; the frame is 14.22 x 8)
@@ -70,10 +71,6 @@ class Layout:
         return min(0.5, 0.55 * self.column)
 
 
-def _text(s: str, size: float, color: str = style.TEXT, mono: bool = False) -> Text:
-    return Text(s, font=style.MONO if mono else style.FONT, font_size=size, color=color)
-
-
 def _fit(mob, width: float):
     if mob.width > width:
         mob.scale_to_fit_width(width)
@@ -84,6 +81,21 @@ def _arc_peak(lag: int, longest: int) -> float:
     """Height of a skip edge's arc above the nodes' tops: 0.3 for lag 2 up to ARC_MAX for the longest."""
     frac = 0.0 if longest <= 2 else (lag - 2) / (longest - 2)
     return 0.3 + (ARC_MAX - 0.3) * frac
+
+
+class Fade(Animation):
+    """Fade a group of texts in (or out, then remove it) by setting its opacity in place: Manim's
+    FadeIn/FadeOut deep-copy every glyph of the group, which costs more than drawing the frames."""
+
+    def __init__(self, mob, out: bool = False, **kwargs):
+        super().__init__(mob, remover=out, introducer=not out, **kwargs)
+        self.out = out
+
+    def create_starting_mobject(self):
+        return Mobject()                      # nothing to interpolate from: no copy
+
+    def interpolate_mobject(self, alpha: float) -> None:
+        self.mobject.set_opacity(1.0 - alpha if self.out else alpha)
 
 
 class GradientFlow(StoryScene):
@@ -104,10 +116,17 @@ class GradientFlow(StoryScene):
         self.nodes: dict[str, Circle] = {}
         self.edges: dict[str, object] = {}
         self.bars: dict[int, Rectangle] = {}
-        self.bar_labels: dict[int, Text] = {}
+        self.bar_labels: dict[int, object] = {}
         self.step_lines: dict[int, VGroup] = {}
+        self.texts: list[tuple[object, str]] = []    # every text drawn, with its string (for tests)
 
     # -- building blocks ----------------------------------------------------------------------------
+
+    def _text(self, s: str, size: float, color: str = style.TEXT, mono: bool = False):
+        """Monospaced text from cached outlines (fast); other text a Manim Text without its SVG tree."""
+        mob = make_text(s, size, color, font=style.MONO if mono else style.FONT)
+        self.texts.append((mob, s))
+        return mob
 
     def _node(self, node) -> Circle:
         lay = self.layout
@@ -119,12 +138,12 @@ class GradientFlow(StoryScene):
             mob.set_fill(style.MUTED, opacity=style.CELL_FILL_OPACITY)
         return mob.move_to([lay.x(node.rank), CHAIN_Y, 0])
 
-    def _node_label(self, node) -> Text:
+    def _node_label(self, node):
         compact = self.layout.column < COMPACT_COLUMN and node.role != "loss"
         label = node.label if not compact else node.label[2:-1]     # "h[12]" -> "12"
         if node.role == "loss":
-            return _text(label, style.LABEL_SIZE, style.LOSS).move_to(self.nodes[node.id])
-        return _text(label, style.SMALL_SIZE).next_to(self.nodes[node.id], DOWN, buff=0.1)
+            return self._text(label, style.LABEL_SIZE, style.LOSS).move_to(self.nodes[node.id])
+        return self._text(label, style.SMALL_SIZE, mono=True).next_to(self.nodes[node.id], DOWN, buff=0.1)
 
     def _edge(self, edge, longest: int, opacity: float):
         a, b = self.nodes[edge.source], self.nodes[edge.target]
@@ -163,9 +182,9 @@ class GradientFlow(StoryScene):
             y = self._y(tick)
             group.add(Line([ax_x - 0.07, y, 0], [ax_x, y, 0], color=style.MUTED, stroke_width=2))
             if (len(s.ticks) - 1 - i) % every == 0:         # the top decade always labelled
-                group.add(_text(label, style.SMALL_SIZE, style.MUTED, mono=True)
+                group.add(self._text(label, style.SMALL_SIZE, style.MUTED, mono=True)
                           .next_to([ax_x - 0.09, y, 0], LEFT, buff=0.04))
-        name = _text(s.label, style.SMALL_SIZE, style.GRADIENT).rotate(PI / 2)
+        name = self._text(s.label, style.SMALL_SIZE, style.GRADIENT).rotate(PI / 2)
         ticks_left = min(m.get_left()[0] for m in group[1:])
         name.move_to([ticks_left - 0.1 - name.width / 2, BASELINE_Y + BAR_MAX / 2, 0])
         return group.add(name)
@@ -177,8 +196,8 @@ class GradientFlow(StoryScene):
                         fill_opacity=style.CELL_FILL_OPACITY_STRONG)
         return bar.move_to([self.layout.x(t), BASELINE_Y + height / 2, 0])
 
-    def _bar_label(self, t: int, text: str) -> Text:
-        label = _text(text, style.SMALL_SIZE, mono=True)
+    def _bar_label(self, t: int, text: str):
+        label = self._text(text, style.SMALL_SIZE, mono=True)
         if label.width > 0.92 * self.layout.column:          # too wide for its column: read it upwards
             label.rotate(PI / 2)
         return label.next_to([self.layout.x(t), BASELINE_Y, 0], DOWN, buff=0.12)
@@ -187,7 +206,7 @@ class GradientFlow(StoryScene):
         group = VGroup()
         for line, y in zip(step.lines, LINES_Y):
             color = ROLE_COLORS.get(line.role, style.TEXT)
-            group.add(_fit(_text(line.text, LINE_SIZE, color), self.frame_w).move_to([0, y, 0]))
+            group.add(_fit(self._text(line.text, LINE_SIZE, color), self.frame_w).move_to([0, y, 0]))
         return group
 
     # -- the story ----------------------------------------------------------------------------------
@@ -196,13 +215,13 @@ class GradientFlow(StoryScene):
         self.camera.background_color = style.BACKGROUND
         self.frame_w = config.frame_width - 2 * style.FRAME_MARGIN
         story, graph = self.story, self.story.graph
-        self.title = _fit(_text(story.title, TITLE_SIZE), self.frame_w).move_to([0, TITLE_Y, 0])
-        self.formula = _fit(_text(story.formula[0], FORMULA_SIZE, style.GRADIENT, mono=True),
+        self.title = _fit(self._text(story.title, TITLE_SIZE), self.frame_w).move_to([0, TITLE_Y, 0])
+        self.formula = _fit(self._text(story.formula[0], FORMULA_SIZE, style.GRADIENT, mono=True),
                             self.frame_w).move_to([0, FORMULA_Y, 0])
         self.nodes.update({node.id: self._node(node) for node in graph.nodes})
         labels = VGroup(*[self._node_label(node) for node in graph.nodes])
         if self.layout.column < COMPACT_COLUMN:   # bare times: name them once, left of h[0]
-            labels.add(_text("t", style.SMALL_SIZE, style.MUTED).next_to(labels[0], LEFT, buff=0.25))
+            labels.add(self._text("t", style.SMALL_SIZE, style.MUTED).next_to(labels[0], LEFT, buff=0.25))
         longest = max((round((self.nodes[e.target].get_center()[0] - self.nodes[e.source].get_center()[0])
                              / self.layout.column) for e in graph.edges), default=1)
         top = max((e.weight for e in graph.edges), default=1.0) or 1.0
@@ -218,7 +237,7 @@ class GradientFlow(StoryScene):
             self.step_lines[index] = lines
             anims = self._light(step)
             run_time = min(TRANSITION, 0.3 * (end - start))
-            self.play(FadeOut(shown), FadeIn(lines), *anims, run_time=run_time)
+            self.play(Fade(shown, out=True), Fade(lines), *anims, run_time=run_time)
             shown = lines
             self.hold_until(end)
 
@@ -251,5 +270,5 @@ class GradientFlow(StoryScene):
             t = int(self.series.x[w.cell[0]])
             bar, label = self._bar(t, w.value), self._bar_label(t, w.text)
             self.bars[t], self.bar_labels[t] = bar, label
-            anims += ([GrowFromEdge(bar, DOWN)] if w.value > 0 else []) + [FadeIn(label)]
+            anims += ([GrowFromEdge(bar, DOWN)] if w.value > 0 else []) + [Fade(label)]
         return anims

@@ -29,9 +29,10 @@ from viz.story.core import Caption, Claim, Edge, Graph, Line, Lit, Node, Series,
 from viz.text import fmt_decade, fmt_sci, fmt_value
 
 MODELS = ("gated", "attention")
-FULL_STEPS = 3            # backward steps shown at full length; later ones take REST_WEIGHT
+FULL_STEPS = 3            # backward steps shown in full (formula and norm); later ones: the norm, shorter
 ROUNDING = 1e-9           # relative slack for claims that hold with equality in exact arithmetic
 SLACK = 1e-6              # decades: a norm of 1.0000001 stays under the decade 1
+FLOOR = 0.25              # decades: the smallest bar stands at least this high above the axis' bottom
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def shared_limits(gated: Run, n: int, seed: int, preset: str, gain: float) -> tu
     runs = [gated] + [reference_run("attention", k, gated.T, n, 1, seed, preset, gain) for k in (1, 2, 3, None)]
     norms = np.concatenate([r.norms for r in runs])
     positive = norms[norms > 0]
-    lo = math.floor(math.log10(positive.min()) + SLACK) if positive.size else -1
+    lo = math.floor(math.log10(positive.min()) - FLOOR) if positive.size else -1
     hi = max(math.ceil(math.log10(positive.max()) - SLACK) if positive.size else 0, lo + 1)
     return lo, hi
 
@@ -246,8 +247,8 @@ def _axis_caption(r: Run, lo: int, hi: int) -> Caption:
     return Caption(
         f"The bars share one log axis, {fmt_decade(lo)} … {fmt_decade(hi)}, with every BPTT figure of this "
         "preset, T, n and seed (gated RNN and AttentionRNN(1, 2, 3, ∞)), so they can be compared.",
-        (_claim("axis-low", "every bar is above the axis' bottom (to 1e−6 of a decade)",
-                math.log10(positive.min()), ">=", lo - SLACK, "log10 min ‖δ[t]‖"),
+        (_claim("axis-low", "every bar stands at least a quarter decade above the axis' bottom",
+                math.log10(positive.min()), ">=", lo + FLOOR, "log10 min ‖δ[t]‖"),
          _claim("axis-high", "every bar is below the axis' top (to 1e−6 of a decade)",
                 math.log10(positive.max()), "<=", hi + SLACK, "log10 max ‖δ[t]‖")))
 
@@ -316,7 +317,7 @@ def bptt_story(values: dict) -> Story:
     model, k, T = values.get("model", "gated"), values.get("k", 2), values.get("steps", 12)
     preset, n, m, seed = values.get("preset", "vanish"), values.get("n", 3), values.get("m", 3), values.get("seed", 0)
     k = k if model == "attention" else None
-    gated = reference_run("gated", None, T, n, _comparison_m(m, preset), seed, preset)
+    gated = reference_run("gated", None, T, n, m if model == "gated" else _comparison_m(m, preset), seed, preset)
     gain = gated_gain(gated)
     r = gated if model == "gated" else reference_run(model, k, T, n, m, seed, preset, gain)
     T = r.T
@@ -351,7 +352,7 @@ def bptt_story(values: dict) -> Story:
             lit=(Lit("graph", "highlight", (f"h{t}", *incoming)), Lit("graph", "gradient", tuple(done)),
                  Lit("delta", "highlight", (float(t),)),
                  Lit("delta", "gradient", tuple(float(u) for u in range(t + 1, T + 1)))),
-            lines=(_delta_line(r, t, sources), _norm_line(r, t)),
+            lines=(_delta_line(r, t, sources), _norm_line(r, t)) if i < FULL_STEPS else (_norm_line(r, t),),
             writes=(Write("delta", (t - 1,), norm, fmt_sci(norm)),),
             data={"t": t, "norm": norm, "sources": sources}))
         done += [f"h{t}", *incoming]
