@@ -110,6 +110,23 @@ def test_clips_are_cut_at_the_story_timeline(fake_deck):
     assert differs(clip2[-1], full[start + lengths[1] + lengths[2] - 1]) > 0.01
 
 
+def test_clips_not_on_a_keyframe_are_re_encoded(fake_deck, tmp_path):
+    """Steps normally start a Manim segment (a keyframe) and are copied; cut one frame later, the
+    clips must be decoded and re-encoded, and still hold exactly those frames."""
+    from scenes.stills import StepSpan
+    from viz.app import slides
+    root, _ = fake_deck
+    full = video_frames(root / "deck" / "media" / "animation.mp4")
+    dt = 1 / 15
+    spans = [StepSpan(1.0 + dt, 1.6, 2.2), StepSpan(2.2 + dt, 2.8, 3.9)]
+    slides.cut_clips(root / "deck" / "media" / "animation.mp4", spans, 15, tmp_path)
+    second = video_frames(tmp_path / "step-2.mp4")
+    assert len(second) == round(3.9 * 15) - round((2.2 + dt) * 15)
+    assert differs(second[0], full[round((2.2 + dt) * 15)]) < 0.002
+    assert differs(second[-1], full[round(3.9 * 15) - 1]) < 0.002
+    assert differs(image(tmp_path / "step-2.png"), full[(round(2.8 * 15) + round(3.9 * 15) - 1) // 2]) < 0.002
+
+
 def test_posters_equal_step_stills_and_differ_between_steps(fake_deck, tmp_path):
     from scenes import stills
     root, cls = fake_deck
