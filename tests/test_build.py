@@ -563,3 +563,126 @@ def test_full_disk_fails_figures_one_line_each_and_keeps_the_others_records(tmp_
     failed = [line for line in done.stderr.splitlines() if line.startswith("  f")]
     assert failed and all("No space left on device" in line for line in failed), done.stderr
     assert all(line.startswith(("viz build: ", "  f")) for line in done.stderr.splitlines()), done.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# Course scale: shards, a dask cluster, MkDocs
+
+
+def test_shards_partition_the_manifest_deterministically():
+    m = build.load_manifest(build.packaged_gallery())
+    for count in (1, 2, 3, 7):
+        shards = [build.shard(m.entries, i, count) for i in range(1, count + 1)]
+        names = [e.name for s in shards for e in s]
+        assert sorted(names) == sorted(e.name for e in m.entries) and len(set(names)) == len(names)
+        assert shards == [build.shard(m.entries, i, count) for i in range(1, count + 1)]   # same again
+        sizes = [len(s) for s in shards]
+        assert max(sizes) - min(sizes) <= 1
+        animations = [sum(e.key.startswith("animate") for e in s) for s in shards]
+        assert max(animations) - min(animations) <= 1       # the slow ones are dealt first, evenly
+        for s in shards:                                     # manifest order inside a shard
+            assert list(s) == sorted(s, key=m.entries.index)
+    assert build.parse_shard("2/4") == (2, 4)
+    for bad in ("0/2", "3/2", "2", "a/b", "1/0", "1/10001"):
+        with pytest.raises(ValueError, match=r"^--shard: must be I/N with 1 <= I <= N <= 10000"):
+            build.parse_shard(bad)
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory) -> Path:
+    """A copy of the packages for processes that must agree on cache keys (they hash the source,
+    and the working tree may be edited while the tests run)."""
+    src = tmp_path_factory.mktemp("src")
+    root = Path(__file__).resolve().parents[1]
+    for package in ("viz", "diagrams", "scenes"):
+        shutil.copytree(root / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return src
+
+
+def viz_process(tmp_path, snapshot, *args) -> subprocess.Popen:
+    """`viz ARGS` in a new process running `snapshot`, with the fake kind registered."""
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(LAUNCHER.format(tests=str(Path(__file__).parent)))
+    return subprocess.Popen([sys.executable, str(launcher), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(snapshot)})
+
+
+def test_shards_share_one_output_folder_and_one_index(fake, tmp_path, capsys, snapshot):
+    entries = "".join(f'[[figure]]\nname = "f{i}"\nkind = "diagram fake"\nformats = ["svg", "txt"]\n'
+                      f'[figure.params]\nsize = {i + 1}\nsleep = 0.1\n\n' for i in range(7))
+    path, out = write(tmp_path, entries), tmp_path / "out"
+    # three shards at once into one OUT, as a SLURM array or GNU parallel runs them
+    shards = [viz_process(tmp_path, snapshot, "build", str(path), "--out", str(out), "--shard", f"{i}/3", "--jobs", "1")
+              for i in (1, 2, 3)]
+    said = [p.communicate(timeout=120)[1] for p in shards]
+    assert [p.returncode for p in shards] == [0, 0, 0], said
+    assert [s.splitlines()[0] for s in said] == [
+        f"viz build: rendering {n} of {n} figures (shard {i}/3) ({2 * n} files) into {out} with 1 job"
+        for i, n in ((1, 3), (2, 2), (3, 2))]
+    files = sorted(f"f{i}.{x}" for i in range(7) for x in ("svg", "txt"))
+    assert sorted(json.loads((out / ".viz-cache.json").read_text())["files"]) == files   # merged, none lost
+    page = (out / "gallery.html").read_text()
+    assert all(f'<img src="f{i}.svg"' in page for i in range(7))   # the last shard's index has them all
+    again = viz_process(tmp_path, snapshot, "build", str(path), "--out", str(out))
+    assert again.communicate(timeout=60)[1].startswith("viz build: nothing to render: all 7 figures")
+    code, err = cli_build(path, out, capsys, "--shard", "4/3")
+    assert code == 2 and err.strip() == "viz: error: --shard: must be I/N with 1 <= I <= N <= 10000, e.g. 2/4 (got '4/3')"
+
+
+def test_a_shard_shows_the_failures_of_the_others(fake, tmp_path):
+    text = MANIFEST.replace("size = 2", "size = 2\nfail = true")
+    path, out = write(tmp_path, text), tmp_path / "out"
+    mine = {e.name for e in build.shard(build.load_manifest(path).entries, 1, 2)}
+    first, second = (1, 2) if "one" in mine else (2, 1)
+    run_build(path, out, jobs=1, shard_of=(first, 2))        # renders (and fails) "one"
+    report, _ = run_build(path, out, jobs=1, shard_of=(second, 2))
+    assert report.ok   # its own figures are fine, but its index says what the other shard could not do
+    message = "RuntimeError: the fake renderer failed on purpose"
+    assert f"**Not rendered (svg):** {message}" in (out / "index.md").read_text()
+    assert f"Not rendered (svg): {message}" in (out / "gallery.html").read_text()
+
+
+def test_executor_dask_renders_each_figure_in_its_own_process(tmp_path):
+    distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (viz[dask])")
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz `dot` is not installed")
+    text = ('[[figure]]\nname = "hw"\nkind = "shape"\nformats = ["md", "json"]\n'
+            '[figure.params]\ninput = "21x12"\nkernel = "4x5"\nstride = 4\n\n'
+            '[[figure]]\nname = "cell"\nkind = "diagram gated-rnn"\nformats = ["svg"]\n'
+            '[figure.params]\nview = "cell"\n')
+    path = write(tmp_path, text)
+    # worker threads in this process (light), over TCP as a real cluster; each figure still renders
+    # in a process of its own (render_in_subprocess)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        address = cluster.scheduler_address.replace("tcp://", "dask://")
+        report, said = run_build(path, tmp_path / "dask", executor=address)
+    assert report.ok, report.failed
+    assert f"on the dask cluster {cluster.scheduler_address}" in said
+    local, _ = run_build(path, tmp_path / "local", jobs=1)
+    for file in ("hw.md", "hw.json", "cell.svg", "index.md", "gallery.html"):
+        assert (tmp_path / "dask" / file).read_bytes() == (tmp_path / "local" / file).read_bytes(), file
+    with pytest.raises(ValueError, match=r"^--executor: must be local or dask://HOST:PORT \(got 'spark://x'\)"):
+        build.build(path, tmp_path / "x", executor="spark://x")
+
+
+def test_mkdocs_strict_build_over_the_output(fake, tmp_path):
+    pytest.importorskip("mkdocs", reason="mkdocs is not installed (test extra)")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.md").write_text("# Course\n\n[The figures](fig/index.md)\n")
+    text = MANIFEST + ('\n[[figure]]\nname = "hw"\nkind = "shape"\nformats = ["md", "json"]\n'
+                       '[figure.params]\ninput = 7\nkernel = 3\nstride = 2\n')
+    report, _ = run_build(write(tmp_path, text), docs / "fig", jobs=1)
+    assert report.ok
+    (tmp_path / "mkdocs.yml").write_text("site_name: Course\n")
+    # not -q: with -q MkDocs drops its warnings before --strict counts them (it passes regardless)
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "conflicts" not in done.stderr and "WARNING" not in done.stderr, done.stderr
+    site = tmp_path / "site" / "fig"
+    page = (site / "index.html").read_text()
+    assert 'src="one.svg"' in page and 'src="video.mp4"' in page and (site / "video.mp4").is_file()
+    assert (site / "gallery.html").read_text() == (docs / "fig" / "gallery.html").read_text()
+    assert not (site / ".viz-cache.json").exists()

@@ -7,7 +7,7 @@
   (``prctl(PR_SET_PDEATHSIG)``, even on SIGKILL), ignores SIGINT (the build stops it), and on SIGTERM
   unwinds the figure it is rendering (its temporary files go) and exits.
 - `run_dask`: the same tasks on a `dask.distributed` scheduler, each figure in a fresh
-  ``python -m viz.app.build.runner`` process on the worker (OUT must be a folder every worker sees).
+  Python process on the worker (`subprocess_main`) (OUT must be a folder every worker sees).
 - `stop_signals`: SIGTERM and SIGHUP raise `Interrupted`, a KeyboardInterrupt, like SIGINT does.
 """
 from __future__ import annotations
@@ -292,8 +292,9 @@ def render_in_subprocess(task: Task) -> Result:
     worker runs tasks in threads); the task and its result travel as pickles over stdin/stdout."""
     import subprocess
 
-    done = subprocess.run([sys.executable, "-m", "viz.app.build.runner"], input=pickle.dumps(task),
-                          capture_output=True)
+    # -c, not -m: under -m this module would be __main__ and its Result would not unpickle here
+    done = subprocess.run([sys.executable, "-c", "from viz.app.build.runner import subprocess_main; "
+                           "subprocess_main()"], input=pickle.dumps(task), capture_output=True)
     if done.returncode != 0:
         message = (done.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
         return Result(task.name, {}, {f: f"the render process failed ({message})" for f in task.formats}, 0.0)
@@ -318,7 +319,7 @@ def run_dask(tasks: list[Task], address: str, on_start, on_done, on_tick) -> Non
             futures[client.submit(render_in_subprocess, task, pure=False, key=f"viz-{task.name}-{os.getpid()}")] = task
             on_start(task)
         try:
-            for future in as_completed(futures):
+            for future in as_completed(list(futures), loop=client.loop):
                 task = futures[future]
                 try:
                     on_done(future.result())
@@ -329,12 +330,10 @@ def run_dask(tasks: list[Task], address: str, on_start, on_done, on_tick) -> Non
             raise
 
 
-def _subprocess_main() -> None:
+def subprocess_main() -> None:
+    """The render process of `render_in_subprocess`: a pickled Task on stdin, a pickled Result on stdout."""
     die_with_parent(os.getppid())
     task = pickle.loads(sys.stdin.buffer.read())
     result = render_task(task)
     sys.stdout.buffer.write(pickle.dumps(result))
 
-
-if __name__ == "__main__":
-    _subprocess_main()
