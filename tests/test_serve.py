@@ -410,7 +410,7 @@ def test_every_malformed_request_answers_4xx(server):
 
 def test_slow_clients_hold_no_thread(monkeypatch):
     """40 clients trickling one header byte every 0.25 s: more than the worker threads, yet light
-    requests answer within 0.5 s each, and each slow client gets 408 after HEAD_TIMEOUT."""
+    requests answer within 1 s each, and each slow client gets 408 after HEAD_TIMEOUT."""
     monkeypatch.setattr(serve.http, "HEAD_TIMEOUT", 2.5)
     srv = serve.make_server(0)
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -442,7 +442,7 @@ def test_slow_clients_hold_no_thread(monkeypatch):
             latencies.append(time.perf_counter() - start)
             assert status == 200
             time.sleep(0.05)
-        assert max(latencies) < 0.5, latencies
+        assert max(latencies) < 1.0, latencies
         start = time.perf_counter()
         answer = slow[0].recv(65536)
         assert status_of(answer) == 408, answer
