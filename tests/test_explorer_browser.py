@@ -212,7 +212,7 @@ def test_keyboard_zoom_and_legibility(page, tmp_path):
         page.click("#zoom-in")
     assert page.evaluate(fits) and page.evaluate(count) >= small
     assert page.evaluate("() => { const g = document.querySelector('.grids'); "
-                         "return g.scrollWidth > g.clientWidth || g.scrollHeight > g.clientHeight; }")  # pans
+                         "return g.scrollWidth > g.clientWidth; }")  # too wide: it pans sideways
     page.click("#zoom-fit")
     page.select_option("#p-values", "int")
     assert page.errors == []
