@@ -15,6 +15,7 @@ import os
 import signal
 import stat
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -416,10 +417,16 @@ def main(argv=None) -> None:
     command (left alone if the caller ignores them, e.g. nohup)."""
     global _MAIN_PID
     _MAIN_PID = os.getpid()
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(signum) is signal.SIG_DFL:
-            signal.signal(signum, _stop)
-    cli.main(args=argv, prog_name="viz")
+    saved = {}
+    if threading.current_thread() is threading.main_thread():   # (signal.signal works only there)
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                saved[signum] = signal.signal(signum, _stop)
+    try:
+        cli.main(args=argv, prog_name="viz")
+    finally:   # a caller running main() in its own process (tests) gets its handlers back
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":
