@@ -16,7 +16,7 @@ import html
 import json
 import re
 
-PDF_PAD = 1.0           # points of background kept around a PDF's ink (LaTeX needs no trim)
+PDF_PAD = 0.75          # points of background kept around a PDF's ink (LaTeX needs no trim)
 INK_LEVEL = 8           # a channel this far from the background is ink (antialiasing fringes included)
 
 

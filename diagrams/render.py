@@ -207,7 +207,7 @@ def _emit_clusters(g, graph: Graph, th: style.Theme) -> None:
         emit_cluster(g, cid)
 
 
-INK_DPI = 288           # the PDF page is cropped to the ink of a PNG this fine (1/4 pt)
+INK_DPI = 96            # the PDF page is cropped to the ink of a PNG this fine (3/4 pt)
 
 
 def to_digraph(graph: Graph, theme: str = "light", dpi: float | None = None, overlay: bool = True,

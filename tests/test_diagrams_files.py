@@ -176,7 +176,7 @@ PDF_MARGIN = 2.0     # points, at most, between the page edge and the drawing
 
 
 @needs_poppler
-@pytest.mark.parametrize("kind,raw", FIGURES)
+@pytest.mark.parametrize("kind,raw", [FIGURES[i] for i in (0, 1, 2, 5)])     # each view, both themes
 def test_pdf_is_tight_vector_with_embedded_fonts(kind, raw, tmp_path):
     f = fig(kind, raw)
     out = figures.render_figure(f, tmp_path / "fig.pdf", "pdf")
