@@ -21,25 +21,21 @@
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
+import functools
 import importlib
-import os
-import re
 import shutil
-import signal
-import stat
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
-
-import platformdirs
 
 from viz.io import MissingProgram, atomic_path
 
 from . import style
+from .encode import bitexact_webm, gif_from_video
+from .files import cache_dir, held, remove_stale_temporaries, remove_stale_workdirs, stop_on_term, workdir
+
+__all__ = ["FORMATS", "QUALITIES", "SCENES", "cache_dir", "dry_run", "dry_run_scene", "import_manim",
+           "remove_stale_workdirs", "render_animation", "render_scene", "scene_class"]
 
 SCENES: dict[str, str] = {
     "conv": "scenes.conv:ConvSlide",
@@ -60,12 +56,6 @@ H264_OPTIONS = {"crf": "23", "preset": "veryfast", "tune": "animation"}
 CAIRO_HINT = ("Manim needs the Cairo and Pango libraries: apt-get install libcairo2-dev libpango1.0-dev "
               "pkg-config, then reinstall (./tasks setup, or pip install --force-reinstall pycairo "
               "manimpango)")
-
-
-def cache_dir() -> Path:
-    """Manim's media folder: the user's cache folder for viz (platformdirs: $XDG_CACHE_HOME/viz, else
-    ~/.cache/viz on Linux), then manim/."""
-    return platformdirs.user_cache_path("viz") / "manim"
 
 
 def import_manim():
@@ -158,137 +148,11 @@ def _encode_holds_once(renderer) -> None:
     writer._create_segment_encoder = lambda target: HoldOnceEncoder(target=target, spec=writer.video_encoder)
 
 
-LOCK = ".lock"
-STALE_UNLOCKED_S = 60.0   # a folder with no lock file yet is someone's render starting up, unless older
-
-
-@contextlib.contextmanager
-def _workdir():
-    """A private work folder under cache_dir()/work, locked (flock) while the render uses it, removed
-    after; OSError naming the cache folder when it cannot be made."""
-    root = cache_dir() / "work"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix="render-", dir=root))
-        # locked before it gets its name, so a sweeper never finds the lock file free
-        fd = os.open(path / (LOCK + ".new"), os.O_WRONLY | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.rename(path / (LOCK + ".new"), path / LOCK)
-    except OSError as err:
-        why = "a part of the path is a file" if err.errno in (errno.ENOTDIR, errno.EEXIST) else err.strerror
-        raise OSError(err.errno, f"cannot use it as the cache folder: {why} (set XDG_CACHE_HOME to a "
-                                 "writable folder)", str(root)) from None
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-        os.close(fd)
-
-
-def remove_stale_workdirs() -> list[Path]:
-    """Remove the work folders of renders that were killed (their lock is free); returns them."""
-    removed = []
-    try:
-        folders = sorted((cache_dir() / "work").glob("render-*"))
-    except OSError:
-        return removed
-    for folder in folders:
-        if not (folder / LOCK).exists():   # starting up, or killed before it took its lock
-            with contextlib.suppress(OSError):
-                if time.time() - folder.stat().st_mtime > STALE_UNLOCKED_S:
-                    shutil.rmtree(folder, ignore_errors=True)
-                    removed.append(folder)
-            continue
-        fd = _try_lock(folder / LOCK)   # None while its render runs
-        if fd is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-            os.close(fd)
-    return removed
-
-
-def _try_lock(path: Path) -> int | None:
-    """An fd holding a non-blocking exclusive flock on `path`, or None if someone holds it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return fd
-    except OSError:
-        os.close(fd)
-        return None
-
-
-@contextlib.contextmanager
-def _held(path: Path):
-    """Hold a flock on the temporary output while it is written: a rerun can tell it from the
-    temporary file of a killed render (`remove_stale_temporaries`). Only a regular file: a device or
-    FIFO output is written through a private folder instead."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            fd = None
-    except OSError:
-        fd = None
-    if fd is None:
-        yield path
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield path
-    finally:
-        os.close(fd)
-
-
-def remove_stale_temporaries(out: Path) -> list[Path]:
-    """Remove the temporary files (``.NAME.XXXXXXXX.SUFFIX``, viz.io.atomic_path's names) a killed
-    render of `out` left beside it: those whose lock is free."""
-    pattern = re.compile(rf"\.{re.escape(out.stem)}\.[a-z0-9_]{{8}}{re.escape(out.suffix)}")
-    try:
-        names = [n for n in os.listdir(out.parent or ".") if pattern.fullmatch(n)]
-    except OSError:
-        return []
-    removed = []
-    for name in sorted(names):
-        fd = _try_lock(out.parent / name)
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                (out.parent / name).unlink()
-                removed.append(out.parent / name)
-            os.close(fd)
-    return removed
-
-
-@contextlib.contextmanager
-def _stop_on_term():
-    """In a process that leaves SIGTERM/SIGHUP at their default (a plain `viz animate`), turn them into
-    SystemExit(128 + signal) for the render, so its temporary file and work folder are removed."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise SystemExit(128 + signum)
-
-    saved = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is signal.SIG_DFL:
-            saved[sig] = signal.signal(sig, stop)
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
 class Progress:
-    """One progress line on stderr per render: animations played, seconds of video, wall time.
+    """Progress of one render on stderr: animations played, seconds of video, wall time.
 
-    On a terminal the line is redrawn in place; otherwise a line is printed at most every 5 s and once
-    at the end, so logs stay short.
+    On a terminal, a `rich` bar redrawn in place; otherwise a plain line at most every 5 s and once
+    at the end, so logs stay short (and a notebook or a build's log gets no escape codes).
     """
 
     def __init__(self, name: str, stream=None, enabled: bool = True):
@@ -301,6 +165,7 @@ class Progress:
         self.total: int | None = None
         self.start = time.perf_counter()
         self.last_print = self.start
+        self._bar = None
 
     def _line(self) -> str:
         elapsed = time.perf_counter() - self.start
@@ -313,6 +178,20 @@ class Progress:
             bar = f"{self.plays} animations"
         return f"viz: {self.name} {bar}, {self.video_seconds:.1f} s of video, {elapsed:.1f} s"
 
+    def _draw(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+        if self._bar is None:
+            console = Console(file=self.stream, force_terminal=True, highlight=False)
+            self._bar = Bar(TextColumn(f"viz: {self.name}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+                            TextColumn("{task.fields[video]:.1f} s of video"), TimeElapsedColumn(),
+                            console=console, transient=True, auto_refresh=False)
+            self._task = self._bar.add_task("", total=self.total, video=0.0)
+            self._bar.start()
+        self._bar.update(self._task, completed=self.plays, total=self.total, video=self.video_seconds)
+        self._bar.refresh()
+
     def tick(self, duration: float, total: int | None) -> None:
         self.plays += 1
         self.video_seconds += duration
@@ -321,16 +200,22 @@ class Progress:
             return
         now = time.perf_counter()
         if self.tty:
-            self.stream.write("\r" + self._line())
-            self.stream.flush()
+            self._draw()
         elif now - self.last_print >= 5.0:
             self.stream.write(self._line() + "\n")
             self.last_print = now
 
+    def close(self) -> None:
+        """Take the bar off the terminal (also when the render failed)."""
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
     def done(self) -> None:
+        self.close()
         if not self.enabled:
             return
-        self.stream.write(("\r" if self.tty else "") + self._line() + " - done\n")
+        self.stream.write(self._line() + " - done\n")
         self.stream.flush()
 
 
@@ -376,11 +261,11 @@ def render_scene(scene_factory, out: Path, fmt: str, quality: str = "low", progr
     out = Path(out)
     bar = Progress(name, enabled=progress)
     # GIF: Manim's own GIF (fixed rgb8 colours, dithered) is ~10x larger than one with the video's
-    # own 256-colour palette and no dithering; render an mp4, then convert (_gif_from_video).
+    # own 256-colour palette and no dithering; render an mp4, then convert (encode.gif_from_video).
     remove_stale_workdirs()
     remove_stale_temporaries(out)
-    with _stop_on_term(), _workdir() as work, manim.tempconfig(_manim_config("mp4" if fmt == "gif" else fmt,
-                                                                          quality, work, extra_config)):
+    config = functools.partial(_manim_config, "mp4" if fmt == "gif" else fmt, quality, extra=extra_config)
+    with contextlib.closing(bar), stop_on_term(), workdir() as work, manim.tempconfig(config(work)):
         scene = scene_factory()
         _attach_progress(scene, bar)
         _encode_holds_once(scene.renderer)
@@ -390,95 +275,14 @@ def render_scene(scene_factory, out: Path, fmt: str, quality: str = "low", progr
         artifact = scene.renderer.file_writer.output_plan.primary_artifact
         if artifact is None or not Path(artifact).is_file():
             raise RuntimeError(f"manim produced no {fmt} file for {name} (expected {artifact})")
-        with atomic_path(out) as tmp, _held(tmp):
+        with atomic_path(out) as tmp, held(tmp):
             if fmt == "gif":
-                _gif_from_video(Path(artifact), tmp)
+                gif_from_video(Path(artifact), tmp)
             elif fmt == "webm":
-                _bitexact_webm(Path(artifact), tmp)
+                bitexact_webm(Path(artifact), tmp)
             else:
                 shutil.move(str(artifact), str(tmp))
     bar.done()
-
-
-def _gif_from_video(src: Path, dst: Path) -> None:
-    """Convert a video to a looping GIF with one palette built from all its frames (ffmpeg's
-    palettegen, through PyAV), no dithering (flat colours stay flat and compress), and only the
-    changed rectangle stored per frame. Two passes over the video, so memory stays one frame."""
-    import av
-    from fractions import Fraction
-
-    with av.open(str(src)) as inp:
-        stream = inp.streams.video[0]
-        graph = av.filter.Graph()
-        source = graph.add_buffer(template=stream)
-        palettegen = graph.add("palettegen", "max_colors=256:stats_mode=full")
-        sink = graph.add("buffersink")
-        source.link_to(palettegen)
-        palettegen.link_to(sink)
-        graph.configure()
-        for frame in inp.decode(stream):
-            graph.push(frame)
-        graph.push(None)
-        palette = graph.pull()
-    with av.open(str(src)) as inp, av.open(str(dst), "w", format="gif") as out:
-        stream = inp.streams.video[0]
-        fps = int(round(float(stream.average_rate)))
-        gif = out.add_stream("gif", rate=fps)
-        gif.width, gif.height, gif.pix_fmt = stream.codec_context.width, stream.codec_context.height, "pal8"
-        gif.time_base = Fraction(1, fps)
-        graph = av.filter.Graph()
-        source = graph.add_buffer(template=stream)
-        palette_in = graph.add_buffer(width=palette.width, height=palette.height, format=palette.format.name,
-                                      time_base=Fraction(1, 1))
-        paletteuse = graph.add("paletteuse", "dither=none:diff_mode=rectangle")
-        sink = graph.add("buffersink")
-        source.link_to(paletteuse, 0, 0)
-        palette_in.link_to(paletteuse, 0, 1)
-        paletteuse.link_to(sink)
-        graph.configure()
-        palette.pts = 0
-        palette_in.push(palette)
-        palette_in.push(None)
-        written = 0
-
-        def drain():
-            nonlocal written
-            while True:
-                try:
-                    frame = graph.pull()
-                except (av.error.BlockingIOError, av.error.EOFError):
-                    return
-                frame.pts, frame.time_base = written, Fraction(1, fps)
-                written += 1
-                for packet in gif.encode(frame):
-                    out.mux(packet)
-
-        for frame in inp.decode(stream):
-            source.push(frame)
-            drain()
-        source.push(None)
-        drain()
-        for packet in gif.encode():
-            out.mux(packet)
-
-
-def _bitexact_webm(src: Path, dst: Path) -> None:
-    """Copy a WebM's packets into a new file with FFmpeg's bitexact flag: the Matroska muxer then
-    writes fixed segment and track ids instead of random ones. Frames are not re-encoded; every
-    packet gets the frame period as its duration (so the last frame still lasts one period)."""
-    import av
-
-    with av.open(str(src)) as inp, av.open(str(dst), "w", format="webm",
-                                           container_options={"fflags": "+bitexact"}) as out:
-        stream = inp.streams.video[0]
-        copy = out.add_stream_from_template(stream)
-        out.metadata.update(inp.metadata)
-        period = round(1 / (stream.average_rate * stream.time_base))
-        for packet in inp.demux(stream):
-            if packet.dts is None:   # the demuxer's end-of-stream marker
-                continue
-            packet.stream, packet.duration = copy, period
-            out.mux(packet)
 
 
 def render_animation(kind: str, params: dict, out: Path, fmt: str, quality: str = "low",
@@ -501,7 +305,7 @@ def dry_run(kind: str, params: dict):
 def dry_run_scene(scene_factory):
     """Run `scene_factory(skip_animations=True).construct()` under a dry-run config; return the scene."""
     manim = import_manim()
-    with _workdir() as work:
+    with workdir() as work:
         # same resolution as "low": same text layout
         with manim.tempconfig(_manim_config("png", "low", work, {"dry_run": True, "format": "none"})):
             scene = scene_factory(skip_animations=True)

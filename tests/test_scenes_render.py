@@ -6,6 +6,8 @@ in test_scenes_conv.py.
 from __future__ import annotations
 
 import builtins
+import io
+import re
 import sys
 
 import numpy as np
@@ -195,3 +197,54 @@ def test_medium_quality_size(isolated):
     out = isolated / "m.png"
     render.render_scene(tiny_scene_class(), out, "png", quality="medium", progress=False)
     assert Image.open(out).size == (1280, 720)
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_on_a_terminal_and_plain_lines_otherwise():
+    term = FakeTerminal()
+    bar = render.Progress("conv", stream=term)
+    bar.tick(1.0, 3)
+    bar.tick(0.5, 3)
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", term.getvalue())
+    assert "viz: conv" in plain and "2/3" in plain and "1.5 s of video" in plain
+    bar.done()
+    assert term.getvalue().endswith(" - done\n") and "\x1b[?25h" in term.getvalue()   # cursor shown again
+    log = io.StringIO()
+    bar = render.Progress("conv", stream=log)
+    bar.tick(1.0, 3)
+    bar.done()
+    assert log.getvalue().startswith("viz: conv [########................] 1/3, 1.0 s of video, ")
+    assert "\x1b" not in log.getvalue() and log.getvalue().count("\n") == 1
+
+
+def test_stale_work_folders_and_temporaries_go_live_ones_stay(isolated):
+    from scenes import files
+
+    with files.workdir() as live:
+        work = live.parent
+        stale = work / "render-killed1"
+        stale.mkdir()
+        (stale / ".lock").touch()                      # its render was killed: nobody holds the lock
+        assert files.remove_stale_workdirs() == [stale]
+        assert live.is_dir() and not stale.exists()
+    assert not live.exists()
+    out = isolated / "out.gif"
+    killed, running = isolated / ".out.k1ll3d00.gif", isolated / ".out.runn1ng0.gif"
+    killed.write_bytes(b"half")
+    running.write_bytes(b"half")
+    with files.held(running):
+        assert files.remove_stale_temporaries(out) == [killed]
+    assert running.exists()
+
+
+def test_an_unusable_cache_folder_is_one_error_naming_it(isolated, monkeypatch):
+    (isolated / "cache").write_text("a file, not a folder")
+    with pytest.raises(OSError) as err:
+        render.render_scene(tiny_scene_class(), isolated / "x.png", "png", progress=False)
+    assert err.value.filename == str(isolated / "cache" / "viz" / "manim" / "work")
+    assert err.value.strerror.startswith("cannot use it as the cache folder: a part of the path is a file")
+    assert not (isolated / "x.png").exists()
