@@ -386,10 +386,11 @@ _TRAINING_PARAMS = (
 
 TRAINING_ANIMATION = FigureKind(
     command="animate", name="training",
-    summary="The training loss drawn as training proceeds; the first spike annotated with its gradient norm.",
+    summary="The training loss drawn phase by phase; every spike the plot labels marked with the gradient norm that caused it, then the clipped run.",
     params=_TRAINING_PARAMS + (QUALITY, STEP_TIME),
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
+    story="viz.story.training:training_story",
 )
 
 TRAINING_PLOT = FigureKind(
