@@ -171,7 +171,7 @@ def _figure_command(kind: figures.FigureKind) -> click.Command:
         _report_written(out)
 
     params = [_option(p) for p in kind.figure_params + kind.render_options] + _output_options(kind)
-    if kind.command == "animate":
+    if kind.is_video:
         params.append(click.Option(["--step"], type=int, default=None,
                                    help="Write the still of this step (1-based) instead: -o step.png, .svg or .pdf."))
         params[-1].section = "Output"

@@ -48,6 +48,12 @@ class FigureKind:
         return self.stdout_format is not None
 
     @property
+    def is_video(self) -> bool:
+        """An animation: the figure unfolds in time (it writes mp4, gif or webm), so its Story's steps
+        have a timeline (captions track, stills of one step)."""
+        return any(f in VIDEO_FORMATS for f in self.formats)
+
+    @property
     def figure_params(self) -> tuple[Param, ...]:
         """The parameters that decide what the figure shows (and its Story)."""
         return tuple(p for p in self.params if not p.render_option)
@@ -73,7 +79,7 @@ class FigureKind:
     def all_formats(self) -> tuple[str, ...]:
         """The renderer's formats, plus "story.json" (the figure as data) where the kind has a Story."""
         derived = (STORY_FORMAT,) if self.story else ()
-        if self.story and self.command == "animate":
+        if self.story and self.is_video:
             derived += (CAPTIONS_FORMAT,)      # the captions track: one cue per Story step
         return self.formats + derived
 
@@ -153,6 +159,7 @@ class FigureKind:
 
 
 _MISSING = object()
+VIDEO_FORMATS = ("mp4", "gif", "webm")
 STORY_FORMAT = "story.json"
 CAPTIONS_FORMAT = "vtt"
 
@@ -386,11 +393,10 @@ _TRAINING_PARAMS = (
 
 TRAINING_ANIMATION = FigureKind(
     command="animate", name="training",
-    summary="The training loss drawn phase by phase; every spike the plot labels marked with the gradient norm that caused it, then the clipped run.",
+    summary="The training loss drawn as training proceeds; the first spike annotated with its gradient norm.",
     params=_TRAINING_PARAMS + (QUALITY, STEP_TIME),
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
-    story="viz.story.training:training_story",
 )
 
 TRAINING_PLOT = FigureKind(
