@@ -407,8 +407,9 @@ def _slides_command(kind: FigureKind, options, given):
             raise click.UsageError("-o DECK/ (or --manim-slides DIR) is required")
         scene_params(kind, values)                # a kind without a Story: one line, before rendering
         if manim_slides:
-            build_manim_slides(kind, values, Path(manim_slides))
-            click.echo(f"wrote {manim_slides} (manim-slides convert --folder {manim_slides} ...)", err=True)
+            name = build_manim_slides(kind, values, Path(manim_slides))
+            click.echo(f"wrote {manim_slides}: manim-slides present --folder {manim_slides} {name} "
+                       f"(or convert --folder {manim_slides} {name} out.html|pdf|pptx)", err=True)
         if output:
             build_deck(kind, values, Path(output), handout=Path(handout) if handout else None)
             click.echo(f"wrote {output}/index.html" + (f" and {handout}" if handout else ""), err=True)
