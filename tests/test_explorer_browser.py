@@ -68,7 +68,8 @@ def set_params(page, params: dict, mode: str = "forward") -> dict:
         page.fill(f"#p-{p}", params.get(p, kind.param(p).format(kind.param(p).default)))
     page.locator("#p-channels").fill(params.get("channels", "5"))
     page.click(f'#modes button[data-mode="{mode}"]')
-    command = kind.command_line(values)
+    shown = figures.get("animate conv" if mode == "forward" else "animate conv-backward")
+    command = shown.command_line(values)                  # what makes this mode: its own kind
     page.wait_for_function("([c, m]) => document.getElementById('command').textContent === c && "
                            "document.getElementById('stage').dataset.mode === m", arg=[command, mode])
     page.wait_for_selector("svg.grid")

@@ -79,6 +79,7 @@ def test_conv_answer_is_the_story(mode, kind, params):
     assert answer["story"] == want
     assert answer["formula"] == want["formula"] and answer["mode"] == mode
     assert answer["view"]["part"] == ("grad_x" if mode == "transposed" else "")
+    assert answer["command"] == figures.get(kind).command_line(figures.get("animate conv").validate(params))
     json.dumps(answer, allow_nan=False)          # plain JSON, no NaN
 
 

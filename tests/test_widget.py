@@ -28,7 +28,7 @@ def test_model_answers_like_the_server():
         figures.get("animate conv").validate({"stride": "0"})
     assert w.error == str(err.value) and w.error_param == "stride" and w.answer == good
     w.params = {"stride": "1"}
-    assert w.error == "" and w.answer["command"] == "viz animate conv --stride 1"
+    assert w.error == "" and w.answer["command"] == "viz animate conv-backward --stride 1"   # the mode's kind
     w.figure = "bptt"                                  # another figure: its first mode and defaults
     assert w.mode == "" and w.params == {} and w.answer["mode"] == "bptt" and w.answer["story"]["series"]
 

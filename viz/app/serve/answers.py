@@ -277,11 +277,15 @@ def render_answer(figure_id, raw_params, theme: str = "light", mode: str | None 
     raw = _raw_params(fig, raw_params)
     if "theme" in {p.name for p in kind.params}:
         raw["theme"] = theme
-    values, video_note = _validate(fig, kind, raw)
+    values = _validate(fig, kind, raw)
     shown = {k: v for k, v in _formatted(kind, values).items() if k not in fig.hidden}
+    # the command that makes what this mode shows (the backward modes: `animate conv-backward`)
+    target = figures.get(view.kind) if view.kind else kind
+    own = {p.name: values.get(p.name, p.default) for p in target.params}
     answer = {"figure": fig.id, "kind": kind.key, "mode": view.id, "params": shown,
               "unused": [p for p in unused_params(kind, values) if p not in fig.hidden],
-              "command": kind.command_line(values), "video_note": video_note, "view": view.to_json()}
+              "command": target.command_line(own), "video_note": _video_note(fig, target, own),
+              "view": view.to_json()}
     if view.draws == "story":
         story = story_dict(view.kind, values)
         answer["story"] = story
@@ -298,23 +302,27 @@ def render_answer(figure_id, raw_params, theme: str = "light", mode: str | None 
     return answer
 
 
-def _validate(fig: ExplorerFigure, kind: figures.FigureKind, raw: dict) -> tuple[dict, str]:
-    """The typed values (BadRequest with the command line's message), and, when the explorer draws what
-    the kind's own command would refuse (a video too small to read), that command's one-line refusal."""
+def _validate(fig: ExplorerFigure, kind: figures.FigureKind, raw: dict) -> dict:
+    """The typed values, with the figure's checks (BadRequest with the command line's message)."""
     own = dataclasses.replace(kind, check=fig.check) if fig.check else kind
     try:
-        values = own.validate(raw)
+        return own.validate(raw)
     except figures.ParamError as err:
         raise BadRequest(str(err), err.param) from None
     except ValueError as err:     # a combination the reference rejects (same message as the CLI)
         raise BadRequest(str(err), _param_named(kind, str(err))) from None
-    note = ""
-    if fig.check and kind.check:
-        try:
-            kind.check(values)
-        except ValueError as err:
-            note = str(err).splitlines()[0]
-    return values, note
+
+
+def _video_note(fig: ExplorerFigure, target: figures.FigureKind, values: dict) -> str:
+    """When the explorer draws what the shown command would refuse (a video whose digits would be too
+    small at 1080p), that command's one-line refusal; else ""."""
+    if not (fig.check and target.check):
+        return ""
+    try:
+        target.check(values)
+    except ValueError as err:
+        return str(err).splitlines()[0]
+    return ""
 
 
 def _param_named(kind: figures.FigureKind, message: str) -> str | None:
