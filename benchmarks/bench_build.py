@@ -1,10 +1,12 @@
 """viz build and viz serve: cold and warm gallery builds, and the explorer's request-to-SVG latency.
 
-    python benchmarks/bench_build.py [--jobs 1 2] [--no-cold] [--requests 15]
+    python benchmarks/bench_build.py [--jobs 1 2] [--shards 2] [--no-cold] [--requests 15]
 
 - cold: `viz gallery --out TMP --jobs N` in a fresh process (Python start, imports, every figure
   rendered, Manim's text cache empty), for each N; the baseline is --jobs 1, and the speed-up
   jobs 1 / jobs N is reported. The builds run on a snapshot of the source (see `snapshot`).
+- shards: `--shards N` cold builds `--shard I/N --jobs 1` started at once into one folder (as a SLURM
+  array or GNU parallel runs them), timed until the last ends; compare with cold `--jobs N`.
 - warm: the same command again on the finished folder: nothing to render. Target: under 2 s.
 - explorer: an in-process `viz serve` on an ephemeral port; each request changes one parameter (a new
   seed or stride, so the answer cache never helps) and the time from sending the request to having
@@ -57,6 +59,19 @@ def timed_gallery(out: Path, jobs: int, force: bool, src: Path, cache: Path) -> 
     failed = [line.strip() for line in done.stderr.splitlines() if line.startswith("  ") and ": " in line]
     return {"jobs": jobs, "seconds": round(seconds, 2), "exit": done.returncode, "failed": failed,
             "said": (done.stderr.strip().splitlines() or [""])[-1]}
+
+
+def timed_shards(out: Path, count: int, src: Path, cache: Path) -> dict:
+    """`viz gallery --shard I/N --jobs 1` for every I at once, into one folder; wall time of the set."""
+    env = {**os.environ, "PYTHONPATH": str(src), "XDG_CACHE_HOME": str(cache)}
+    start = time.perf_counter()
+    procs = [subprocess.Popen(viz_command("gallery", "--out", str(out), "--jobs", "1", "--shard", f"{i}/{count}"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=out.parent, env=env)
+             for i in range(1, count + 1)]
+    errs = [p.communicate()[1] for p in procs]
+    seconds = time.perf_counter() - start
+    failed = [line.strip() for e in errs for line in e.splitlines() if line.startswith("  ") and ": " in line]
+    return {"shards": count, "seconds": round(seconds, 2), "exit": [p.returncode for p in procs], "failed": failed}
 
 
 def explorer_latency(requests: int) -> dict:
@@ -114,6 +129,7 @@ def explorer_latency(requests: int) -> dict:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--shards", type=int, default=0, help="also time N shards run at once (0: skip)")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold builds (minutes)")
     parser.add_argument("--requests", type=int, default=15, help="explorer requests per case")
     args = parser.parse_args(argv)
@@ -127,6 +143,8 @@ def main(argv=None) -> dict:
             for jobs in args.jobs:
                 out, cache = tmp / f"gallery-j{jobs}", tmp / f"cache-j{jobs}"
                 report["cold"].append(timed_gallery(out, jobs, True, src, cache))
+        if args.shards and not args.no_cold:
+            report["shards"] = timed_shards(tmp / "gallery-shards", args.shards, src, tmp / "cache-shards")
         if out is None:
             out, cache = tmp / "gallery", tmp / "cache"
             timed_gallery(out, max(args.jobs), False, src, cache)
@@ -145,6 +163,10 @@ def main(argv=None) -> dict:
         print(f"  cold  --jobs {r['jobs']}: {r['seconds']:7.2f} s{speedup}{fails}")
         for line in r["failed"]:
             print(f"        {line[:160]}")
+    if "shards" in report:
+        r = report["shards"]
+        print(f"  cold  {r['shards']} shards at once: {r['seconds']:7.2f} s  exit {r['exit']}"
+              + (f"  ({len(r['failed'])} files FAILED)" if r["failed"] else ""))
     w = report["warm"]
     print(f"  warm  --jobs {w['jobs']}: {w['seconds']:7.2f} s  (target < {WARM_TARGET_S} s): {w['said']}")
     print("explorer: request -> answer, one parameter changed per request (median / p90 / max)")
