@@ -406,19 +406,19 @@ def test_every_malformed_request_answers_4xx(server):
         while chunk := s.recv(65536):
             answer += chunk
         assert status_of(answer) == 400 and b"shorter than its Content-Length" in answer
-        assert time.perf_counter() - start < serve.http.BODY_IDLE + 1.5
+        assert time.perf_counter() - start < serve.limits.BODY_IDLE + 1.5
 
 
 def test_slow_clients_hold_no_thread(monkeypatch):
     """40 clients trickling one header byte every 0.25 s: more than the worker threads, yet light
     requests answer within 1 s each, and each slow client gets 408 after HEAD_TIMEOUT."""
-    monkeypatch.setattr(serve.http, "HEAD_TIMEOUT", 2.5)
+    monkeypatch.setattr(serve.limits, "HEAD_TIMEOUT", 2.5)
     srv = serve.make_server(0)
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     port = srv.server_address[1]
     slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(40)]
-    assert len(slow) > serve.http.WORKERS
+    assert len(slow) > serve.limits.WORKERS
     stop = threading.Event()
 
     def trickle():
@@ -470,7 +470,7 @@ def test_memory_is_bounded_after_100_heavy_requests():
     objects grew by about 1 MB per request here, 70 MB per heavy one)."""
     srv = serve.make_server(0)
     srv.answers.close()
-    srv.answers = serve.http.AnswerCache(budget=1 << 20)
+    srv.answers = serve.limits.AnswerCache(budget=1 << 20)
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -504,7 +504,7 @@ def test_missing_dot_answers_503_with_the_install_hint(server, monkeypatch):
 
 
 def test_renders_are_bounded_in_number_and_time(monkeypatch):
-    cache = serve.http.AnswerCache(budget=1 << 20, workers=1, queue=2)
+    cache = serve.limits.AnswerCache(budget=1 << 20, workers=1, queue=2)
     gate = threading.Event()
     try:
         slow = lambda: (gate.wait(5), (200, b"{}"))[1]   # noqa: E731

@@ -11,24 +11,23 @@ Safe on a shared desktop (any web page the user has open is a potential client):
   than the server's own, or `Sec-Fetch-Site` other than same-origin/none, gets 403 (a top-level
   navigation to the page itself is allowed). A POST must say `Content-Type: application/json`, which a
   cross-site page can only send after a CORS preflight, and no preflight is ever granted (OPTIONS: 405).
+- The limits (constants, gate, body reader, answer cache) are in `limits`.
 - No thread per client while it dawdles: one gate thread collects every request head with a selector
-  (HEAD_TIMEOUT for the whole head, then 408), and only complete heads go to a pool of WORKERS threads;
-  a body must keep arriving (BODY_IDLE) and be complete within BODY_TIMEOUT; answers are written within
-  WRITE_TIMEOUT. One request per connection.
-- Renders run on RENDERS threads with at most RENDER_QUEUE waiting (else 503 "busy"); a request waits at
-  most RENDER_TIMEOUT for its answer (else 503). The answer cache holds encoded answers and is bounded
-  in bytes (CACHE_BYTES); identical concurrent requests share one render.
+  (limits.HEAD_TIMEOUT for the whole head, then 408), and only complete heads go to a pool of limits.WORKERS threads;
+  a body must keep arriving (limits.BODY_IDLE) and be complete within limits.BODY_TIMEOUT; answers are written within
+  limits.WRITE_TIMEOUT. One request per connection.
+- Renders run on limits.RENDERS threads with at most limits.RENDER_QUEUE waiting (else 503 "busy"); a request waits at
+  most limits.RENDER_TIMEOUT for its answer (else 503). The answer cache holds encoded answers and is bounded
+  in bytes (limits.CACHE_BYTES); identical concurrent requests share one render.
 - Every malformed request answers 4xx with a JSON one-liner (bad JSON, too deep, NaN, wrong type, short
   body, no or bad Content-Length, too large, bad method); 500 only for a bug, and the server keeps serving.
 """
 from __future__ import annotations
 
-import collections
 import concurrent.futures as futures
 import errno
 import io
 import json
-import selectors
 import socket
 import socketserver
 import sys
@@ -43,20 +42,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from viz import __version__
 from viz.app import registry as figures
-from viz.app.serve import answers
-
-MAX_BODY = 64 * 1024
-MAX_HEAD = 64 * 1024
-HEAD_TIMEOUT = 10.0           # seconds for the request line and headers, however they trickle in
-BODY_IDLE = 2.0               # a body that stops arriving for this long is shorter than its Content-Length
-BODY_TIMEOUT = 10.0
-WRITE_TIMEOUT = 10.0
-WORKERS = 8                   # threads handling complete requests
-MAX_CONNECTIONS = 256         # connections waiting for their head or a worker; beyond: 503 at once
-RENDERS = 2                   # concurrent renders (2 cores)
-RENDER_QUEUE = 8
-RENDER_TIMEOUT = 30.0
-CACHE_BYTES = 48 * 1024 * 1024
+from viz.app.serve import answers, limits
 
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
@@ -72,181 +58,6 @@ SECURITY_HEADERS = {
 }
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 BadRequest = answers.BadRequest
-
-
-def _one_line(status: int, message: str) -> bytes:
-    body = json.dumps({"error": message, "param": None}).encode()
-    return (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
-
-
-# ---------------------------------------------------------------------------------------------------
-# Answers: rendered on a bounded pool, cached by size
-
-
-class AnswerCache:
-    """Encoded answers (status, bytes), least recently used first out, at most `budget` bytes in all;
-    requests for an answer being rendered wait for that render instead of starting another."""
-
-    def __init__(self, budget: int = CACHE_BYTES, workers: int = RENDERS, queue: int = RENDER_QUEUE):
-        self.budget, self.queue, self.bytes = budget, queue, 0
-        self.data: collections.OrderedDict = collections.OrderedDict()
-        self.running: dict = {}
-        self.lock = threading.Lock()
-        self.pool = futures.ThreadPoolExecutor(workers, thread_name_prefix="viz-render")
-
-    def get(self, key, compute, timeout: float = RENDER_TIMEOUT) -> tuple[int, bytes]:
-        with self.lock:
-            if key in self.data:
-                self.data.move_to_end(key)
-                return self.data[key]
-            job = self.running.get(key)
-            if job is None:
-                if len(self.running) >= self.queue:
-                    raise BadRequest("the explorer is busy drawing other figures; try again in a moment",
-                                     status=503)
-                job = self.running[key] = self.pool.submit(self._run, key, compute)
-        try:
-            return job.result(timeout)
-        except futures.TimeoutError:
-            raise BadRequest(f"this figure took longer than {timeout:g} s to draw; choose a smaller one",
-                             status=503) from None
-
-    def _run(self, key, compute) -> tuple[int, bytes]:
-        try:
-            answer = compute()
-        finally:
-            with self.lock:
-                self.running.pop(key, None)
-        status, body = answer
-        if status in (200, 400) and len(body) <= self.budget // 2:      # deterministic answers only
-            with self.lock:
-                if key not in self.data:
-                    self.data[key] = answer
-                    self.bytes += len(body)
-                while self.bytes > self.budget:
-                    _, (_, old) = self.data.popitem(last=False)
-                    self.bytes -= len(old)
-        return answer
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-def encode(data: dict) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-
-
-def compute_answer(figure_id, params, theme, mode) -> tuple[int, bytes]:
-    try:
-        return 200, encode(answers.render_answer(figure_id, params, theme, mode))
-    except BadRequest as err:
-        return err.status, encode({"error": str(err), "param": err.param})
-
-
-# ---------------------------------------------------------------------------------------------------
-# Connections: the gate collects request heads without a thread per client
-
-
-class Gate(threading.Thread):
-    """Reads every new connection's request head with a selector (no thread per client); a complete
-    head (or MAX_HEAD bytes) goes to the worker pool, a head still incomplete after HEAD_TIMEOUT gets 408."""
-
-    def __init__(self, server: "ExplorerServer"):
-        super().__init__(name="viz-gate", daemon=True)
-        self.server = server
-        self.selector = selectors.DefaultSelector()
-        self.wake_r, self.wake_w = socket.socketpair()
-        self.selector.register(self.wake_r, selectors.EVENT_READ)
-        self.new: collections.deque = collections.deque()
-        self.pending: dict = {}                              # socket -> [head bytes, deadline, address]
-        self.stopped = False
-
-    def add(self, sock, address) -> None:
-        self.new.append((sock, address))
-        self.wake_w.send(b"x")
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.wake_w.send(b"x")
-
-    def run(self) -> None:
-        while not self.stopped:
-            for key, _ in self.selector.select(timeout=0.5):
-                if key.fileobj is self.wake_r:
-                    self.wake_r.recv(4096)
-                else:
-                    self._read(key.fileobj)
-            while self.new:
-                self._admit(*self.new.popleft())
-            now = time.monotonic()
-            for sock in [s for s, (_, deadline, _) in self.pending.items() if deadline < now]:
-                self._drop(sock, 408, f"the request head did not arrive within {HEAD_TIMEOUT:g} s")
-        for sock in list(self.pending):
-            self._drop(sock)
-
-    def _admit(self, sock, address) -> None:
-        if len(self.pending) + self.server.busy >= MAX_CONNECTIONS:
-            self.pending[sock] = [b"", 0, address]
-            self._drop(sock, 503, "too many connections; try again in a moment")
-            return
-        sock.setblocking(False)
-        self.pending[sock] = [b"", time.monotonic() + HEAD_TIMEOUT, address]
-        self.selector.register(sock, selectors.EVENT_READ)
-
-    def _read(self, sock) -> None:
-        entry = self.pending[sock]
-        try:
-            data = sock.recv(MAX_HEAD)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._drop(sock)
-            return
-        entry[0] += data
-        if b"\r\n\r\n" in entry[0] or b"\n\n" in entry[0] or len(entry[0]) > MAX_HEAD:
-            self.selector.unregister(sock)
-            del self.pending[sock]
-            sock.setblocking(True)
-            self.server.dispatch(sock, entry[2], entry[0])
-
-    def _drop(self, sock, status: int | None = None, message: str = "") -> None:
-        self.pending.pop(sock, None)
-        try:
-            self.selector.unregister(sock)
-        except (KeyError, ValueError):
-            pass
-        try:
-            if status is not None:
-                sock.send(_one_line(status, message))
-        except OSError:
-            pass
-        self.server.shutdown_request(sock, drain=0)
-
-
-class _Prefixed(io.RawIOBase):
-    """The socket's bytes after the head the gate already read; each read waits at most BODY_IDLE and
-    all of them end by `deadline` (socket.timeout otherwise)."""
-
-    def __init__(self, sock, head: bytes, deadline: float):
-        self.sock, self.head, self.deadline = sock, memoryview(head), deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if len(self.head):
-            n = min(len(buffer), len(self.head))
-            buffer[:n] = self.head[:n]
-            self.head = self.head[n:]
-            return n
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise socket.timeout("request too slow")
-        self.sock.settimeout(min(BODY_IDLE, left))
-        return self.sock.recv_into(buffer)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -301,7 +112,7 @@ class Handler(BaseHTTPRequestHandler):
         # headers and body go out in two writes: without this, Nagle's algorithm and the client's
         # delayed ACK add ~40 ms to every answer
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.rfile = io.BufferedReader(_Prefixed(self.connection, self.head, time.monotonic() + BODY_TIMEOUT))
+        self.rfile = io.BufferedReader(limits.Body(self.connection, self.head, time.monotonic() + limits.BODY_TIMEOUT))
         self.wfile = socketserver._SocketWriter(self.connection)
 
     def handle(self):
@@ -318,7 +129,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body: bytes, content_type: str, extra: dict | None = None) -> None:
-        self.connection.settimeout(WRITE_TIMEOUT)
+        self.connection.settimeout(limits.WRITE_TIMEOUT)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -334,7 +145,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, body, "application/json; charset=utf-8", extra)
 
     def _error(self, status: int, message: str, param: str | None = None) -> None:
-        self._json(status, encode({"error": message, "param": param}))
+        self._json(status, limits.encode({"error": message, "param": param}))
 
     def send_error(self, code, message=None, explain=None):  # malformed requests, from http.server
         try:
@@ -437,8 +248,8 @@ class Handler(BaseHTTPRequestHandler):
         if not length.isdigit() or len(length) > 12:
             raise BadRequest("a POST needs a Content-Length header (a number of bytes)", status=411)
         n = int(length)
-        if n > MAX_BODY:
-            raise BadRequest(f"request body too large ({n} bytes; at most {MAX_BODY})", status=413)
+        if n > limits.MAX_BODY:
+            raise BadRequest(f"request body too large ({n} bytes; at most {limits.MAX_BODY})", status=413)
         try:
             data = self.rfile.read(n)
         except (socket.timeout, TimeoutError):
@@ -452,13 +263,13 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, self.server.explorer)
             return
         if path == "/api/kinds" and method in ("GET", "HEAD"):
-            self._json(200, encode({"kinds": [k.to_json() for k in figures.KINDS.values()]}))
+            self._json(200, limits.encode({"kinds": [k.to_json() for k in figures.KINDS.values()]}))
             return
         if path == "/api/render" and method in ("GET", "POST"):
             if method == "POST":
                 body = self._body()
             else:
-                if len(query) > MAX_BODY:
+                if len(query) > limits.MAX_BODY:
                     raise BadRequest("query too long", status=414)
                 pairs = dict(parse_qsl(query, keep_blank_values=True))
                 body = {"figure": pairs.pop("figure", None), "theme": pairs.pop("theme", "light"),
@@ -469,7 +280,7 @@ class Handler(BaseHTTPRequestHandler):
             except (TypeError, ValueError, RecursionError):
                 raise BadRequest("request values must be strings, numbers or objects of them") from None
             start = time.perf_counter()
-            status, data = self.server.answers.get(key, lambda: compute_answer(*args))
+            status, data = self.server.answers.get(key, lambda: limits.compute_answer(*args))
             ms = (time.perf_counter() - start) * 1000
             self._json(status, data, {"Server-Timing": f"render;dur={ms:.1f}"})
             return
@@ -480,7 +291,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class ExplorerServer(HTTPServer):
-    """Accepts on 127.0.0.1; the gate reads heads, WORKERS threads answer, RENDERS threads draw."""
+    """Accepts on 127.0.0.1; the gate reads heads, limits.WORKERS threads answer, limits.RENDERS threads draw."""
 
     allow_reuse_address = True
     request_queue_size = 64
@@ -488,12 +299,12 @@ class ExplorerServer(HTTPServer):
     def __init__(self, port: int = 0):
         super().__init__(("127.0.0.1", port), Handler)
         self.static = static_files()
-        self.explorer = encode(answers.explorer_json())
-        self.answers = AnswerCache()
-        self.workers = futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="viz-http")
+        self.explorer = limits.encode(answers.explorer_json())
+        self.answers = limits.AnswerCache()
+        self.workers = futures.ThreadPoolExecutor(limits.WORKERS, thread_name_prefix="viz-http")
         self.busy = 0                                  # connections handed to the workers, not yet done
         self.busy_lock = threading.Lock()
-        self.gate = Gate(self)
+        self.gate = limits.Gate(self)
         self.gate.start()
 
     @property
