@@ -482,3 +482,16 @@ def test_pdf_bytes_are_stable(monkeypatch):
         graph = build_diagram("gated-rnn", {"view": "cell"})
         first = r.render_bytes(graph, "pdf")
         assert b"/CreationDate (D:20000101000000)" in first
+
+
+@pytest.mark.parametrize("kind,extra", [("gated-rnn", {}), ("attention-rnn", dict(k=2))])
+def test_loss_arrow_is_named_where_it_has_room(kind, extra):
+    # compact figures put ℓ beside δ[T] in one row, where Graphviz lays a label across the arrow:
+    # the legend names it instead; detailed figures label the arrow itself
+    for T, compact in ((4, False), (12, True)):
+        g = build_diagram(kind, dict(view="backward", steps=T, **extra))
+        (edge,) = [e for e in g.edges if e.head == "loss" and e.kind == "gradient"]
+        assert edge.tail == f"d{T}"
+        assert (edge.label is None) == compact
+        note = f"the arrow from ℓ into δ[{T}] is the direct gradient ∂ℓ/∂h[{T}]"
+        assert any(note in n for n in g.notes) == compact

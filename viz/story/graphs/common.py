@@ -143,12 +143,27 @@ def delta_node(g: Graph, grads, t: int, intensity: float, annotate: str, cluster
            tooltip=f"delta[{t}] = dl/dh[{t}], norm {norm:.6g}")
 
 
-def loss_edges(g: Graph, T: int, dl_dh, intensities) -> None:
-    """The direct gradients ∂ℓ/∂h[t], wherever the loss reads a state (nonzero rows of dl_dh)."""
-    for t in range(1, T + 1):
-        if dl_dh is None or bool((abs(dl_dh[t - 1]) > 0).any()):
-            g.edge(f"d{t}", "loss", "gradient", reverse=True, label=frac("∂ℓ", f"∂h[{t}]"),
-                   width=gradient_width(intensities[t - 1]))
+def loss_reads(T: int, dl_dh) -> list[int]:
+    """The steps (1-based) whose state the loss reads: the nonzero rows of dl_dh (all without it)."""
+    return [t for t in range(1, T + 1) if dl_dh is None or bool((abs(dl_dh[t - 1]) > 0).any())]
+
+
+def loss_edges(g: Graph, T: int, dl_dh, intensities, labelled: bool = True) -> None:
+    """The direct gradients ∂ℓ/∂h[t], wherever the loss reads a state. Unlabelled in compact figures,
+    where the loss sits beside δ[T] in one row and Graphviz puts the label across the arrow; the
+    legend says it there (`loss_note`)."""
+    for t in loss_reads(T, dl_dh):
+        g.edge(f"d{t}", "loss", "gradient", reverse=True, label=frac("∂ℓ", f"∂h[{t}]") if labelled else None,
+               width=gradient_width(intensities[t - 1]))
+
+
+def loss_note(T: int, dl_dh) -> str:
+    """The legend's words for the unlabelled loss arrows of a compact figure."""
+    reads = loss_reads(T, dl_dh)
+    if len(reads) == 1:
+        t = reads[0]
+        return f"the arrow from ℓ into δ[{t}] is the direct gradient ∂ℓ/∂h[{t}] (the loss reads h[{t}] only)"
+    return "each arrow from ℓ into δ[t] is the direct gradient ∂ℓ/∂h[t]"
 
 
 def compact_backward_nodes(g: Graph, grads, dl_dh, T: int, annotate: str, cells: dict, grads_node: str):
@@ -163,5 +178,5 @@ def compact_backward_nodes(g: Graph, grads, dl_dh, T: int, annotate: str, cells:
         cells[f"d{t}"] = (j + 1, r)
     g.node("loss", "loss", "ℓ")
     cells["loss"] = ((T - 1) % ROW_STEPS + 2, (T - 1) // ROW_STEPS)
-    loss_edges(g, T, dl_dh, intensities)
+    loss_edges(g, T, dl_dh, intensities, labelled=False)
     return intensities, lo, hi
