@@ -351,7 +351,7 @@ def _compact(model, trace, annotate: str, grads, dl_dh) -> Graph:
                            overlay=cells[f"d{src}"][1] != cells[f"d{t}"][1])
         g.scale_note = common.scale_note(lo, hi)
         g.notes = [base_case_note(model), DELTA_RULE.replace("(‖δ[t]‖", "(number under δ[t]: ‖δ[t]‖"),
-                   JACOBIAN]
+                   JACOBIAN, common.loss_note(T, dl_dh)]
     else:
         if uses_zero:
             g.node("hz", "padding", "h[t-i] = 0<br/>(t-i &lt; 1)")

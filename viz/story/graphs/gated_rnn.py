@@ -214,7 +214,7 @@ def _compact(model, trace, annotate: str, grads, dl_dh, preset) -> Graph:
         g.scale_note = common.scale_note(lo, hi)
         g.notes += [DELTA_RULE.replace("(‖δ[t]‖", "(number under δ[t]: ‖δ[t]‖"),
                     "the arrow from δ[t] to δ[t-1] multiplies by J[t]<sup>T</sup>, "
-                    + JACOBIAN.format(name="J[t] = ∂h[t]/∂h[t-1]"),
+                    + JACOBIAN.format(name="J[t] = ∂h[t]/∂h[t-1]"), common.loss_note(T, dl_dh),
                     f"T = {T}: the gradient path only, {R} steps per row "
                     f"(the forward graph is in the unrolled view)"]
     else:
