@@ -17,7 +17,7 @@ from viz.story import conv as SC
 from . import conv_plan as P
 from . import style
 from .common import CellGrid, GridView, StoryPlayer, fit, legend, text
-from .conv_plan import GAP, INSET_SEP, LABEL_W, PANEL_SEP, TEXT_GAP, TITLE_H
+from .conv_plan import DOT_W, GAP, INSET_SEP, LABEL_W, PAIR_SEP, PANEL_SEP, TEXT_GAP, TITLE_H
 from .story_scene import StoryScene
 
 FRAME_W, FRAME_H = 14.22, 8.0
@@ -181,15 +181,15 @@ class _Inset:
         C, kh, kw = self.w.shape
         self.per = -(-C // pairs)
         step = cell + min(style.CELL_GAP, cell / 9)
-        self.pair_w = 2 * kw * step + GAP
+        self.pair_w = 2 * kw * step + DOT_W
         self.origins = []
         for c in range(C):
             col, row = divmod(c, self.per)
-            self.origins.append((x0 + col * (self.pair_w + GAP), top - row * (kh * step + INSET_SEP)))
+            self.origins.append((x0 + col * (self.pair_w + PAIR_SEP), top - row * (kh * step + INSET_SEP)))
         self.kernels = GridView(self.w, cell, col_labels=False, row_labels=False)
         for c, p in enumerate(self.kernels.panels):
             ox, oy = self.origins[c]
-            target = np.array([ox + kw * step + 0.25 + cell / 2, oy - cell / 2, 0])
+            target = np.array([ox + kw * step + DOT_W + cell / 2, oy - cell / 2, 0])
             p.group.shift(target - p.position(0, 0))
         self.kernels._draw_labels()
         x_names = story.grid("x").axis_labels[0]

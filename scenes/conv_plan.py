@@ -22,7 +22,8 @@ LEFT_X = -FRAME_W / 2 + style.FRAME_MARGIN
 RIGHT_X = FRAME_W / 2 - style.FRAME_MARGIN
 LABEL_W, GAP, TEXT_GAP = 0.75, 0.55, 0.35   # row labels, between grids, between grids and text
 PANEL_SEP, TITLE_H = 0.45, 0.7              # between channel panels; a panel's title and column labels
-INSET_SEP = 0.42                            # between rows of the inset (a label's height)
+INSET_SEP = 0.38                            # between rows of the inset (a label's height)
+DOT_W, PAIR_SEP = 0.25, 0.35                # inset: window numbers · kernel, and between such pairs
 LEGIBLE_X_CELL = 0.45                       # input cells this big read well; smaller ones score less
 LINE_UNIT = 0.75 * 1.45 / 48                # a line of the text block per point of font size
 TITLE_BOX_H, FORMULA_LINE_H, HEADER_SEP = 0.5, 0.3, 0.14
@@ -109,14 +110,14 @@ def plans_2d(story, box, extent):
             per = -(-C // pairs)
             cols_r = (2 * pairs * kw if C > 1 else kw) + ow + b
             rows_r = max(per * kh, oh)
-            extra_r = LABEL_W + GAP * (2 + b) + (pairs * (GAP + 0.25) if C > 1 else 0)
+            extra_r = LABEL_W + GAP * (2 + b) + (pairs * DOT_W + (pairs - 1) * PAIR_SEP if C > 1 else 0)
             extra_rh = TITLE_H + (per - 1) * INSET_SEP
-            for fl in ((0.35, 0.45, 0.55, 0.65) if C == 1 else (0.2, 0.28, 0.35, 0.45)):
+            for fl in ((0.3, 0.35, 0.45, 0.55, 0.65) if C == 1 else (0.15, 0.2, 0.28, 0.35, 0.45)):
                 wl, wr = W * fl, W * (1 - fl) - GAP
                 # text under the right block (which gets ft of the height), or under everything
                 # (the grids get ft of the height)
-                for side, ft in [("right", f) for f in (0.3, 0.4, 0.5, 0.6, 0.7)] + \
-                                [("below", f) for f in (0.5, 0.6, 0.7, 0.8)]:
+                for side, ft in [("right", f) for f in (0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8)] + \
+                                [("below", f) for f in (0.5, 0.6, 0.65, 0.7, 0.75, 0.8)]:
                     hx = H if side == "right" else H * ft - TEXT_GAP
                     hr = H * ft if side == "right" else hx
                     cell_x = pitch_cell(min((wl - LABEL_W - (pc - 1) * (PANEL_SEP + 0.3)) / (pc * Wp),
