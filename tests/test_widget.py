@@ -110,6 +110,7 @@ def test_esm_renders_in_chromium(tmp_path):
           return [...document.querySelectorAll('svg.grid[data-grid="x"] rect.lit-window, '
             + 'svg.grid[data-grid="x"] rect.lit-padtap')].map((r) => r.dataset.cell).sort(); }""")
         assert lit == ["0,2", "0,3", "0,4", "1,2", "1,3", "1,4"]       # y[2] reads padded x[·, 3..5]
+        assert page.inner_text(".viz-widget .command") == w.answer["command"]
         page.screenshot(path=str(tmp_path / "widget.png"))
         # a parameter edited in the view goes to the model; an error from the kernel dims the view
         page.fill('.viz-form [name="stride"]', "1")

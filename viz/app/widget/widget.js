@@ -18,7 +18,9 @@ function vizWidgetRender({ model, el: host }) {
   const prev = el("button", { type: "button", class: "prev", text: "◀ Previous" });
   const next = el("button", { type: "button", class: "next", text: "Next ▶" });
   const stepper = el("div", { class: "stepper" }, prev, next, position);
-  host.replaceChildren(figures, modes, form, error, formula, title, stage, stepper);
+  const command = el("code", { class: "command" });
+  const videoNote = el("div", { class: "video-note" });
+  host.replaceChildren(figures, modes, form, error, formula, title, stage, stepper, command, videoNote);
   let view = null;
 
   const spec = () => (model.get("spec").figures || []).find((f) => f.id === model.get("figure"));
@@ -72,6 +74,8 @@ function vizWidgetRender({ model, el: host }) {
     if (!answer || !answer.formula) return;
     formula.replaceChildren(...answer.formula.map((line) => el("div", { text: line })));
     if (message) return;
+    command.textContent = answer.command;
+    videoNote.textContent = answer.video_note ? `As a video: ${answer.video_note}` : "";
     const onPosition = (i, n, what) => { position.textContent = `${what} ${i + 1} of ${n}`; };
     if (answer.story) {
       title.textContent = answer.story.title;
