@@ -145,8 +145,15 @@ def _required(kind, skip: str) -> list[str]:
     return words
 
 
+@pytest.fixture(scope="module")
+def empty_dir(tmp_path_factory):
+    """One folder for the ~1000 cases below (a fresh tmp_path each would cost more than the case)."""
+    return tmp_path_factory.mktemp("bad-values")
+
+
 @pytest.mark.parametrize("kind,param,raw", list(_cases()))
-def test_every_bad_value_is_one_line_exit_2_and_no_file(tmp_path, kind, param, raw):
+def test_every_bad_value_is_one_line_exit_2_and_no_file(empty_dir, kind, param, raw):
+    tmp_path = empty_dir
     target = tmp_path / f"figure.{kind.formats[0]}"
     value = [f"{param.flag}={raw}"] if param.type == "flag" else [param.flag, raw]
     result = invoke([*kind.key.split(), *_required(kind, param.name), *value, "-o", target])
