@@ -59,8 +59,9 @@ def main(argv=None) -> dict:
     met = ratio <= TARGET_RATIO
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     print(f"{args.kind} homework at {args.quality}: video {video:.2f} s, deck ({steps} clips) {deck:.2f} s, "
-          f"ratio {ratio:.3f} (target <= {TARGET_RATIO}) -> {'met' if met else 'NOT met'}; "
-          f"load average {load:.2f}" if load is not None else "")
+          f"ratio {ratio:.3f} (target <= {TARGET_RATIO}) -> {'met' if met else 'NOT met'}; runs: video "
+          f"{[round(v, 2) for v in video_s]}, deck {[round(d, 2) for d in deck_s]}"
+          + (f"; load average {load:.2f}" if load is not None else ""))
     return {"video_s": round(video, 2), "deck_s": round(deck, 2), "ratio": round(ratio, 3),
             "steps": steps, "quality": args.quality, "target_ratio": TARGET_RATIO, "met": met,
             "video_runs_s": [round(v, 2) for v in video_s], "deck_runs_s": [round(d, 2) for d in deck_s]}

@@ -276,7 +276,7 @@ def deck_slides(story, command: str = "") -> str:
             f'<h2 class="step-label"><span class="count">{k}/{n}</span>{_e(step.label)}</h2>\n'
             f'<video class="clip" data-autoplay muted playsinline preload="auto" '
             f'src="media/step-{k}.mp4" poster="media/step-{k}.png" aria-label="{_e(step.narration)}">'
-            f'</video>\n<aside class="notes"><p>{_e(step.narration)}</p>\n<pre>{lines}</pre></aside>\n'
+            f'</video>\n<aside class="notes"><p>{_e(step.narration)}</p>\n<pre style="white-space: pre-wrap">{lines}</pre></aside>\n'
             f'</section>')
     return "\n".join(parts)
 
