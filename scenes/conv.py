@@ -66,6 +66,13 @@ class ConvScene(StoryScene):
         """Show the layout from the first frame, hold the intro, then play every step on the timeline."""
         self.add(*still, *[v.group for v in views.values()])
         self.record_layout(views)
+        self.boxes = [(f"still {i}", _box(m)) for i, m in enumerate(still)]
+        for name, v in views.items():
+            self.boxes += [(f"{name} panel {i}", _box(p.group)) for i, p in enumerate(v.panels)]
+            self.boxes += [(f"{name} label {i}", _box(t)) for i, t in enumerate(v.labels.submobjects)]
+        first = extra(self.story.steps[0]) if extra else None
+        if first is not None:
+            self.boxes += [(f"inset {i}", _box(m)) for i, m in enumerate(first.submobjects)]
         self.hold_until(self.intro_time)
         player = StoryPlayer(self, views, text_at, extra)
         for k, (start, end) in enumerate(self.timeline):
@@ -88,6 +95,12 @@ class ConvScene(StoryScene):
 
 LEGEND = [("input", "input x"), ("padding", "padding (0)"), ("kernel", "kernel w"), ("output", "output y"),
           ("highlight", "window"), ("never_read", "never read")]
+
+
+def _box(mob) -> tuple[float, float, float, float]:
+    """(left, bottom, right, top) of a mobject in frame units."""
+    lo, hi = mob.get_corner(DOWN + LEFT), mob.get_corner(UP + RIGHT)
+    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
 
 
 class ConvSlide(ConvScene):

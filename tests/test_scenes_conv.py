@@ -236,6 +236,23 @@ def test_drawn_at_14px_or_refused_in_one_line(raw):
         assert P.digit_px(P.cell_number_size(plan["cell_x"])) >= style.MIN_GLYPH_PX - 1e-6
 
 
+def _overlap(a, b, tol=1e-3):
+    return min(a[2], b[2]) - max(a[0], b[0]) > tol and min(a[3], b[3]) - max(a[1], b[1]) > tol
+
+
+@pytest.mark.parametrize("name", list(GEOMETRIES))
+def test_nothing_overlaps_and_everything_is_inside_the_frame(forward_scenes, name):
+    """Panels, labels, header, legend, the inset and the text box: pairwise disjoint, inside the frame."""
+    scene = forward_scenes[name]
+    t = scene.layout["text"]
+    boxes = scene.boxes + [("text", (t["left"], t["top"] - t["height"], t["left"] + t["width"], t["top"]))]
+    w, h = 14.22 / 2, 8.0 / 2
+    for label, (x0, y0, x1, y1) in boxes:
+        assert -w <= x0 and x1 <= w and -h <= y0 and y1 <= h, f"{label} leaves the frame"
+    for (la, a), (lb, b) in itertools.combinations(boxes, 2):
+        assert not _overlap(a, b), f"{name}: {la} overlaps {lb}"
+
+
 def test_refusal_on_the_command_line(tmp_path):
     import subprocess
     import sys
