@@ -131,6 +131,8 @@ def test_render_options_are_declared_apart():
     assert conv_kind.with_options({}, quality="medium", theme="dark") == {"quality": "medium"}
     assert registry.get("diagram gated-rnn").with_options({"n": 2}, quality="high") == {"n": 2}
     assert registry.get("diagram gated-rnn").with_options({}, theme=None) == {}
+    described = {p["name"]: p["render_option"] for p in conv_kind.to_json()["params"]}   # for the explorer
+    assert described["quality"] and described["step_time"] and not described["stride"]
 
 
 def test_text_reports_and_aliases_are_properties_not_names():

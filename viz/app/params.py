@@ -118,7 +118,8 @@ class Param:
         return {"name": self.name, "flag": self.flag, "type": self.type, "default": _jsonable(self.default),
                 "help": self.help, "min": self.min, "max": self.max, "choices": list(self.choices),
                 "range": self.describe_range(),
-                "applies": {name: list(allowed) for name, allowed in self.applies}}
+                "applies": {name: list(allowed) for name, allowed in self.applies},
+                "render_option": self.render_option}
 
     def _parse(self, raw):
         raise NotImplementedError
