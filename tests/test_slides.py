@@ -181,6 +181,17 @@ def test_notes_handout_and_same_bytes(fake_deck, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]     # no temporary left
 
 
+def test_deck_refuses_a_folder_it_did_not_write(tmp_path):
+    from viz.app import slides
+    from viz.app.registry import ParamError
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("keep me")
+    with pytest.raises(ParamError, match="not a deck viz wrote"):
+        slides.make_deck(lambda: None, tmp_path / "notes")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes"]
+    assert (tmp_path / "notes" / "mine.txt").read_text() == "keep me"
+
+
 def test_manim_slides_one_slide_per_step(tmp_path):
     pytest.importorskip("manim_slides")
     from scenes import stills
@@ -251,17 +262,18 @@ def browser():
 def test_homework_deck_in_chromium_offline(homework, browser):
     root, story = homework
     n = len(story.steps)
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
     outside = []
 
     def route(r):
-        if r.request.url.startswith("file://"):
+        if r.request.url.startswith(("file://", "data:", "about:")):
             r.continue_()
         else:
             outside.append(r.request.url)
             r.abort()
 
-    page.route("**/*", route)
+    context.route("**/*", route)               # the page and the speaker view's window
+    page = context.new_page()
     page.goto((root / "deck" / "index.html").as_uri())
     page.wait_for_function("window.Reveal && Reveal.isReady()")
     page.screenshot(path=str(root / "title.png"))
@@ -288,8 +300,13 @@ def test_homework_deck_in_chromium_offline(homework, browser):
     notes = page.evaluate("Reveal.getSlideNotes(Reveal.getSlide(2))")
     total = next(line for line in story.steps[1].lines if line.role == "output")
     assert total.text in notes and total.text.startswith("y[2] = ")
+    page.evaluate("Reveal.slide(2)")
+    with context.expect_page() as opened:          # S: reveal.js's speaker view, from file://
+        page.keyboard.press("s")
+    speaker = opened.value
+    speaker.wait_for_function(f"document.body.innerText.includes({total.text!r})", timeout=15000)
     assert outside == []
-    page.close()
+    context.close()
 
 
 def test_homework_manim_slides_convert_to_html(tmp_path):
