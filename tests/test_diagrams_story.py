@@ -120,7 +120,7 @@ def test_every_attention_figure_states_its_base_case(view, T):
         said = f"base case “{base}”"
         assert any(said in c.text.lower() for c in s.captions) and said in s.description.lower()
         assert said in diagram_source("attention-rnn", v)             # in the figure's own legend
-        numbers[base] = [ln.numbers for ln in s.steps[0].lines if ln.numbers]
+        numbers[base] = [ln.numbers for ln in s.steps[0].lines if ln.role == "gradient"]
     if view == "backward" and T == 12:     # the two base cases give different numbers: ‖δ[1]‖
         assert numbers["zeros"][0][0] == pytest.approx(3.53e-3, rel=2e-3)
         assert numbers["mask"][0][0] == pytest.approx(2.99e-3, rel=2e-3)
@@ -185,3 +185,20 @@ def test_story_json_from_the_command_line_path(kind, tmp_path):
     assert loaded.kind == f"diagram {kind}" and loaded.params["steps"] == 5
     assert out.read_bytes() == story(kind, view="backward", steps=5).to_json().encode("utf-8")
     assert [p.name for p in tmp_path.iterdir()] == ["fig.story.json"]
+
+
+@pytest.mark.parametrize("k,base,T", [(2, "zeros", 4), (2, "mask", 12), (None, "zeros", 9)])
+def test_every_attention_weight_is_in_the_story(k, base, T):
+    # compact figures draw only some reads; the Story carries every a[t], equal to the softmax of
+    # the trace's logits (computed here independently) and in the trace's lag order
+    v = values("attention-rnn", dict(view="unrolled", steps=T, k=k, base_case=base))
+    r = gf.run("attention-rnn", v)
+    s = gf.figure("attention-rnn", v).story
+    weights = [ln for ln in s.steps[0].lines if ln.role == "highlight"]
+    assert [ln.text.split(":")[0] for ln in weights] == [f"a[{t}]" for t in range(1, T + 1)]
+    for t, ln in enumerate(weights, 1):
+        logits = np.asarray(r.trace.logits[t - 1], dtype=float)
+        softmax = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        np.testing.assert_allclose(ln.numbers, softmax, rtol=1e-12, atol=1e-15)
+        assert ln.text.count("a_") == len(softmax)
+    assert ("a[1]:" in s.description) == (T <= gf.DESCRIBED_WEIGHTS)

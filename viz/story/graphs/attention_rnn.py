@@ -14,7 +14,7 @@ from viz.story.graphs import common
 from viz.story.graphs.model import Graph, idx, jacobian, small, sub, summary
 
 # Compact figures draw, of every step, its reads of lags 1..COMPACT_LAGS, and every read of the last
-# step (all reads exist; each state node's tooltip lists every weight of its step).
+# step (all reads exist; the figure's Story lists every weight of every step).
 COMPACT_LAGS = 2
 # A detailed figure with more attention edges than this is drawn compact (one label per edge).
 DETAILED_MAX_EDGES = 60
@@ -325,7 +325,7 @@ def _compact_reads(trace, t: int) -> list[tuple[int, int, bool, float]]:
 def _compact(model, trace, annotate: str, grads, dl_dh) -> Graph:
     """Long runs: one node per step in rows of ROW_STEPS; of the reads, those of lags up to COMPACT_LAGS
     for every step and all reads of the last step are drawn (AttentionRNN(∞): the chain, and h[T]
-    reading every earlier state), width ∝ a_i[t]; every weight is in the state's tooltip.
+    reading every earlier state), width ∝ a_i[t]; every weight is in the figure's Story (story.json).
     Backward: the δ[t] nodes with their norms and the gradient along the same reads.
     """
     T = trace.T
@@ -371,6 +371,6 @@ def _compact(model, trace, annotate: str, grads, dl_dh) -> Graph:
     lags = "lag 1" if _compact_lags(trace) == 1 else f"lags 1–{_compact_lags(trace)}"
     g.notes.append(f"T = {T}: one node per step, {R} steps per row, inputs x[t] not drawn; drawn: the reads "
                    f"of {lags} of every step and all reads of step {T} ({shown} of {total} reads; "
-                   f"width ∝ a<sub>i</sub>[t]; every weight is in the state's tooltip)")
+                   f"width ∝ a<sub>i</sub>[t]; every weight a[t] is in the figure's story.json)")
     common.grid(g, cells)
     return g

@@ -27,6 +27,7 @@ from viz.story.graphs.model import fmt_num, plain
 
 KINDS = ("gated-rnn", "attention-rnn")
 VIEWS = ("cell", "unrolled", "backward")
+DESCRIBED_WEIGHTS = 8            # the description reads out every a[t] up to this many steps
 VANISH, EXPLODE = 0.9, 1.1      # bounds on the per-step factor of ‖δ[t]‖ for "vanishes" / "explodes"
 
 # Node kinds of the graph model -> the Story's roles (one meaning, one colour in every renderer).
@@ -105,6 +106,8 @@ def story(kind: str, values: dict, r, g: model.Graph) -> Story:
     title = plain(g.title)
     lines = tuple(Line(plain(n)) for n in ([g.scale_note] if g.scale_note else []) + list(g.notes))
     lit = (Lit("graph", "output", tuple(n.id for n in g.nodes_of("state"))),)
+    if kind == "attention-rnn" and values["view"] != "cell":
+        lines += tuple(_weights_line(r.trace, t) for t in range(1, r.trace.T + 1))
     if r.grads is not None:
         norms = r.grads.delta_norms
         lines += tuple(Line(f"‖δ[{t}]‖ = {plain(fmt_num(v))}", "gradient", (float(v),))
@@ -113,11 +116,21 @@ def story(kind: str, values: dict, r, g: model.Graph) -> Story:
     step = Step("figure", title, captions[0].text, lit=lit, lines=lines, part=values["view"])
     alt = f"{title}. {captions[0].text}"
     said = {c.text.lower() for c in captions}
+    told = [ln for ln in lines if ln.text.lower() + "." not in said
+            and (ln.role != "highlight" or r.trace.T <= DESCRIBED_WEIGHTS)]
     description = " ".join([alt] + [c.text for c in captions[1:]] + [_inventory(g)]
-                           + [ln.text + "." for ln in lines if ln.text.lower() + "." not in said])
+                           + [ln.text + "." for ln in told])
     return Story(kind=f"diagram {kind}", params=dict(values), title=title,
                  formula=tuple(plain(n) for n in g.notes[:1]), graph=story_graph(g), steps=(step,),
                  captions=captions, alt=alt, description=description)
+
+
+def _weights_line(tr, t: int) -> Line:
+    """Step t's softmax weights in the trace's lag order: a_0[t] (x[t]), then a_i[t] of h[t-i]."""
+    a = [float(v) for v in tr.a[t - 1]]
+    terms = ", ".join(f"a_{int(lag)} = {plain(fmt_num(v))}" + ("" if present else " (zero state)")
+                      for lag, v, present in zip(tr.lags[t - 1], a, tr.present[t - 1]))
+    return Line(f"a[{t}]: {terms}", "highlight", tuple(a))
 
 
 def _inventory(g: model.Graph) -> str:
