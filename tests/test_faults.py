@@ -319,3 +319,17 @@ def test_a_cache_folder_that_is_a_file_is_one_line_exit_74(tmp_path):
                          capture_output=True, text=True, env={**ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert_one_line_error(out.stderr, out.returncode, EXIT_IO, f"'{tmp_path / 'cache'}/viz/manim/work': cannot use it")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_a_bad_output_fails_before_the_render_starts(tmp_path):
+    (tmp_path / "afile").write_text("")
+    code = ("import sys; from viz.app.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit as done:\n"
+            "    print(done.code, 'manim' in sys.modules, 'matplotlib' in sys.modules)")
+    for args in (["animate", "conv", "-o", tmp_path / "afile" / "x.mp4"],
+                 ["plot", "training", "-o", tmp_path / "afile" / "x.svg"],
+                 ["animate", "bptt", "-o", tmp_path / ("n" * 300 + ".gif")]):
+        out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=ENV)
+        assert out.stdout.split() == ["74", "False", "False"], out   # no renderer was even imported
+        assert_one_line_error(out.stderr, 74, 74, "cannot write '")
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]

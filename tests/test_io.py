@@ -187,3 +187,17 @@ def test_folders_made_for_a_failed_write_are_removed(tmp_path):
     assert names(tmp_path) == []
     write_text_atomic(tmp_path / "a" / "b" / "fig.svg", "x")
     assert (tmp_path / "a" / "b" / "fig.svg").read_text() == "x"
+
+
+def test_check_target_refuses_early_and_touches_nothing(tmp_path):
+    from viz.io import check_target
+
+    (tmp_path / "afile").write_text("")
+    for target, code in (("afile/x.svg", errno.ENOTDIR), ("afile/deeper/x.svg", errno.ENOTDIR),
+                         ("n" * 300, errno.ENAMETOOLONG), (".", errno.EISDIR)):
+        with pytest.raises(WriteError) as err:
+            check_target(tmp_path / target)
+        assert err.value.errno == code, target
+    assert not check_target(tmp_path / "new" / "deeper" / "x.svg").through   # will be created
+    assert check_target("-").through and check_target(os.devnull).through
+    assert names(tmp_path) == ["afile"]

@@ -107,6 +107,28 @@ def destination(target) -> Destination:
     return Destination(path, not stat.S_ISREG(st.st_mode), existing=st)
 
 
+def check_target(target) -> Destination:
+    """Refuse early (WriteError) a target that no write can reach: a parent that is a file, a folder,
+    a link loop, a name too long, a read-only or unwritable folder. Front ends call it before a long
+    render; atomic_path checks again (and reports a full disk) when it writes."""
+    dest = destination(target)
+    if dest.through:
+        return dest
+    path = Path(dest.path)
+    folder = path.parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not os.path.isdir(folder):
+        raise WriteError(errno.ENOTDIR, target)
+    with contextlib.suppress(OSError):
+        if len(os.fsencode(path.name)) > os.pathconf(folder, "PC_NAME_MAX"):
+            raise WriteError(errno.ENAMETOOLONG, target)
+    if not os.access(folder, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+        read_only = os.statvfs(folder).f_flag & os.ST_RDONLY
+        raise WriteError(errno.EROFS if read_only else errno.EACCES, target)
+    return dest
+
+
 @contextlib.contextmanager
 def atomic_path(target, suffix: str | None = None):
     """Yield a temporary path to write the output to; on success it becomes `target`.

@@ -23,7 +23,7 @@ from click.shell_completion import CompletionItem
 
 from viz import __version__
 from viz.app import registry as figures
-from viz.io import EXIT_IO, STDOUT, MissingProgram, WriteError, escape, is_stdout, show_path
+from viz.io import EXIT_IO, STDOUT, MissingProgram, WriteError, check_target, escape, is_stdout, show_path
 
 BINARY_FORMATS = ("png", "pdf", "mp4", "gif", "webm")   # refused on a terminal with -o -
 EXIT_STATUS_HELP = ("Exit status: 0 done; 1 a figure of `viz build` failed; 2 bad input (one line naming the "
@@ -167,6 +167,7 @@ def _figure_command(kind: figures.FigureKind) -> click.Command:
         if is_stdout(out) and fmt in BINARY_FORMATS and sys.stdout.isatty():
             raise click.UsageError(f"-o -: {fmt} is binary and standard output is a terminal; "
                                    "redirect it (> file) or give a file name")
+        check_target(out)   # a bad -o fails now, not after a long render
         kind.render_to(values, Path(out), fmt)
         _report_written(out)
 
