@@ -194,7 +194,8 @@ def test_check_target_refuses_early_and_touches_nothing(tmp_path):
 
     (tmp_path / "afile").write_text("")
     for target, code in (("afile/x.svg", errno.ENOTDIR), ("afile/deeper/x.svg", errno.ENOTDIR),
-                         ("n" * 300, errno.ENAMETOOLONG), (".", errno.EISDIR)):
+                         ("n" * 300, errno.ENAMETOOLONG), ("new/" + "n" * 300, errno.ENAMETOOLONG),
+                         (".", errno.EISDIR)):
         with pytest.raises(WriteError) as err:
             check_target(tmp_path / target)
         assert err.value.errno == code, target

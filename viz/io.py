@@ -120,9 +120,8 @@ def check_target(target) -> Destination:
         folder = folder.parent
     if not os.path.isdir(folder):
         raise WriteError(errno.ENOTDIR, target)
-    with contextlib.suppress(OSError):
-        if len(os.fsencode(path.name)) > os.pathconf(folder, "PC_NAME_MAX"):
-            raise WriteError(errno.ENAMETOOLONG, target)
+    if len(os.fsencode(path.name)) > _name_max(folder):
+        raise WriteError(errno.ENAMETOOLONG, target)
     if not os.access(folder, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
         read_only = os.statvfs(folder).f_flag & os.ST_RDONLY
         raise WriteError(errno.EROFS if read_only else errno.EACCES, target)
@@ -176,6 +175,13 @@ def atomic_path(target, suffix: str | None = None):
                     os.rmdir(folder)
 
 
+def _name_max(folder) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except OSError:
+        return 255
+
+
 def _missing_folders(folder: Path) -> list[Path]:
     """The folders `mkdir -p folder` would create, deepest first."""
     missing = []
@@ -193,10 +199,7 @@ def _temporary(path: Path, suffix: str, target) -> Path:
         raise WriteError(errno.ENOTDIR, target) from None
     except OSError as err:
         raise WriteError(err.errno, target) from None
-    try:
-        name_max = os.pathconf(path.parent, "PC_NAME_MAX")
-    except OSError:
-        name_max = 255
+    name_max = _name_max(path.parent)
     if len(os.fsencode(path.name)) > name_max:
         raise WriteError(errno.ENAMETOOLONG, target)
     if not os.path.isdir(path.parent):
