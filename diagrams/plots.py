@@ -27,7 +27,6 @@ from diagrams.style import LIGHT
 from viz.io import atomic_path
 
 FORMATS = ("svg", "png", "pdf")
-MAX_LABELLED_SPIKES = 3          # more labels would overlap; every spike still gets a marker
 
 # Colours (light theme, shared roles): the gradient is reddish purple everywhere, spikes are marked
 # in vermillion (the animations' loss/warning colour), the clip value is a parameter (orange).
@@ -107,7 +106,8 @@ def training_figure(unclipped, clipped):
     from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
 
-    from viz.train import CHANCE, LN4, SPIKE_JUMP
+    from viz.story.training import BEFORE_CLIPPING, GRAD_NORM_NAME
+    from viz.train import CHANCE, LN4, SPIKE_JUMP, labelled_spikes
 
     cfg = unclipped.config
     clip = clipped.config["clip"]
@@ -161,9 +161,7 @@ def training_figure(unclipped, clipped):
                 color=COLORS["spike"], ms=7, mec=COLORS["spike"], zorder=4, gid=f"spikes-{col}")[0])
         # the first spike above the initial loss and the highest others get a label, placed once
         # the axes limits are final where it covers neither the curve nor another label
-        first = run.first_spike()
-        labelled = ([first] if first else []) + sorted(
-            (s for s in spikes if s != first), key=lambda s: -s.loss)[:MAX_LABELLED_SPIKES - 1]
+        labelled = labelled_spikes(run)               # the animation labels the same spikes
         notes = [ax_loss.text(
             s.step + 1, s.loss,
             f"step {s.step + 1}: loss {s.loss:.2f}\n‖g‖ = {_fmt_norm(s.grad_norm)} at step "
@@ -216,7 +214,7 @@ def training_figure(unclipped, clipped):
                 ax.tick_params(labelleft=False)
         if col == 0:
             ax_loss.set_ylabel("cross-entropy loss")
-            ax_grad.set_ylabel("gradient norm ‖g‖\n(before clipping)")
+            ax_grad.set_ylabel(f"{GRAD_NORM_NAME}\n{BEFORE_CLIPPING}")    # the animation's label too
             ax_acc.set_ylabel("accuracy")
         axes[1, 1].sharey(axes[1, 0])
     axes[0, 1].sharey(axes[0, 0])

@@ -8,6 +8,7 @@ is checked on a dry run (what it annotates equals TrainingRun.first_spike()) and
 """
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -116,7 +117,7 @@ def test_label_placement_avoids_what_it_must(runs):
     renderer = fig.canvas.get_renderer()
     labels = [a for a in by_gid(fig, "spike-label-0-") if a.get_figure() is not None]
     first = crowded[0].first_spike()
-    assert 1 <= len(labels) <= plots.MAX_LABELLED_SPIKES
+    assert 1 <= len(labels) <= tr.MAX_LABELLED_SPIKES
     assert labels[0].get_text().startswith(f"step {first.step + 1}: loss {first.loss:.2f}")
     boxes = [t.get_window_extent(renderer) for t in labels]
     assert not any(boxes[i].overlaps(boxes[j]) for i in range(len(boxes))
@@ -197,27 +198,66 @@ def test_no_matplotlib_until_rendering_and_never_pyplot(tmp_path):
 # The animation
 # ---------------------------------------------------------------------------------------------------
 
-def test_scene_annotates_the_first_spike(runs):
+def test_plot_and_animation_share_the_spikes_and_the_before_clipping_label(figure, runs):
+    """One spike definition (viz.train.labelled_spikes) and one label for ‖g‖ in both figures."""
+    from viz.story.training import BEFORE_CLIPPING, GRAD_NORM_LABEL, training_story
+
+    story = training_story(DEFAULT)
+    labelled = tr.labelled_spikes(runs[0])
+    assert len(labelled) == 2 and labelled[0].step == 232 and labelled[1].step == 112   # first above ln 4, then the rest
+    texts = [a.get_text() for a in by_gid(figure, "spike-label-0-")]
+    assert [t.split(":")[0] for t in texts] == [f"step {s.step + 1}" for s in labelled]
+    spike_steps = [st for st in story.steps if st.id.startswith("spike-")]
+    assert [st.data["spike"] for st in spike_steps] == sorted(s.step for s in labelled)     # in time order
+    assert figure.axes[2].get_ylabel().replace("\n", " ") == GRAD_NORM_LABEL
+    assert {s.name: s.label for s in story.series}["grad"] == GRAD_NORM_LABEL
+    assert BEFORE_CLIPPING == "(before clipping)"
+
+
+def test_scene_draws_the_story(runs):
     pytest.importorskip("manim")
+    from manim import config
+
     from scenes.render import dry_run
 
     scene = dry_run("training", DEFAULT)
-    first = runs[0].first_spike()
-    assert scene.annotated_spike == (first.step, first.grad_norm)
-    assert scene.labels["spike"] == f"step {first.step + 1}: loss {first.loss:.2f} > ln 4"
-    assert f"‖g‖ = {first.grad_norm:.3g} at step {first.cause_step + 1}" in scene.labels["cause"]
-    assert "no spike" in scene.labels["summary"]
-    np.testing.assert_array_equal(scene.unclipped.loss, runs[0].loss)
-    # everything the annotation shows sits inside the frame, and its two texts apart
-    from manim import config
-
+    story = scene.story
+    starts = [a for a, _ in story.timeline(scene.step_time, intro=scene.intro_time)]
+    np.testing.assert_allclose(scene.step_starts, starts, atol=1e-6)
+    written = {id(m): s for m, s in scene.texts}
+    for index, st in enumerate(story.steps):
+        assert [written[id(m)] for m in scene.step_lines[index]] == [line.text for line in st.lines]
+    drawn = [s for _, s in scene.texts]
+    for name in ("grad", "ln4", "clip", "loss", "loss-clipped"):
+        assert {s.name: s.label for s in story.series}[name] in drawn
+    # every spike step marks its peak and its cause where the runs put them
+    loss, grad = runs[0].loss, runs[0].grad_norm
+    for st in story.steps:
+        if not st.id.startswith("spike-"):
+            continue
+        marker, ring, _ = scene.markers[st.id]      # triangle over the peak, ring at the cause, link
+        assert marker.get_center()[0] == pytest.approx(scene.x(st.data["spike"] + 1), abs=1e-6)
+        assert ring.get_center()[0] == pytest.approx(scene.x(st.data["cause"] + 1), abs=1e-6)
+        assert ring.get_center()[1] == pytest.approx(scene.y(scene.series["grad"], grad[st.data["cause"]]), abs=1e-6)
+        assert marker.get_center()[1] > scene.y(scene.series["loss"], loss[st.data["spike"]])
+    # the curves drawn are the runs' records, in screen coordinates
+    pts = np.concatenate([m.points[::4] for m in scene.curves["loss"]])
+    xs = np.array([scene.x(s + 1) for s in range(runs[0].steps)])
+    ys = np.array([scene.y(scene.series["loss"], v) for v in loss])
+    assert np.allclose(np.interp(pts[:, 0], xs, ys), pts[:, 1], atol=1e-6)
+    # texts inside the frame and apart (each step's lines with what stays on screen)
     half_w, half_h = config.frame_width / 2, config.frame_height / 2
-    for mob in scene.annotation:
-        (x0, y0, _), (x1, y1, _) = mob.get_corner([-1, -1, 0]), mob.get_corner([1, 1, 0])
-        assert -half_w <= x0 and x1 <= half_w and -half_h <= y0 and y1 <= half_h
-    label, cause = scene.annotation[1], scene.annotation[3]
-    assert (label.get_bottom()[1] > cause.get_top()[1]
-            or label.get_right()[0] < cause.get_left()[0] or cause.get_right()[0] < label.get_left()[0])
+    boxes = []
+    for m, s in scene.texts:
+        (x0, y0, _), (x1, y1, _) = m.get_corner([-1, -1, 0]), m.get_corner([1, 1, 0])
+        assert -half_w <= x0 and x1 <= half_w and -half_h <= y0 and y1 <= half_h, s
+        boxes.append((x0, y0, x1, y1, s, id(m)))
+    step_ids = {id(m): i for i, g in scene.step_lines.items() for m in g}
+    for a, b in itertools.combinations(boxes, 2):
+        if a[5] in step_ids and b[5] in step_ids and step_ids[a[5]] != step_ids[b[5]]:
+            continue                                   # lines of different steps are never on screen together
+        assert not (a[0] < b[2] - 0.01 and b[0] < a[2] - 0.01 and a[1] < b[3] - 0.01 and b[1] < a[3] - 0.01), \
+            (a[4], b[4])
 
 
 def test_scene_without_a_spike_says_so():
@@ -225,16 +265,37 @@ def test_scene_without_a_spike_says_so():
     from scenes.render import dry_run
 
     scene = dry_run("training", {**DEFAULT, "model": "gated", "steps": 40})
-    assert scene.annotated_spike is None
-    assert "no spike" in scene.labels["no_spike"]
-    assert "never" in scene.labels["summary"]
+    assert [st.id for st in scene.story.steps] == ["start", "no-spike", "clipped"]
+    assert list(scene.markers) == ["start", "no-spike"]
+    assert "never reaches" in scene.story.steps[-1].lines[0].text and "never acts" in scene.story.steps[-1].lines[1].text
 
 
 @pytest.mark.render
-def test_scene_last_frame_renders(tmp_path):
-    pytest.importorskip("manim")
+def test_every_step_hold_shows_that_step(tmp_path):
+    """Frames in the middle of each step's hold: the current spike's marks are yellow, no other
+    step's; the clipped run (green) appears only in its own step."""
+    av = pytest.importorskip("av")
+    from scenes import style
     from scenes.render import render_animation
+    from viz.story.training import training_story
 
-    out = tmp_path / "training.png"
-    render_animation("training", {**DEFAULT, "steps": 120}, out, "png", "low", progress=False)
-    assert out.read_bytes().startswith(b"\x89PNG")
+    p = {**DEFAULT, "steps": 120, "step_time": 1.0}
+    out = tmp_path / "training.mp4"
+    render_animation("training", p, out, "mp4", "low", progress=False)
+    story = training_story(p)
+    assert [st.id for st in story.steps] == ["start", "spike-1", "rest", "clipped"]
+    with av.open(str(out)) as container:
+        frames = [(float(f.pts * f.time_base), f.to_ndarray(format="rgb24")) for f in
+                  container.decode(container.streams.video[0])]
+    rgb = lambda h: np.array([int(h[i:i + 2], 16) for i in (1, 3, 5)])  # noqa: E731
+    timeline = story.timeline(1.0, intro=1.0)
+    assert abs(len(frames) / 15 - timeline[-1][1]) < 0.15
+    for (start, end), st in zip(timeline, story.steps):
+        frame = min(frames, key=lambda f: abs(f[0] - (start + 0.8 * (end - start))))[1].astype(int)
+        plot = frame[int(480 * 0.5 - 480 * 2.0 / 8):, :]           # below the text lines
+        yellow = (np.abs(plot - rgb(style.HIGHLIGHT)).sum(axis=2) < 60).sum()
+        r, g, b = plot[..., 0], plot[..., 1], plot[..., 2]
+        green = ((g - r > 60) & (g - b > 15)).sum()                  # the clipped run's colour, antialiased
+        lit = bool(st.lit_cells("loss", "highlight") or st.lit_cells("grad", "highlight"))
+        assert (yellow > 10) == lit, (st.id, yellow)           # only the current step's marks are yellow
+        assert (green > 100) == (st.id == "clipped"), (st.id, green)

@@ -469,6 +469,19 @@ class TrainingRun:
         return (above or spikes or [None])[0]
 
 
+MAX_LABELLED_SPIKES = 3      # the figures label at most this many spikes (more labels would overlap)
+
+
+def labelled_spikes(run: TrainingRun, limit: int = MAX_LABELLED_SPIKES, jump: float = SPIKE_JUMP) -> list[Spike]:
+    """The spikes the figures label, plot and animation alike: the first spike above the initial loss
+    (`TrainingRun.first_spike`), then the highest of the others, at most `limit` in all (that order).
+    Every spike of `run.spikes()` is a spike by the one rule; these are the ones worth a label."""
+    limit = check_int("limit", limit, 1)
+    spikes = run.spikes(jump)
+    first = run.first_spike(jump)
+    return ([first] if first else []) + sorted((s for s in spikes if s != first), key=lambda s: -s.loss)[:limit - 1]
+
+
 DEFAULTS = dict(model="vanilla", steps=STEPS, clip=None, seed=0, lr=LR, optimizer=OPTIMIZER,
                 T=T_DEFAULT, n_distractors=N_DISTRACTORS, hidden=HIDDEN, batch_size=BATCH_SIZE,
                 scale=SCALE)
