@@ -68,7 +68,7 @@ class ExplorerFigure:
     label: str
     kind: str                           # registry key whose parameters the form shows
     modes: tuple[Mode, ...]
-    hidden: tuple[str, ...] = ()        # registry parameters the page does not show
+    hidden: tuple[str, ...] = ()        # registry parameters the page does not show, besides render options
     note: str = ""
     # the checks the explorer applies instead of the kind's own (None: the kind's): the reference's
     # geometry, not a video's legibility limit at 1080p, since the explorer zooms and pans
@@ -83,11 +83,18 @@ class ExplorerFigure:
         raise BadRequest(f"--mode: must be one of {', '.join(m.id for m in self.modes)} (got {mode_id})",
                          "mode")
 
+    @property
+    def hidden_params(self) -> tuple[str, ...]:
+        """What the form leaves out: how a file is encoded (the registry's render options: quality,
+        step time; the theme, which the page's own switch sets), and `hidden`."""
+        kind = figures.get(self.kind)
+        return tuple(p.name for p in kind.params if p.render_option or p.name in self.hidden)
+
     def to_json(self) -> dict:
         kind = figures.get(self.kind)
         return {"id": self.id, "label": self.label, "kind": kind.key, "summary": kind.summary,
                 "note": self.note, "modes": [m.to_json() for m in self.modes],
-                "params": [p.to_json() for p in kind.params if p.name not in self.hidden]}
+                "params": [p.to_json() for p in kind.params if p.name not in self.hidden_params]}
 
 
 _CONV_MODES = (
@@ -101,20 +108,17 @@ _CONV_MODES = (
          note="Derived from the backward Story's ∂ℓ/∂x part, which is a transposed convolution: each "
               "∂ℓ/∂y entry scatters a stamp of w into ∂ℓ/∂x. Hover a ∂ℓ/∂y cell to light its stamp."),
 )
-_VIDEO_OPTIONS = ("quality", "step_time")      # how a video is encoded, not what it shows
 _DIAGRAM_MODE = (Mode("diagram", "Diagram", "", "svg"),)
 
 FIGURES = {f.id: f for f in (
-    ExplorerFigure("conv", "Convolution", "animate conv", _CONV_MODES, hidden=_VIDEO_OPTIONS,
-                   check=figures._check_conv_animation),
-    ExplorerFigure("gated", "Gated RNN", "diagram gated-rnn", _DIAGRAM_MODE, hidden=("theme",)),
-    ExplorerFigure("attention", "AttentionRNN(k/∞)", "diagram attention-rnn", _DIAGRAM_MODE,
-                   hidden=("theme",)),
+    ExplorerFigure("conv", "Convolution", "animate conv", _CONV_MODES, check=figures._check_conv_animation),
+    ExplorerFigure("gated", "Gated RNN", "diagram gated-rnn", _DIAGRAM_MODE),
+    ExplorerFigure("attention", "AttentionRNN(k/∞)", "diagram attention-rnn", _DIAGRAM_MODE),
     ExplorerFigure("bptt", "BPTT", "animate bptt", (
         Mode("bptt", "Back through time", "animate bptt", "story",
              note="Step back through time: ‖δ[t]‖ on a log scale, and the path that carries the gradient."),
         Mode("diagram", "Diagram", "", "svg", note="The backward diagram of the same network."),
-    ), hidden=_VIDEO_OPTIONS),
+    )),
 )}
 
 
@@ -255,7 +259,7 @@ def _raw_params(fig: ExplorerFigure, raw_params) -> dict:
     for name, value in raw_params.items():
         if not isinstance(name, str) or len(name) > 64:
             raise BadRequest("parameter names must be short strings", "params")
-        if name.replace("-", "_") in fig.hidden:
+        if name.replace("-", "_") in fig.hidden_params:
             continue  # quality, theme: fixed by the page
         if not isinstance(value, (str, int, float, bool)) or (isinstance(value, str) and len(value) > 200):
             raise BadRequest(f"--{name.replace('_', '-')}: must be a short string or a number", name)
@@ -278,12 +282,12 @@ def render_answer(figure_id, raw_params, theme: str = "light", mode: str | None 
     if "theme" in {p.name for p in kind.params}:
         raw["theme"] = theme
     values = _validate(fig, kind, raw)
-    shown = {k: v for k, v in _formatted(kind, values).items() if k not in fig.hidden}
+    shown = {k: v for k, v in _formatted(kind, values).items() if k not in fig.hidden_params}
     # the command that makes what this mode shows (the backward modes: `animate conv-backward`)
     target = figures.get(view.kind) if view.kind else kind
     own = {p.name: values.get(p.name, p.default) for p in target.params}
     answer = {"figure": fig.id, "kind": kind.key, "mode": view.id, "params": shown,
-              "unused": [p for p in unused_params(kind, values) if p not in fig.hidden],
+              "unused": [p for p in unused_params(kind, values) if p not in fig.hidden_params],
               "command": target.command_line(own), "video_note": _video_note(fig, target, own),
               "view": view.to_json()}
     if view.draws == "story":
