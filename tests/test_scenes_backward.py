@@ -145,3 +145,27 @@ def test_bias_gets_its_own_step(rendered):
     k = next(k for k, s in enumerate(scene.story.steps) if s.part == "grad_b")
     assert [s.part for s in scene.story.steps].count("grad_b") == 1
     assert {"grad_y", "grad_b"} <= set(scene.layout_at(k))      # ∂ℓ/∂y and ∂ℓ/∂b on screen
+
+
+@pytest.mark.render
+@pytest.mark.parametrize("name", ["homework-1d", "8x8-stride-2"])
+def test_the_text_changes_with_the_window_and_then_holds(rendered, name):
+    """The lines block, in pixels: in the middle of step k's hold it already differs from step k-1's
+    (when the Story's lines differ) and stays exactly as it is until the step's last frame."""
+    scene, frames, _ = rendered[name]
+    steps = scene.story.steps
+    changed = 0
+    for k in range(1, len(steps)):
+        a, b = steps[k - 1], steps[k]
+        if a.weight < 1.0 or b.weight < 1.0 or a.part != b.part:
+            continue
+        pp = scene.plans[b.part]
+        x0, y0 = _px(pp.text_x, pp.text_y)
+        x1, y1 = _px(pp.text_x + pp.text_w, pp.text_y - pp.n_lines * pp.line_pitch)
+        region = lambda i: frames[min(i, len(frames) - 1)][y0:y1, x0:x1].astype(int)   # noqa: E731
+        mid_prev, mid, last = _mid_hold(scene, k - 1), _mid_hold(scene, k), int(scene.timeline[k][1] * FPS) - 1
+        assert np.abs(region(mid) - region(last)).mean() <= 2.0, f"step {k + 1}: the text moves during the hold"
+        if [ln.text for ln in a.lines] != [ln.text for ln in b.lines]:
+            assert np.abs(region(mid) - region(mid_prev)).mean() > 0.5, f"step {k + 1} still shows step {k}'s text"
+            changed += 1
+    assert changed >= 2
