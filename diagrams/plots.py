@@ -20,11 +20,11 @@ through `matplotlib.figure.Figure` with an Agg canvas: no pyplot, no global figu
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from diagrams.style import LIGHT
 from viz.io import atomic_path
+from viz.text import fmt_norm
 
 FORMATS = ("svg", "png", "pdf")
 
@@ -67,26 +67,19 @@ _METADATA = {
 MODEL_NAMES = {"vanilla": "Vanilla tanh RNN", "gated": "Gated RNN"}
 
 
-def _fmt_norm(x: float) -> str:
-    """Gradient norms span many decades: 3 significant digits, scientific beyond 1e5."""
-    if not math.isfinite(x):
-        return "overflow"
-    return f"{x:.3g}" if x < 1e5 else f"{x:.1e}"
-
-
 def _story(unclipped, clipped) -> list[str]:
     """Two sentences saying what the two runs show, from their numbers."""
     clip = clipped.config["clip"]
     first = unclipped.first_spike()
     if first is not None and first.above_initial:
-        line1 = (f"Without clipping, an exploding gradient (‖g‖ = {_fmt_norm(first.grad_norm)}) "
+        line1 = (f"Without clipping, an exploding gradient (‖g‖ = {fmt_norm(first.grad_norm)}) "
                  f"sends the loss to {first.loss:.2f} at step {first.step + 1}, above ln 4.")
     elif first is not None:
         line1 = (f"Without clipping, the loss spikes to {first.loss:.2f} at step {first.step + 1} "
-                 f"(‖g‖ = {_fmt_norm(first.grad_norm)}), below its initial value.")
+                 f"(‖g‖ = {fmt_norm(first.grad_norm)}), below its initial value.")
     else:
         line1 = (f"Without clipping this run has no spike (largest gradient norm "
-                 f"{_fmt_norm(float(max(unclipped.grad_norm)))}).")
+                 f"{fmt_norm(float(max(unclipped.grad_norm)))}).")
     if not clipped.clipped.any():
         line2 = f"Clipping at {clip:g} never acts here: the two runs are the same."
     elif not clipped.spikes():
@@ -164,7 +157,7 @@ def training_figure(unclipped, clipped):
         labelled = labelled_spikes(run)               # the animation labels the same spikes
         notes = [ax_loss.text(
             s.step + 1, s.loss,
-            f"step {s.step + 1}: loss {s.loss:.2f}\n‖g‖ = {_fmt_norm(s.grad_norm)} at step "
+            f"step {s.step + 1}: loss {s.loss:.2f}\n‖g‖ = {fmt_norm(s.grad_norm)} at step "
             f"{s.cause_step + 1}",
             fontsize=FONT_SIZE - 1, color=COLORS["spike"], zorder=5, gid=f"spike-label-{col}-{i}",
             bbox={"boxstyle": "round,pad=0.25", "fc": COLORS["background"], "ec": "none",

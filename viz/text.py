@@ -58,3 +58,12 @@ def fmt_sci(x: float, digits: int = 1) -> str:
 def fmt_decade(d: int) -> str:
     """The tick label of 10^d on a log axis: "1" for d = 0, else "1e3", "1e−4"."""
     return "1" if d == 0 else f"1e{int(d)}".replace("-", MINUS)
+
+
+def fmt_norm(x: float) -> str:
+    """A gradient norm as the training figures write it: 3 significant digits ("11.6", "0.239"),
+    "1.2e+06" from 1e5 on, "overflow" when not finite."""
+    import math
+    if not math.isfinite(x):
+        return "overflow"
+    return f"{x:.3g}" if x < 1e5 else f"{x:.1e}"

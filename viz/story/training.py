@@ -20,7 +20,7 @@ import numpy as np
 
 from viz import train as tr
 from viz.story.core import Caption, Claim, Line, Lit, Series, Step, Story
-from viz.text import fmt_decade, fmt_value
+from viz.text import fmt_decade, fmt_norm, fmt_value
 
 GRAD_NORM_NAME = "gradient norm ‖g‖"
 BEFORE_CLIPPING = "(before clipping)"
@@ -29,13 +29,6 @@ LN4_LABEL = "ln 4 ≈ 1.386 (chance)"
 MAX_POINTS = 800                 # longer runs are binned (max per bin) for drawing
 MODEL_NAMES = {"vanilla": "vanilla tanh RNN", "gated": "gated RNN"}
 ROUNDING = 1e-9
-
-
-def fmt_norm(x: float) -> str:
-    """A gradient norm as the figures write it: 3 significant digits, 1.2e+06 beyond 1e5."""
-    if not math.isfinite(x):
-        return "overflow"
-    return f"{x:.3g}" if x < 1e5 else f"{x:.1e}"
 
 
 def binned(values: np.ndarray, n_bins: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
