@@ -208,6 +208,11 @@ class CellGrid:
         self.padding = np.zeros(values.shape, bool) if padding is None else np.asarray(padding, bool)
         self.muted = np.zeros(values.shape, bool) if muted is None else np.asarray(muted, bool)
         self.number_size = number_size or style.CELL_FONT_SIZE * min(1.0, cell / style.CELL_SIZE)
+        if texts is not None:
+            # the Story's texts, one size for the whole grid: the widest still fits its cell
+            texts = np.asarray(texts, dtype=object).reshape(values.shape)
+            widest = max((len(str(t)) for t in texts.ravel()), default=1)
+            self.number_size = min(self.number_size, cell * 0.86 / (max(widest, 1) * style.MONO_ADVANCE))
         finite = values[np.isfinite(values) & ~self.padding & ~self.muted]
         self._lo = float(finite.min()) if finite.size else 0.0
         self._hi = float(finite.max()) if finite.size else 1.0

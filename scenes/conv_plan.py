@@ -35,13 +35,28 @@ def digit_px(font_size: float) -> float:
     return font_size * style.MONO_DIGIT_HEIGHT * PX_1080
 
 
-def cell_number_size(cell: float) -> float:
-    """The font size of the number in a cell of side `cell` (as CellGrid draws it)."""
-    return style.CELL_FONT_SIZE * min(1.0, cell / style.CELL_SIZE)
+CELL_TEXT_W = 0.86     # a number may use this share of its cell's width (CellGrid)
+
+
+def cell_number_size(cell: float, widest: int = 1) -> float:
+    """The font size of the numbers in cells of side `cell` whose longest text has `widest` characters
+    (as CellGrid draws a Story grid: one size, the widest text fits)."""
+    return min(style.CELL_FONT_SIZE * min(1.0, cell / style.CELL_SIZE),
+               cell * CELL_TEXT_W / (max(widest, 1) * style.MONO_ADVANCE))
 
 
 MIN_CELL = style.MIN_GLYPH_PX / digit_px(style.CELL_FONT_SIZE / style.CELL_SIZE)  # numbered cells at least
 MIN_TEXT_SCALE = style.MIN_GLYPH_PX / digit_px(style.FORMULA_SIZE)
+
+
+def min_cell(widest: int) -> float:
+    """The smallest cell whose numbers of `widest` characters keep MIN_GLYPH_PX digits at 1080p."""
+    font = style.MIN_GLYPH_PX / digit_px(1.0)
+    return max(MIN_CELL, font * max(widest, 1) * style.MONO_ADVANCE / CELL_TEXT_W)
+
+
+def widest(story, names) -> int:
+    return max((len(t) for n in names if _has(story, n) for t in story.grid(n).texts), default=1)
 
 
 def pitch_cell(pitch: float) -> float:
@@ -103,6 +118,7 @@ def plans_2d(story, box, extent):
     oh, ow = story.grid("y").shape
     b = 1 if _has(story, "b") else 0
     legible_x = LEGIBLE_X_CELL if C == 1 else style.MIN_NUMBERED_CELL_SIZE * 0.8
+    need_r = min_cell(widest(story, ("w", "y", "b") + (("x",) if C > 1 else ())))
     out = []
     for pc in range(1, C + 1):
         prow = -(-C // pc)
@@ -125,7 +141,7 @@ def plans_2d(story, box, extent):
                     cell_r = pitch_cell(min((wr - extra_r) / cols_r, (hr - extra_rh) / rows_r))
                     scale = (fit_scale(extent, wr, H - hr - TEXT_GAP) if side == "right"
                              else fit_scale(extent, W, H * (1 - ft)))
-                    numbered = 1.0 if cell_r >= MIN_CELL else 0.5      # kernels and inset need numbers
+                    numbered = 1.0 if cell_r >= need_r else 0.5      # kernels and inset need numbers
                     score = min(min(1.0, cell_x / legible_x), numbered * cell_r / style.CELL_SIZE, scale)
                     out.append({"depth": 2, "pc": pc, "pairs": pairs, "fl": fl, "ft": ft, "side": side,
                                 "cell_x": cell_x, "cell_r": cell_r, "text_scale": scale, "box": box,
@@ -139,14 +155,19 @@ def best(story) -> dict:
     box, extent = body_box(story), text_extent(story)
     depth = len(story.grid("x").shape) - 1
     plans = plans_1d(story, box, extent) if depth == 1 else plans_2d(story, box, extent)
+    inset = depth == 2 and story.grid("x").shape[0] > 1
+    wide_x = widest(story, ("x",))
+    wide_r = widest(story, ("w", "y", "b") + (("x",) if inset or depth == 1 else ()))
+    need_r = min_cell(wide_r)
+
     # a legible plan (text and kernel/output numbers at least MIN_GLYPH_PX) beats any other; among
     # illegible ones the closest to legible (its failing element is what `refusal` names)
     def key(c):
-        legibility = min(c["text_scale"] / MIN_TEXT_SCALE, c["cell_r"] / MIN_CELL)
+        legibility = min(c["text_scale"] / MIN_TEXT_SCALE, c["cell_r"] / need_r)
         return (legibility >= 1.0, c["score"] if legibility >= 1.0 else legibility)
     plan = max(plans, key=key)
-    plan["extent"] = extent
-    plan["x_numbered"] = plan["cell_x"] >= MIN_CELL
+    plan.update(extent=extent, wide_x=wide_x, wide_r=wide_r, need_r=need_r,
+                x_numbered=plan["cell_x"] >= min_cell(wide_x))
     return plan
 
 
@@ -165,10 +186,13 @@ def refusal(story) -> str | None:
     if plan["text_scale"] < MIN_TEXT_SCALE:
         return (f"the products lines would be {digit_px(style.FORMULA_SIZE * plan['text_scale']):.1f} px tall "
                 f"at 1080p ({limit})")
-    if plan["cell_r"] < MIN_CELL:
-        what = "the kernel, inset and output numbers" if plan["inset"] else "the kernel and output numbers"
-        return f"{what} would be {digit_px(cell_number_size(plan['cell_r'])):.1f} px tall at 1080p ({limit})"
+    if plan["cell_r"] < plan["need_r"]:
+        what = ("the kernel, inset and output numbers" if plan["inset"] else
+                "the numbers in cells" if plan["depth"] == 1 else "the kernel and output numbers")
+        px = digit_px(cell_number_size(plan["cell_r"], plan["wide_r"]))
+        return f"{what} would be {px:.1f} px tall at 1080p ({limit})"
     if not plan["x_numbered"] and not _numbers_elsewhere(story):
-        return (f"the input numbers would be {digit_px(cell_number_size(plan['cell_x'])):.1f} px tall at 1080p "
-                f"({limit}) and the products lines do not list them")
+        px = digit_px(cell_number_size(plan["cell_x"], plan["wide_x"]))
+        return (f"the input numbers would be {px:.1f} px tall at 1080p ({limit}) and the products lines do "
+                f"not list them")
     return None
