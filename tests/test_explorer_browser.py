@@ -25,6 +25,7 @@ GEOMETRIES = [   # 1-D and 2-D, padding, stride, dilation, channels, unread trai
     {"input": "6", "kernel": "3", "dilation": "2", "padding": "1:2", "channels": "1"},
     {"input": "5x4", "kernel": "2x3", "stride": "2x1", "padding": "1:0x0:1", "channels": "2"},
     {"input": "7x6", "kernel": "2", "stride": "3", "dilation": "2", "channels": "1"},   # unread rows, cols
+    {"input": "6x5", "kernel": "4x2", "stride": "1", "padding": "same", "dilation": "1x2", "channels": "1"},
 ]
 
 
