@@ -249,3 +249,26 @@ def test_output_padding_is_bounded_like_torch():
                 except ValueError:
                     got = None
                 assert got == want, (s, d, a)
+
+
+_JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner,
+                                                                                    max_size=3),
+                        max_leaves=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_any_input_parses_or_fails_with_one_line_naming_the_flag(data):
+    """Fuzz: whatever a manifest, the explorer or a shell hands over, the answer is a value or a
+    ParamError (never another exception), on one line, naming the flag; a value parses to itself."""
+    kind, p = data.draw(st.sampled_from(ALL_PARAMS))
+    raw = data.draw(st.text(max_size=12) | _JSONISH)
+    try:
+        value = p.parse(raw)
+    except params.ParamError as err:
+        message = str(err)
+        assert message.startswith(p.flag + ": ") and len(message.splitlines()) == 1, message
+        assert err.param == p.name
+    else:
+        assert p.parse(value) == value and p.parse(p.format(value)) == value, (kind.key, p.name, raw)
