@@ -78,8 +78,8 @@ class _Panel:
     def _labels(self, grid):
         pp, part = self.plan, self.part
         out = VGroup()
-        lab = _tag(text(pp.label, size=conv_layout.LABEL_FONT, color=style.ROLE_COLORS[grid.role]),
-                   "text", f"label {pp.label}", conv_layout.LABEL_FONT * style.MONO_DIGIT_HEIGHT)
+        lab = _tag(text(pp.label, size=part.label_size, color=style.ROLE_COLORS[grid.role]),
+                   "text", f"label {pp.label}", part.label_size * style.MONO_DIGIT_HEIGHT)
         col_h = conv_layout.COL_LABEL_H if any(pp.col_labels) else 0.0
         lab.move_to(np.array([pp.x, pp.y - 0.02 + col_h + conv_layout.LABEL_H / 2, 0]), aligned_edge=LEFT)
         out.add(lab)

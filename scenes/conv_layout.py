@@ -44,7 +44,7 @@ FOOTER_H = 0.45          # the legend
 LABEL_H = 0.34           # a panel's label above it
 LABEL_FONT = 16.0
 COL_LABEL_H = 0.26       # a row of column labels above a panel
-INDEX_FONT = 14.0        # row and column labels (1-based positions, channel names)
+INDEX_FONT = 16.0        # row and column labels (1-based positions, channel names), at most
 GROUP_SEP = 0.45         # between groups
 PANEL_SEP = 0.22         # between panels of a group
 TEXT_FONT = 20.0         # preferred size of the step's lines
@@ -79,6 +79,11 @@ class PartPlan:
     text_size: float = TEXT_FONT
     n_lines: int = 0
     arrangement: str = ""
+
+    @property
+    def label_size(self) -> float:
+        """Panel labels grow with the numbers, from LABEL_FONT up to what LABEL_H holds."""
+        return min(LABEL_FONT * 1.3, max(LABEL_FONT, 0.8 * self.number_size))
 
     @property
     def line_pitch(self) -> float:
