@@ -202,3 +202,18 @@ def test_every_attention_weight_is_in_the_story(k, base, T):
         np.testing.assert_allclose(ln.numbers, softmax, rtol=1e-12, atol=1e-15)
         assert ln.text.count("a_") == len(softmax)
     assert ("a[1]:" in s.description) == (T <= gf.DESCRIBED_WEIGHTS)
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0, 100.0])
+def test_gate_caption_says_what_the_numbers_show(scale):
+    # σ(z) rounds to exactly 0 or 1 in float64 for |z| ≳ 37: at large weight scales the caption must
+    # not claim that every gate lies strictly inside (0, 1)
+    v = values("gated-rnn", dict(view="unrolled", steps=7, n=6, m=1, scale=scale, seed=5541))
+    c = np.asarray(gf.run("gated-rnn", v).trace.c)
+    s = gf.figure("gated-rnn", v).story
+    ids = {cl.id for cl in s.claims}
+    saturated = int(np.sum((c == 0) | (c == 1)))
+    assert ("gates_saturated" in ids) == (saturated > 0) and ("gate_below_1" in ids) == (saturated == 0)
+    assert not s.failed_claims()
+    if saturated:
+        assert any(f"{saturated} of {c.size} gate values are saturated" in cap.text for cap in s.captions)

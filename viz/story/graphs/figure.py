@@ -180,11 +180,7 @@ def _gradient_caption(r, base: str = "") -> Caption:
 
 def _gated_captions(values: dict, r, g: model.Graph) -> tuple[Caption, ...]:
     tr, T = r.trace, r.trace.T
-    c = np.asarray(tr.c)
-    gates = Caption("Every gate value lies strictly between 0 and 1 (c[t] = σ(z[t])), so h[t] mixes "
-                    "h[t-1] and u[t] = W_x x[t] without leaving their range.",
-                    (Claim("gate_above_0", "c[t] > 0", float(c.min()), ">", 0.0, "min c[t]", "0"),
-                     Claim("gate_below_1", "c[t] < 1", float(c.max()), "<", 1.0, "max c[t]", "1")))
+    gates = _gates_caption(np.asarray(tr.c))
     if values["view"] == "cell":
         mix = tr.c[T - 1] * tr.h[T - 1] + (1 - tr.c[T - 1]) * tr.u[T - 1]
         step = Caption(f"One step of the gated RNN (n = {values['n']}, m = {values['m']}): the gate "
@@ -201,6 +197,22 @@ def _gated_captions(values: dict, r, g: model.Graph) -> tuple[Caption, ...]:
     if values["view"] == "backward":
         return (_gradient_caption(r),) + shown + (gates,)
     return shown + (gates,)
+
+
+def _gates_caption(c: np.ndarray) -> Caption:
+    """c[t] = σ(z[t]) lies in (0, 1); in float64 it rounds to exactly 0 or 1 once |z| passes ~37
+    (large weight scales), and then the caption says so instead."""
+    saturated = int(np.sum((c <= 0) | (c >= 1)))
+    if saturated:
+        return Caption(f"{saturated} of {c.size} gate values are saturated: c[t] = σ(z[t]) rounds to "
+                       f"exactly 0 or 1 in float64, so there h[t] copies u[t] = W_x x[t] or h[t-1] and "
+                       f"no gradient passes through the gate.",
+                       (Claim("gates_saturated", "some c[t] is exactly 0 or 1", float(saturated), ">", 0.0,
+                              "saturated gate values", "0"),))
+    return Caption("Every gate value lies strictly between 0 and 1 (c[t] = σ(z[t])), so h[t] mixes "
+                   "h[t-1] and u[t] = W_x x[t] without leaving their range.",
+                   (Claim("gate_above_0", "c[t] > 0", float(c.min()), ">", 0.0, "min c[t]", "0"),
+                    Claim("gate_below_1", "c[t] < 1", float(c.max()), "<", 1.0, "max c[t]", "1")))
 
 
 def _attention_captions(values: dict, r, g: model.Graph) -> tuple[Caption, ...]:
