@@ -242,3 +242,11 @@ def test_signals_stop_cleanly_with_128_plus_signal(tmp_path, signum, status):
     assert proc.returncode == status, err
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 1   # (click ends a ^C line first)
     assert list(tmpdir.iterdir()) == [] and stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_missing_folders_of_the_output_are_created(tmp_path):
+    # the documented choice (viz ... --help: "Missing folders are created")
+    out = run_viz("shape", "--input", "6", "--kernel", "4", "-o", tmp_path / "new" / "deeper" / "s.md")
+    assert out.returncode == 0, out.stderr
+    assert "6 → 3" in (tmp_path / "new" / "deeper" / "s.md").read_text()
+    assert out.stderr.startswith(f"wrote {tmp_path / 'new' / 'deeper' / 's.md'} (")
