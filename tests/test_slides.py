@@ -68,10 +68,17 @@ def image(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB")).astype(int)
 
 
-def differs(a: np.ndarray, b: np.ndarray) -> float:
-    """Fraction of pixels whose colour differs by more than video compression explains."""
+def differs(a: np.ndarray, b: np.ndarray, n: int = 4) -> float:
+    """Fraction of n x n blocks whose mean colour differs by more than video compression explains
+    (H.264 at yuv420p smears the colour of 1-px coloured lines over a pixel or two; a different step
+    lights other cells and writes other text: a few percent of the blocks)."""
     assert a.shape == b.shape
-    return float((np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=-1) > 60).mean())
+    h, w = a.shape[0] // n * n, a.shape[1] // n * n
+
+    def mean(x):
+        return x[:h, :w].astype(np.float32).reshape(h // n, n, w // n, n, -1).mean(axis=(1, 3))
+
+    return float((np.abs(mean(a) - mean(b)).max(axis=-1) > 32).mean())
 
 
 def video_frames(path) -> list[np.ndarray]:
@@ -107,7 +114,7 @@ def test_clips_are_cut_at_the_story_timeline(fake_deck):
     clip2 = video_frames(media / "step-2.mp4")
     assert differs(clip2[0], full[start]) < 0.002 and differs(clip2[-1], full[start + lengths[1] - 1]) < 0.002
     # the clip ends on the step's hold: its last frame shows square 2 lit, square 3 not
-    assert differs(clip2[-1], full[start + lengths[1] + lengths[2] - 1]) > 0.01
+    assert differs(clip2[-1], full[start + lengths[1] + lengths[2] - 1]) > 0.005
 
 
 def test_clips_not_on_a_keyframe_are_re_encoded(fake_deck, tmp_path):
@@ -139,7 +146,7 @@ def test_posters_equal_step_stills_and_differ_between_steps(fake_deck, tmp_path)
         assert differs(posters[k], still[k]) < 0.002, k
         for j in range(3):
             if j != k:
-                assert differs(posters[k], still[j]) > 0.01, (k, j)
+                assert differs(posters[k], still[j]) > 0.005, (k, j)
 
 
 def test_vector_stills_draw_the_same_frame(fake_deck, tmp_path, browser):
@@ -227,8 +234,8 @@ def test_homework_step_stills_equal_posters(homework):
     assert run.returncode == 0, run.stderr
     posters = [image(root / "deck" / "media" / f"step-{k}.png") for k in range(1, n + 1)]
     still = image(root / "still-2.png")
-    assert differs(posters[1], still) < 0.003                      # the poster of step 2 is its still
-    assert all(differs(p, still) > 0.003 for k, p in enumerate(posters) if k != 1)
+    assert differs(posters[1], still) < 0.001                      # the poster of step 2 is its still
+    assert all(differs(p, still) > 0.01 for k, p in enumerate(posters) if k != 1)
     assert len(re.findall(rb"/Type\s*/Page\b", (root / "handout.pdf").read_bytes())) == n
 
 
