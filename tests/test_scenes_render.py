@@ -153,32 +153,32 @@ sys.path.insert(0, {tests!r})
 from pathlib import Path
 from test_scenes_render import tiny_scene_class
 from scenes import render
-out = Path(sys.argv[1])
-render.render_scene(tiny_scene_class(), out, out.suffix[1:], progress=False)
+for name in sys.argv[1:]:
+    out = Path(name)
+    render.render_scene(tiny_scene_class(), out, out.suffix[1:], progress=False)
 """
 
 
 @pytest.mark.render
 def test_every_format_is_byte_identical_across_processes_and_time_zones(isolated):
-    # Each render in its own process, as `viz animate` and `viz build` run them. (Inside one process,
-    # the first MP4 rendered after a WebM encodes its moving frames slightly differently.) WebM was
-    # different on every run before: random Matroska segment/track ids at bytes 284-291 and 435-442.
+    # Two processes (as `viz animate` and `viz build` run renders), two time zones, every format in
+    # the same order in each. WebM was different on every run before: random Matroska segment and
+    # track ids at bytes 284-291 and 435-442.
     import os
     import subprocess
     from pathlib import Path
 
     script = TINY_RENDER.format(tests=str(Path(__file__).parent))
+    for tz in ("UTC", "Asia/Kolkata"):
+        outs = [str(isolated / f"{tz.replace('/', '-')}.{fmt}") for fmt in render.FORMATS]
+        done = subprocess.run([sys.executable, "-c", script, *outs], capture_output=True, text=True,
+                              env={**os.environ, "TZ": tz})
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == "", done.stderr   # not even Manim's "webm can be slower" warning
     for fmt in render.FORMATS:
-        outs = []
-        for n, tz in enumerate(("UTC", "Asia/Kolkata")):
-            out = isolated / f"{tz.replace('/', '-')}.{fmt}"
-            done = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True,
-                                  env={**os.environ, "TZ": tz})
-            assert done.returncode == 0, done.stderr
-            assert done.stderr == "", done.stderr   # not even Manim's "webm can be slower" warning
-            outs.append(out.read_bytes())
-        assert outs[0] == outs[1], fmt
-        assert len(outs[0]) > 1000
+        a, b = (isolated / f"UTC.{fmt}").read_bytes(), (isolated / f"Asia-Kolkata.{fmt}").read_bytes()
+        assert a == b, fmt
+        assert len(a) > 1000
     s, frames = _frames(isolated / "UTC.webm")
     assert len(frames) == 21 and s.average_rate == 15
 
