@@ -209,7 +209,8 @@ def _check_conv(values: dict) -> None:
 def _check_shape(values: dict) -> None:
     """`viz shape`: the geometry, then channels and groups (both or neither; groups divide both)."""
     _check_conv(values)
-    if not values["transposed"] and values["output_padding"] not in (0, (0,) * len(values["input"])):
+    op = values["output_padding"]
+    if not values["transposed"] and any(op if isinstance(op, tuple) else (op,)):
         raise ParamError("output_padding", "--output-padding: applies only with --transposed "
                                            f"(got {SHAPE.param('output_padding').format(values['output_padding'])})")
     c, f, groups = values["in_channels"], values["filters"], values["groups"]
