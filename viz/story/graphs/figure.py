@@ -133,14 +133,19 @@ def _weights_line(tr, t: int) -> Line:
     return Line(f"a[{t}]: {terms}", "highlight", tuple(a))
 
 
+KIND_WORDS = {"input": "inputs", "parameter": "weights", "op": "operations", "state": "states",
+              "gate": "gates", "loss": "loss", "gradient": "gradients", "padding": "zero states",
+              "never_read": "states never read", "note": "notes"}
+
+
 def _inventory(g: model.Graph) -> str:
-    """What the drawing holds, kind by kind: "Drawn: input x[1], x[2]; state h[1], h[2]; ..."."""
+    """What the drawing holds, kind by kind: "Drawn: inputs x[1], x[2]; states h[1], h[2]; ..."."""
     parts = []
     for kind in model.NODE_KINDS:
-        labels = [plain(n.label) for n in g.nodes_of(kind)]
+        labels = list(dict.fromkeys(plain(n.label) for n in g.nodes_of(kind)))     # distinct, in order
         if labels:
             shown = labels if len(labels) <= 8 else labels[:3] + ["…"] + labels[-2:]
-            parts.append(f"{model.esc(kind).replace('_', ' ')} {', '.join(shown)}")
+            parts.append(f"{KIND_WORDS[kind]} {', '.join(shown)}")
     edges = sum(1 for e in g.edges if e.kind != "invisible")
     return f"Drawn: {'; '.join(parts)}; {edges} arrows."
 
