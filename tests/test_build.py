@@ -686,3 +686,21 @@ def test_mkdocs_strict_build_over_the_output(fake, tmp_path):
     assert 'src="one.svg"' in page and 'src="video.mp4"' in page and (site / "video.mp4").is_file()
     assert (site / "gallery.html").read_text() == (docs / "fig" / "gallery.html").read_text()
     assert not (site / ".viz-cache.json").exists()
+
+
+def test_a_video_with_its_captions_file_gets_a_captions_track(fake, tmp_path, monkeypatch):
+    import dataclasses
+
+    class Captioned(figures.FigureKind):
+        def render_to(self, values, out, fmt):   # the fake's bytes for the .vtt too
+            fake_render(self, values, out, fmt)
+
+    fields = {f.name: getattr(FAKE, f.name) for f in dataclasses.fields(FAKE)}
+    captioned = Captioned(**{**fields, "name": "captioned", "formats": ("mp4", "png", "vtt")})
+    monkeypatch.setitem(figures.KINDS, captioned.key, captioned)
+    text = '[[figure]]\nname = "v"\nkind = "diagram captioned"\nformats = ["mp4", "png", "vtt"]\n'
+    report, _ = run_build(write(tmp_path, text), tmp_path / "out", jobs=1)
+    assert report.ok
+    track = '<track kind="captions" src="v.vtt" srclang="en" label="English" default>'
+    assert f'<source src="v.mp4" type="video/mp4">{track}<a href="v.mp4">' in (tmp_path / "out" / "gallery.html").read_text()
+    assert f'poster="v.png" src="v.mp4">{track}</video>' in (tmp_path / "out" / "index.md").read_text()

@@ -20,6 +20,7 @@ from .manifest import INDEX_HTML, INDEX_MD, Entry, Manifest
 VIDEO_TYPES = {"mp4": "video/mp4", "webm": "video/webm"}
 IMAGE_FORMATS = ("svg", "png", "gif")
 TEXT_FORMATS = ("md", "txt", "json")
+CAPTIONS = "vtt"
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -50,6 +51,13 @@ def _primary(entry: Entry, present: list[str]) -> tuple[str | None, str | None]:
     return next((f for f in IMAGE_FORMATS + TEXT_FORMATS if f in present), None), None
 
 
+def _track(entry: Entry, present: list[str]) -> str:
+    """The captions track of a video (its WebVTT file, one cue per Story step), when it was built."""
+    if CAPTIONS not in present:
+        return ""
+    return f'<track kind="captions" src="{html.escape(entry.file(CAPTIONS))}" srclang="en" label="English" default>'
+
+
 def _intro(manifest: Manifest, code) -> str:
     return (f"{len(manifest.entries)} figures built by {code(f'viz build {manifest.source}')}. "
             "Each one shows the command that reproduces it.")
@@ -69,7 +77,7 @@ def index_markdown(manifest: Manifest, out_dir: Path, failed: dict) -> str:
         if media in VIDEO_TYPES:
             poster_attr = f' poster="{entry.file(poster)}"' if poster else ""
             parts.append(f'<video controls preload="none" width="640"{poster_attr} '
-                         f'src="{entry.file(media)}"></video>\n')
+                         f'src="{entry.file(media)}">{_track(entry, present)}</video>\n')
         elif media in IMAGE_FORMATS:
             parts.append(f"![{entry.name}]({entry.file(media)})\n")
         elif media == "md":
@@ -93,7 +101,7 @@ def _media_html(out_dir: Path, entry: Entry, present: list[str]) -> str:
     if media in VIDEO_TYPES:
         poster_attr = f' poster="{e(entry.file(poster))}"' if poster else ""
         return (f'<video controls preload="none" width="854"{poster_attr}>'
-                f'<source src="{e(entry.file(media))}" type="{VIDEO_TYPES[media]}">'
+                f'<source src="{e(entry.file(media))}" type="{VIDEO_TYPES[media]}">{_track(entry, present)}'
                 f'<a href="{e(entry.file(media))}">{e(entry.file(media))}</a></video>')
     if media in IMAGE_FORMATS:
         return f'<img src="{e(entry.file(media))}" alt="{e(entry.caption or entry.name)}" loading="lazy">'
