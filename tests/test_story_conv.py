@@ -342,3 +342,48 @@ def test_cli_writes_the_homework_story(tmp_path):
     subprocess.run([sys.executable, "-m", "viz", "animate", "conv", "--input", "7", "--channels", "5",
                     "--kernel", "3", "--stride", "2", "-o", str(out2)], check=True, cwd=ROOT, capture_output=True)
     assert out.read_bytes() == out2.read_bytes()
+
+
+# ---- checks that can fail: a wrong pairing of factors is caught --------------------------------------
+
+def test_products_check_detects_a_flipped_kernel():
+    """Pairing the window with the kernel reversed gives other sums: the line check would fail."""
+    s = SC.forward_story(CASES["homework"])
+    wrong = 0
+    for step in s.steps[:-1]:
+        for line in step.lines[1:-1]:                       # the five channel lines
+            *f, total = line.numbers
+            xs, ws = f[::2], f[1::2]
+            wrong += not math.isclose(math.fsum(a * b for a, b in zip(xs, ws[::-1])), total)
+    assert wrong > 0
+
+
+def test_backward_pairs_the_flipped_kernel():
+    """∂ℓ/∂x pairs the padded, dilated gradient with flip(w): the unflipped kernel disagrees."""
+    s = SC.backward_story(CASES["homework"])
+    w = s.grid("w").array()
+    wrong = 0
+    for step in (x for x in s.steps if x.part == "grad_x"):
+        for c, line in enumerate(step.lines[1:]):
+            *f, total = line.numbers
+            assert f[1::2] == list(s.grid("w_flipped").array()[c])
+            wrong += not math.isclose(math.fsum(g * v for g, v in zip(f[::2], w[c])), total)
+    assert wrong > 0
+
+
+def test_interior_rows_never_read():
+    """MATH.md edge case 2: 10x10, k=3, d=2, s=3, p=1: rows and columns 1 and 9 (1-based) unread."""
+    s = check_forward(CASES["unread-interior"])
+    never = {tuple(m) for m in s.steps[-1].data["never_read"]}
+    full_rows = {r for r in range(10) if all((r, c) in never for c in range(10))}
+    assert full_rows == {0, 8}
+
+
+def test_example_data_is_checkable_by_hand():
+    d = example_data((7, 7), 2, (3, 3), (4, 4), seed=3, values="float")
+    assert np.allclose(d["x"] * 10, np.round(d["x"] * 10)) and np.allclose(d["w"] * 10, np.round(d["w"] * 10))
+    i = example_data((7,), 5, (3,), (3,), seed=0, values="int")
+    assert set(np.unique(i["w"])) <= {-2.0, -1.0, 1.0, 2.0} and i["x"].min() >= -3 and i["x"].max() <= 3
+    assert all(np.array_equal(i[k], example_data((7,), 5, (3,), (3,), seed=0)[k]) for k in i)
+    assert SC.example_bias(0, "int")[0] in (-2.0, -1.0, 1.0, 2.0)
+    assert SC.example_bias(5, "float")[0] * 10 == round(SC.example_bias(5, "float")[0] * 10)
