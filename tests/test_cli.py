@@ -233,12 +233,17 @@ def test_signals_stop_cleanly_with_128_plus_signal(tmp_path, signum, status):
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmpdir)})
     deadline = time.monotonic() + 30
-    # the rendered report waits in viz-out-*; (tempfile's own probe of TMPDIR comes and goes before it)
-    while not list(tmpdir.glob("viz-out-*")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert [p.name[:8] for p in tmpdir.iterdir()] == ["viz-out-"]
-    proc.send_signal(signum)
-    _, err = proc.communicate(timeout=30)
+    try:
+        # the rendered report waits in viz-out-*; (tempfile's own probe of TMPDIR comes and goes before it)
+        while not list(tmpdir.glob("viz-out-*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [p.name[:8] for p in tmpdir.iterdir()] == ["viz-out-"]
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+    finally:   # never leave it blocked on the FIFO
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert proc.returncode == status, err
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 1   # (click ends a ^C line first)
     assert list(tmpdir.iterdir()) == [] and stat.S_ISFIFO(fifo.lstat().st_mode)
