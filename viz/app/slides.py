@@ -336,19 +336,23 @@ class _Handout:
         ctx.move_to(m, m + 22)
         ctx.show_text(step.label)
         cam = scene.renderer.camera
-        scale = min((w - 2 * m) / cam.pixel_width, 0.62 * h / cam.pixel_height)
-        top = m + 32
+        rows = [step.narration] + [line.text for line in step.lines]
+        top, row = m + 32, 15
+        # the frame shrinks (down to 45% of the page height) so that every line fits below it
+        room = h - m - top - 18 - row * len(rows)
+        scale = min((w - 2 * m) / cam.pixel_width, max(room, 0.45 * h) / cam.pixel_height)
         draw_vector(scene, ctx, m, top, scale)
         y = top + cam.pixel_height * scale + 18
         # Cairo's toy text API has no font fallback, and DejaVu Sans Mono lacks ℓ: one font for all
         ctx.select_font_face("DejaVu Sans", cairo.FONT_SLANT_NORMAL, cairo.FONT_WEIGHT_NORMAL)
         ctx.set_font_size(11)
-        for text in [step.narration] + [line.text for line in step.lines]:
-            if y > h - m:
-                break
+        fits = int((h - m - y) // row) + 1
+        if len(rows) > fits:     # keep the first lines and the last one (the result), mark the cut
+            rows = rows[:fits - 2] + ["…"] + rows[-1:]
+        for text in rows:
             ctx.move_to(m, y)
             ctx.show_text(text)
-            y += 15
+            y += row
         ctx.show_page()
 
     def finish(self) -> None:
