@@ -27,10 +27,10 @@ import numpy as np
 from viz import conv as V
 from viz.runs import example_data
 from viz.text import MINUS, fmt_factor, fmt_index, fmt_value, pretty_formula
+from viz.story.conv_text import (MAX_ROW_LINES, MAX_TERMS_INLINE, _shape_str, names, params_text,  # noqa: F401
+                                 positions, positions_labels, products, reads_text, row_lines)
 from viz.story.core import Caption, Claim, Grid, Line, Lit, Step, Story, Write
 
-MAX_TERMS_INLINE = 6     # a products line with more terms reads "Σ of N products = v"
-MAX_ROW_LINES = 5        # a 2-D single-channel window is written one kernel row per line up to this
 FULL_STEPS = 4           # steps shown in full before the rest are sped up...
 ALL_FULL_UP_TO = 9       # ...unless there are at most this many
 FAST_WEIGHT = 0.05       # weight of one sped-up step (a full step weighs 1)
@@ -38,94 +38,6 @@ MAX_FAST_WEIGHT = 3.0    # all sped-up steps of one part together weigh at most 
 FINAL_WEIGHT = 1.0       # the closing never-read step
 SUM_TOLERANCE = 1e-9     # |Σ of the products shown − the reference's value| must stay below this
 RENDER_OPTIONS = ("quality", "step_time", "theme", "format")
-
-
-# ---- text: the one place that decides how a window and its products read ----------------------------
-
-def products(pairs, value: float, integer: bool, head: str = "", extra=()) -> Line:
-    """ "head2·1 + 0·(−1) + 3·2 = 8" from (a, b) factor pairs, or "headΣ of 9 products = 8" when
-    there are more than MAX_TERMS_INLINE of them. `extra`: (number, label) terms added after the
-    products, e.g. the bias "+ 1 (bias)". numbers = the factors shown, the extra terms, the sum."""
-    tail = "".join(f" + {fmt_factor(v, integer)} ({label})" for v, label in extra)
-    if len(pairs) <= MAX_TERMS_INLINE:
-        body = " + ".join(f"{fmt_factor(a, integer)}·{fmt_factor(b, integer)}" for a, b in pairs) or "0"
-        shown = tuple(float(v) for ab in pairs for v in ab)
-    else:
-        body, shown = f"Σ of {len(pairs)} products", (float(len(pairs)),)
-    numbers = shown + tuple(float(v) for v, _ in extra) + (float(value),)
-    return Line(f"{head}{body}{tail} = {fmt_value(value, integer)}", "text", numbers)
-
-
-def row_lines(head: str, pairs, n_cols: int, value: float, integer: bool, extra=()) -> list[Line]:
-    """A 2-D window with one channel: "head", then one line of products per kernel row, then "= v".
-    Falls back to one `products` line when a row is too long or there are too many rows."""
-    rows = [pairs[r:r + n_cols] for r in range(0, len(pairs), n_cols)]
-    if n_cols > MAX_TERMS_INLINE or len(rows) > MAX_ROW_LINES:
-        return [products(pairs, value, integer, head=head, extra=extra)]
-    out = [Line(head.rstrip(), "text", ())]
-    for i, r in enumerate(rows):
-        body = " + ".join(f"{fmt_factor(a, integer)}·{fmt_factor(b, integer)}" for a, b in r)
-        out.append(Line(("  " if i == 0 else "+ ") + body, "text", tuple(float(v) for ab in r for v in ab)))
-    for v, label in extra:
-        out.append(Line(f"+ {fmt_factor(v, integer)} ({label})", "text", (float(v),)))
-    out.append(Line(f"= {fmt_value(value, integer)}", "output", (float(value),)))
-    return out
-
-
-def positions(values) -> str:
-    """1-based positions on one axis: "3..5" when consecutive, "1, 3, 5" otherwise, "7" alone."""
-    v = [int(i) + 1 for i in values]
-    if len(v) >= 2 and all(b - a == 1 for a, b in zip(v, v[1:])):
-        return f"{v[0]}..{v[-1]}"
-    return ", ".join(map(str, v))
-
-
-def reads_text(name: str, cells, n_pad: int, channel: bool = True) -> str:
-    """What a window reads, in words: "x[·, 3..5]", "x[·, 1..3, {2, 4}]", "+ 2 padding zeros".
-    cells: the real cells read (0-based, without the channel axis); the window is a box of them."""
-    pad_words = f"{n_pad} padding zero{'s' if n_pad != 1 else ''}"
-    if not cells:
-        return f"only {pad_words}"
-    axes = [sorted({c[a] for c in cells}) for a in range(len(cells[0]))]
-    parts = [positions(ax) for ax in axes]
-    if len(axes) > 1:
-        parts = [p if ", " not in p else "{" + p + "}" for p in parts]
-    head = f"{name}[{'·, ' if channel else ''}{', '.join(parts)}]"
-    return head + (f" and {pad_words}" if n_pad else "")
-
-
-def _shape_str(shape) -> str:
-    return "×".join(str(int(v)) for v in shape)
-
-
-def params_text(g: V.ConvGeometry) -> str:
-    """The geometry in words, only what differs from the defaults: "kernel 3, stride 2"."""
-    parts = [f"kernel {_shape_str(g.kernel)}"]
-    if any(s != 1 for s in g.stride):
-        parts.append(f"stride {_shape_str(g.stride)}")
-    if any(d != 1 for d in g.dilation):
-        parts.append(f"dilation {_shape_str(g.dilation)}")
-    if any(lo or hi for lo, hi in g.padding):
-        if all(lo == hi for lo, hi in g.padding):
-            parts.append(f"padding {_shape_str([lo for lo, _ in g.padding])}")
-        else:
-            parts.append("padding " + "×".join(f"({lo},{hi})" for lo, hi in g.padding))
-    return ", ".join(parts)
-
-
-def positions_labels(n: int, first: int = 0, count: int | None = None, order=None) -> tuple[str, ...]:
-    """Labels of the n cells of one drawn axis: 1-based positions for the `count` cells starting at
-    `first` (the real ones), "" for the rest (padding); `order`: the 0-based position each cell shows."""
-    count = n - first if count is None else count
-    if order is not None:
-        return tuple("" if p is None else str(int(p) + 1) for p in order)
-    return tuple(str(i - int(first) + 1) if int(first) <= i < int(first) + count else "" for i in range(n))
-
-
-def names(cells, limit: int = 8) -> str:
-    """1-based names of input positions: "8" (1-D) or "(1,2), (1,4)" (2-D), at most `limit` of them."""
-    shown = ", ".join(fmt_index(i) if len(i) == 1 else f"({fmt_index(i)})" for i in cells[:limit])
-    return shown + (f" and {len(cells) - limit} more" if len(cells) > limit else "")
 
 
 # ---- weights: which steps are shown in full ----------------------------------------------------------
@@ -331,16 +243,63 @@ def backward_story(values: dict) -> Story:
     """The backward pass: ∂ℓ/∂w one step per tap, ∂ℓ/∂x one step per input, ∂ℓ/∂b (with --bias),
     then the never-read inputs (exactly zero gradient)."""
     S = _Setup(values)
-    g, C, nd = S.g, S.C, S.g.ndim
+    g, C = S.g, S.C
     st = V.conv_backward_steps(S.x, S.w, S.grad_y, **S.args)
     grad_x, grad_w, grad_b = V.conv_backward(S.x, S.w, S.grad_y, with_bias=True, **S.args)
-    strided = any(s > 1 for s in g.stride)
-    inserted = V.dilate(np.ones(g.out_shape), g.stride) == 0
-    entry = V.pad(V.dilate(np.ones(g.out_shape), g.stride), st.grad_x_padding) == 1
-    inside = V.pad(np.ones(st.grad_y_dilated.shape[1:]), st.grad_x_padding) == 1
-    # which upstream entry each cell of the padded, dilated gradient holds (1-based flat index, 0: a zero)
-    label_of = V.pad(V.dilate(np.arange(1, S.grad_y[0].size + 1, dtype=float).reshape(g.out_shape), g.stride),
-                     st.grad_x_padding).astype(int)
+    masks = _backward_masks(S, st)
+    steps, claims = [], []
+    taps = list(np.ndindex(*g.kernel))
+    gw_win = st.grad_w_geometry.windows()
+    for j, wt in zip(taps, weights(len(taps))):
+        step, sums = _grad_w_step(S, j, gw_win, grad_w, wt)
+        steps.append(step)
+        claims += [_sum_claim(f"sum-{step.id}-{c + 1}", f"∂ℓ/∂w[{c + 1},{fmt_index(j)}]", t, grad_w[(0, c, *j)])
+                   for c, t in enumerate(sums)]
+    inputs = list(np.ndindex(*g.in_shape))
+    gx_win = st.grad_x_geometry.windows()
+    for m, wt in zip(inputs, weights(len(inputs))):
+        step, sums = _grad_x_step(S, m, gx_win, st, grad_x, masks, wt)
+        steps.append(step)
+        claims += [_sum_claim(f"sum-{step.id}-{c + 1}", f"∂ℓ/∂x[{c + 1},{fmt_index(m)}]", t, grad_x[(c, *m)])
+                   for c, t in enumerate(sums)]
+    if S.b is not None:
+        step, claim = _grad_b_step(S, grad_b)
+        steps.append(step)
+        claims.append(claim)
+    nr_step, nr_text = S.never_read_step([("x", S.drawn), ("grad_x", lambda m: tuple(int(v) for v in m))],
+                                         "no window reads them: their gradient is exactly 0")
+    steps.append(nr_step)
+    nr = S.win.never_read
+    worst = max((abs(float(grad_x[(c, *m)])) for c in range(C) for m in nr), default=0.0)
+    captions = [
+        Caption("Every gradient entry is the sum of the products shown (channels are not summed).", tuple(claims)),
+        Caption(nr_text[0].upper() + nr_text[1:] + ".",
+                (Claim("never-read-zero-gradient", "never-read inputs get exactly zero gradient", worst, "==",
+                       0.0, "max |∂ℓ/∂x| over never-read inputs", "zero"),) if nr else ()),
+    ]
+    alt = (f"Animation of the convolution backward pass for {C} channel{'s' if C > 1 else ''} of size "
+           f"{_shape_str(g.in_shape)} ({params_text(g)}): ∂ℓ/∂w by correlating the padded input with ∂ℓ/∂y, "
+           f"then ∂ℓ/∂x as a transposed convolution with the flipped kernel.")
+    desc = " ".join([alt] + [s.narration for s in steps])
+    return Story("animate conv-backward", S.shown_params(), S.title("Convolution backward"),
+                 _backward_formula(S, st), _backward_grids(S, st, masks, grad_w, grad_x, grad_b),
+                 steps=tuple(steps), captions=tuple(captions), alt=alt, description=desc)
+
+
+def _backward_masks(S: _Setup, st) -> dict:
+    """Masks of the dilated and the padded, dilated ∂ℓ/∂y (the reference's dilate/pad applied to ones):
+    inserted zeros, entries, inside the padding; and which upstream entry each padded cell holds
+    (1-based flat index, 0 for a zero)."""
+    g = S.g
+    flat = np.arange(1, S.grad_y[0].size + 1, dtype=float).reshape(g.out_shape)
+    return {"inserted": V.dilate(np.ones(g.out_shape), g.stride) == 0,
+            "entry": V.pad(V.dilate(np.ones(g.out_shape), g.stride), st.grad_x_padding) == 1,
+            "inside": V.pad(np.ones(st.grad_y_dilated.shape[1:]), st.grad_x_padding) == 1,
+            "label_of": V.pad(V.dilate(flat, g.stride), st.grad_x_padding).astype(int)}
+
+
+def _backward_grids(S: _Setup, st, masks, grad_w, grad_x, grad_b) -> tuple[Grid, ...]:
+    g = S.g
     out_axes = [positions_labels(n) for n in g.out_shape]
     k_axes = [positions_labels(k) for k in g.kernel]
     # which upstream position each cell of the dilated (and padded) gradient holds, per axis
@@ -348,10 +307,11 @@ def backward_story(values: dict) -> Story:
                 for n, s in zip(g.out_shape, g.stride)]
     pad_axes = [[None if not 0 <= m - lo < len(ax) else ax[m - lo] for m in range(n)]
                 for ax, (lo, _), n in zip(dil_axes, st.grad_x_padding, st.grad_y_padded.shape[1:])]
+    inside, entry = masks["inside"], masks["entry"]
     grids = [S.x_grid(), S.grid("grad_y", "∂ℓ/∂y", "gradient", S.grad_y[0], axis_labels=out_axes)]
-    if strided:
+    if any(s > 1 for s in g.stride):
         grids.append(S.grid("grad_y_dilated", f"∂ℓ/∂y dilated by {_shape_str(g.stride)}", "gradient",
-                            st.grad_y_dilated[0], muted=inserted,
+                            st.grad_y_dilated[0], muted=masks["inserted"],
                             axis_labels=[positions_labels(len(ax), order=ax) for ax in dil_axes]))
     grids += [S.grid("grad_y_padded", "∂ℓ/∂y dilated, padded", "gradient", st.grad_y_padded[0],
                      padding=~inside, muted=inside & ~entry,
@@ -365,58 +325,35 @@ def backward_story(values: dict) -> Story:
                      axis_labels=[S.channels("∂ℓ/∂x")] + [positions_labels(n) for n in g.in_shape])]
     if S.b is not None:
         grids.append(S.grid("grad_b", "∂ℓ/∂b", "gradient", grad_b, axis_labels=[("∂ℓ/∂b",)]))
-    steps, claims = [], []
-    taps = list(np.ndindex(*g.kernel))
-    gw_win = st.grad_w_geometry.windows()
-    for j, wt in zip(taps, weights(len(taps))):
-        step, sums = _grad_w_step(S, j, gw_win, grad_w, wt)
-        steps.append(step)
-        claims += [_sum_claim(f"sum-{step.id}-{c + 1}", f"∂ℓ/∂w[{c + 1},{fmt_index(j)}]", t, grad_w[(0, c, *j)])
-                   for c, t in enumerate(sums)]
-    inputs = list(np.ndindex(*g.in_shape))
-    gx_win = st.grad_x_geometry.windows()
-    for m, wt in zip(inputs, weights(len(inputs))):
-        step, sums = _grad_x_step(S, m, gx_win, st, grad_x, entry, inside, label_of, wt)
-        steps.append(step)
-        claims += [_sum_claim(f"sum-{step.id}-{c + 1}", f"∂ℓ/∂x[{c + 1},{fmt_index(m)}]", t, grad_x[(c, *m)])
-                   for c, t in enumerate(sums)]
-    if S.b is not None:
-        gy = [float(v) for v in S.grad_y[0].ravel()]
-        terms = " + ".join(fmt_factor(v, S.integer) for v in gy) if len(gy) <= MAX_TERMS_INLINE \
-            else f"Σ of {len(gy)} entries"
-        line = Line(f"∂ℓ/∂b = Σ ∂ℓ/∂y = {terms} = {S.fmt(grad_b[0])}", "output",
-                    (tuple(gy) if len(gy) <= MAX_TERMS_INLINE else (float(len(gy)),)) + (float(grad_b[0]),))
-        steps.append(Step("grad-b", "∂ℓ/∂b", f"∂ℓ/∂b = {S.fmt(grad_b[0])}: the bias adds to every output, so its "
-                          f"gradient is the sum of all of ∂ℓ/∂y.",
-                          lit=(Lit("grad_y", "window", tuple(tuple(int(v) for v in o) for o in np.ndindex(*g.out_shape))),
-                               Lit("grad_b", "output", ((0,),))),
-                          lines=(Line("∂ℓ/∂b reads every entry of ∂ℓ/∂y", "window", ()), line),
-                          writes=(Write("grad_b", (0,), float(grad_b[0]), S.fmt(grad_b[0])),), part="grad_b"))
-        claims.append(_sum_claim("sum-grad-b", "∂ℓ/∂b", gy, grad_b[0]))
-    nr_step, nr_text = S.never_read_step([("x", S.drawn), ("grad_x", lambda m: tuple(int(v) for v in m))],
-                                         "no window reads them: their gradient is exactly 0")
-    steps.append(nr_step)
-    nr = S.win.never_read
-    worst = max((abs(float(grad_x[(c, *m)])) for c in range(C) for m in nr), default=0.0)
+    return tuple(grids)
+
+
+def _backward_formula(S: _Setup, st) -> tuple[str, str]:
+    g = S.g
+    strided = any(s > 1 for s in g.stride)
     s_txt = _shape_str(g.stride)
     pads = " × ".join(f"({lo},{hi})" for lo, hi in st.grad_x_padding).replace("-", MINUS)
-    formula = (f"∂ℓ/∂w = correlate the padded x with ∂ℓ/∂y as the kernel: stride "
-               f"{_shape_str(st.grad_w_geometry.stride)}, dilation {_shape_str(st.grad_w_geometry.dilation)}"
-               + (f" (the forward stride {s_txt} becomes a dilation of {s_txt})" if strided else ""),
-               f"∂ℓ/∂x = transposed convolution: " + (f"dilate ∂ℓ/∂y by {s_txt}, " if strided else "")
-               + f"pad by {pads}, correlate with flip(w): stride 1, dilation {_shape_str(g.dilation)}")
-    captions = [
-        Caption("Every gradient entry is the sum of the products shown (channels are not summed).", tuple(claims)),
-        Caption(nr_text[0].upper() + nr_text[1:] + ".",
-                (Claim("never-read-zero-gradient", "never-read inputs get exactly zero gradient", worst, "==",
-                       0.0, "max |∂ℓ/∂x| over never-read inputs", "zero"),) if nr else ()),
-    ]
-    alt = (f"Animation of the convolution backward pass for {C} channel{'s' if C > 1 else ''} of size "
-           f"{_shape_str(g.in_shape)} ({params_text(g)}): ∂ℓ/∂w by correlating the padded input with ∂ℓ/∂y, "
-           f"then ∂ℓ/∂x as a transposed convolution with the flipped kernel.")
-    desc = " ".join([alt] + [s.narration for s in steps])
-    return Story("animate conv-backward", S.shown_params(), S.title("Convolution backward"), formula,
-                 tuple(grids), steps=tuple(steps), captions=tuple(captions), alt=alt, description=desc)
+    return (f"∂ℓ/∂w = correlate the padded x with ∂ℓ/∂y as the kernel: stride "
+            f"{_shape_str(st.grad_w_geometry.stride)}, dilation {_shape_str(st.grad_w_geometry.dilation)}"
+            + (f" (the forward stride {s_txt} becomes a dilation of {s_txt})" if strided else ""),
+            "∂ℓ/∂x = transposed convolution: " + (f"dilate ∂ℓ/∂y by {s_txt}, " if strided else "")
+            + f"pad by {pads}, correlate with flip(w): stride 1, dilation {_shape_str(g.dilation)}")
+
+
+def _grad_b_step(S: _Setup, grad_b) -> tuple[Step, Claim]:
+    """∂ℓ/∂b = Σ ∂ℓ/∂y: the bias adds to every output. Entries listed up to MAX_TERMS_INLINE."""
+    gy = [float(v) for v in S.grad_y[0].ravel()]
+    inline = len(gy) <= MAX_TERMS_INLINE
+    terms = " + ".join(fmt_factor(v, S.integer) for v in gy) if inline else f"Σ of {len(gy)} entries"
+    line = Line(f"∂ℓ/∂b = Σ ∂ℓ/∂y = {terms} = {S.fmt(grad_b[0])}", "output",
+                (tuple(gy) if inline else (float(len(gy)),)) + (float(grad_b[0]),))
+    cells = tuple(tuple(int(v) for v in o) for o in np.ndindex(*S.g.out_shape))
+    step = Step("grad-b", "∂ℓ/∂b", f"∂ℓ/∂b = {S.fmt(grad_b[0])}: the bias adds to every output, so its "
+                f"gradient is the sum of all of ∂ℓ/∂y.",
+                lit=(Lit("grad_y", "window", cells), Lit("grad_b", "output", ((0,),))),
+                lines=(Line("∂ℓ/∂b reads every entry of ∂ℓ/∂y", "window", ()), line),
+                writes=(Write("grad_b", (0,), float(grad_b[0]), S.fmt(grad_b[0])),), part="grad_b")
+    return step, _sum_claim("sum-grad-b", "∂ℓ/∂b", gy, grad_b[0])
 
 
 def _grad_w_step(S: _Setup, j, win: V.Windows, grad_w, weight: float):
@@ -450,9 +387,10 @@ def _grad_w_step(S: _Setup, j, win: V.Windows, grad_w, weight: float):
     return step, [[a * b for a, b in pc] for pc in pairs]
 
 
-def _grad_x_step(S: _Setup, m, win: V.Windows, st, grad_x, entry, inside, label_of, weight: float):
+def _grad_x_step(S: _Setup, m, win: V.Windows, st, grad_x, masks, weight: float):
     """∂ℓ/∂x[c, m] for every channel c: flip(w) over the padded, dilated gradient at position m."""
     g, C, nd = S.g, S.C, S.g.ndim
+    entry, inside, label_of = masks["entry"], masks["inside"], masks["label_of"]
     gyp = st.grad_y_padded[0]
     taps = [tuple(int(v) for v in t) for t in win.indices[m].reshape(-1, nd)]
     k_index = list(np.ndindex(*g.kernel))
