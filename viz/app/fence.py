@@ -145,7 +145,7 @@ def fence_html(request: FigureRequest, out_dir, url_prefix: str = "") -> str:
     from viz.app import embed
     from viz.io import copy_atomic
 
-    if request.kind.command == "shape":
+    if request.kind.writes_text:
         from viz.app.shape_report import shape_html
 
         return f'<figure class="viz-figure viz-shape">{shape_html(request.values)}</figure>'

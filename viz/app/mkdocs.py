@@ -68,7 +68,7 @@ class VizPlugin(BasePlugin):
 
     def _html(self, request) -> str:
         kind, values = request.kind, request.values
-        if request.fmt in ("md", "txt") and kind.command == "shape":
+        if kind.writes_text:
             from viz.app.shape_report import shape_html
 
             return f'<figure class="viz-figure viz-shape">{shape_html(values)}</figure>'

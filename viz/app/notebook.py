@@ -75,11 +75,11 @@ class Figure:
         for shapes, an <img> with alt text otherwise; files inlined, so the notebook carries them."""
         from viz.app import embed
 
-        if self.kind.command == "shape":
+        if self.kind.writes_text:
             from viz.app.shape_report import shape_html
 
             return shape_html(self.values)
-        fmt = "mp4" if self.kind.command == "animate" else "svg" if "svg" in self.kind.formats else "png"
+        fmt = "mp4" if self.kind.is_video else "svg" if "svg" in self.kind.formats else "png"
         urls = {f: _data_url(self.render(f), f) for f in (fmt, *embed.companions(self.kind, fmt))}
         return embed.figure_html(self.kind, self.values, fmt, urls)
 
@@ -93,7 +93,7 @@ class Figure:
         return self.png() if "png" in self.kind.formats else None
 
     def _repr_markdown_(self) -> str | None:
-        if self.kind.command != "shape":
+        if not self.kind.writes_text:
             return None
         from viz.app import shape_report
 
@@ -102,7 +102,7 @@ class Figure:
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         """Every representation this figure has, richest first; PNG beside SVG/HTML for sanitized viewers."""
         bundle = {"text/plain": repr(self)}
-        if self.kind.command == "shape":
+        if self.kind.writes_text:
             from viz.app import shape_report
 
             bundle["text/plain"] = shape_report.report(self.values, "txt")

@@ -92,7 +92,7 @@ def visit_latex(self, node):
 def _visit_html(self, node):
     request = _request(node)
     kind, values = request.kind, request.values
-    if kind.command == "shape":
+    if kind.writes_text:
         from viz.app.shape_report import shape_html
 
         self.body.append(f'<figure class="viz-figure viz-shape">{shape_html(values)}</figure>')
