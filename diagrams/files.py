@@ -6,6 +6,7 @@
     clean_pdf(data)                          Cairo's creation date replaced by a fixed one
     ink_box(png, background, scale)          where a PNG of the drawing is not background
     crop_pdf(data, ink, pad)                 the page shrunk to that ink plus `pad` points
+    titled_pdf(data, title)                  the figure's alt text as the document's Title
 
 Plain byte and array work (NumPy and Pillow, which matplotlib brings); no Graphviz here.
 """
@@ -94,12 +95,26 @@ def crop_pdf(data: bytes, ink: tuple[float, float, float, float], pad: float = P
     left, top, right, bottom = ink
     new = (max(x0, left - pad), max(y0, y1 - bottom - pad), min(x1, right + pad), min(y1, y1 - top + pad))
     text = b"/MediaBox [ " + " ".join(f"{v:.2f}" for v in new).encode() + b" ]"
-    shift, at = len(text) - len(box.group(0)), box.start()
-    data = data[:at] + text + data[box.end():]
+    return _splice(data, box.start(), box.end(), text)
+
+
+def titled_pdf(data: bytes, title: str) -> bytes:
+    """The document's Title (the figure's alt text, shown by PDF readers and screen readers) in the
+    information dictionary Cairo writes, as a UTF-16 string."""
+    at = data.index(b"/Producer (")
+    hex_title = ("FEFF" + title.encode("utf-16-be").hex().upper()).encode()
+    return _splice(data, at, at, b"/Title <" + hex_title + b">\n   ")
+
+
+def _splice(data: bytes, start: int, end: int, new: bytes) -> bytes:
+    """data[start:end] replaced by `new`, with the cross-reference table's offsets of every object
+    after `start` and the startxref moved by the change in length (a classic xref table, as Cairo's)."""
+    shift = len(new) - (end - start)
+    data = data[:start] + new + data[end:]
 
     def moved(m: re.Match) -> bytes:
         offset = int(m.group(1))
-        return b"%010d" % (offset + shift if offset > at else offset) + m.group(2)
+        return b"%010d" % (offset + shift if offset > start else offset) + m.group(2)
 
     xref = data.rindex(b"\nxref\n") + 1
     table_end = data.index(b"trailer", xref)

@@ -389,11 +389,12 @@ def _with_graph_attrs(dot: str, **attrs) -> str:
     return dot[:end] + "\tgraph [" + " ".join(f"{k}={v}" for k, v in attrs.items()) + "];\n" + dot[end:]
 
 
-def _tight_pdf(final: str, engine: str, no_op: int | None, background: str) -> bytes:
-    """The PDF of DOT text `final` on a page cropped to its ink (measured on a PNG of the same text)."""
+def _tight_pdf(final: str, engine: str, no_op: int | None, background: str, title: str) -> bytes:
+    """The PDF of DOT text `final` on a page cropped to its ink (measured on a PNG of the same text),
+    titled with the figure's alt text."""
     png = _run(_with_graph_attrs(final, dpi=INK_DPI), "png", engine, no_op)
     ink = files.ink_box(png, background, INK_DPI / 72)
-    return files.crop_pdf(_clean(_run(final, "pdf", engine, no_op), "pdf"), ink)
+    return files.titled_pdf(files.crop_pdf(_clean(_run(final, "pdf", engine, no_op), "pdf"), ink), title)
 
 
 def render_bytes(graph: Graph, fmt: str, theme: str = "light", dpi: float | None = None, story=None) -> bytes:
@@ -409,7 +410,8 @@ def render_bytes(graph: Graph, fmt: str, theme: str = "light", dpi: float | None
         laid_out = _run(source, "dot").decode("utf-8")
         final, engine, no_op = add_frames(laid_out, graph, style.theme(theme)), "neato", 2
     if fmt == "pdf":
-        return _tight_pdf(final, engine, no_op, style.theme(theme).background)
+        title = story.alt if story is not None else plain(graph.title)
+        return _tight_pdf(final, engine, no_op, style.theme(theme).background, title)
     data = _clean(_run(final, fmt, engine, no_op), fmt)
     if fmt == "svg":
         title = story.alt if story is not None else plain(graph.title)

@@ -187,6 +187,7 @@ def test_pdf_is_tight_vector_with_embedded_fonts(kind, raw, tmp_path):
     assert len(images.splitlines()) <= 2, images                                   # no raster image
     info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, check=True)
     assert "Pages:           1" in info.stdout and not info.stderr                 # xref still valid
+    assert f"Title:           {f.story.alt}\n" in info.stdout                       # the alt text
     dpi = 144
     subprocess.run(["pdftoppm", "-r", str(dpi), "-png", "-singlefile", str(out), str(tmp_path / "page")],
                    check=True, capture_output=True)
