@@ -82,8 +82,9 @@ def test_strongest_path_is_the_brute_force_maximum_and_paths_decompose_delta(mod
     # and no path carries more than its product of norms, the strongest path's bound
     norms = [float(np.linalg.norm(v)) for v in contributions]
     assert all(c <= g * (1 + 1e-9) + 1e-300 for c, g in zip(norms, products))
-    if preset == "vanish" and model == "attention":     # Jacobians are multiples of I: the bound is exact
-        assert norms[paths.index(path)] == pytest.approx(max(norms), rel=1e-9)
+    # and it is the path that carries the largest share of δ[1] (the presets' Jacobians are nearly
+    # multiples of I, so the largest bound is the largest contribution)
+    assert norms[paths.index(path)] == pytest.approx(max(norms), rel=1e-6)       # near-ties: 1e-8 apart
 
 
 def test_strongest_path_on_random_gains_matches_brute_force():
