@@ -337,12 +337,14 @@ def test_index_embeds_media_captions_and_commands_deterministically(fake, tmp_pa
     page = (a / "gallery.html").read_text()
     assert "<title>Test gallery</title>" in page
     assert '<img src="one.svg" alt="The first &lt;figure&gt; &amp; its caption."' in page
-    assert '<video controls preload="none" width="854" poster="video.png"><source src="video.mp4" type="video/mp4">' in page
+    assert ('<video controls preload="none" width="854" poster="video.png" aria-label="A video with its still.">'
+            '<source src="video.mp4" type="video/mp4">') in page
     assert "viz diagram fake --size 2 --format svg -o one.svg" in page
     assert "viz diagram fake --input 7x5 --format txt -o two.txt" in page
     assert "<pre>txt size=3 input=(7, 5)</pre>" in page
     md = (a / "index.md").read_text()
-    assert "![one](one.svg)" in md and 'poster="video.png" src="video.mp4"' in md
+    assert "![The first &lt;figure&gt; & its caption.](one.svg)" in md   # alt text: the caption (no Story)
+    assert 'poster="video.png" aria-label="A video with its still." src="video.mp4"' in md
     assert "The first <figure> & its caption." in md
 
 
@@ -703,4 +705,25 @@ def test_a_video_with_its_captions_file_gets_a_captions_track(fake, tmp_path, mo
     assert report.ok
     track = '<track kind="captions" src="v.vtt" srclang="en" label="English" default>'
     assert f'<source src="v.mp4" type="video/mp4">{track}<a href="v.mp4">' in (tmp_path / "out" / "gallery.html").read_text()
-    assert f'poster="v.png" src="v.mp4">{track}</video>' in (tmp_path / "out" / "index.md").read_text()
+    assert f'poster="v.png" aria-label="v" src="v.mp4">{track}</video>' in (tmp_path / "out" / "index.md").read_text()
+
+
+def test_alt_text_comes_from_the_story_and_survives_markdown(tmp_path):
+    import html as html_lib
+    import re
+
+    markdown = pytest.importorskip("markdown")
+    text = ('[[figure]]\nname = "cell"\nkind = "diagram gated-rnn"\nformats = ["svg"]\n'
+            'caption = "One step."\n[figure.params]\nview = "cell"\n')
+    m = build.load_manifest(write(tmp_path, text))
+    entry = m.entries[0]
+    alt = entry.kind.build_story(entry.values).alt
+    assert "h[t-1]" in alt or "[" in alt          # brackets, the case Markdown needs escaped
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "cell.svg").write_text("<svg/>")
+    page = build.index_html(m, out, {})
+    assert f'<img src="cell.svg" alt="{html_lib.escape(alt)}"' in page
+    rendered = markdown.markdown(build.index_markdown(m, out, {}))
+    shown = html_lib.unescape(re.search(r'<img alt="([^"]*)" src="cell.svg"', rendered).group(1))
+    assert shown == " ".join(alt.split())

@@ -51,6 +51,26 @@ def _primary(entry: Entry, present: list[str]) -> tuple[str | None, str | None]:
     return next((f for f in IMAGE_FORMATS + TEXT_FORMATS if f in present), None), None
 
 
+def alt_text(entry: Entry) -> str:
+    """What a figure shows, for a reader who cannot see it: its Story's alt text where the kind has
+    a Story, else its caption, else its name."""
+    if entry.kind.story:
+        try:
+            alt = entry.kind.build_story(entry.values).alt
+        except Exception:   # an index never fails for want of an alt text
+            alt = ""
+        if alt:
+            return alt
+    return entry.caption or entry.name
+
+
+def _md_alt(text: str) -> str:
+    """Alt text inside Markdown's ![...]: brackets and backslashes escaped, no raw HTML, one line."""
+    for char, escaped in (("\\", "\\\\"), ("[", "\\["), ("]", "\\]"), ("<", "&lt;"), (">", "&gt;")):
+        text = text.replace(char, escaped)
+    return " ".join(text.split())
+
+
 def _track(entry: Entry, present: list[str]) -> str:
     """The captions track of a video (its WebVTT file, one cue per Story step), when it was built."""
     if CAPTIONS not in present:
@@ -77,9 +97,10 @@ def index_markdown(manifest: Manifest, out_dir: Path, failed: dict) -> str:
         if media in VIDEO_TYPES:
             poster_attr = f' poster="{entry.file(poster)}"' if poster else ""
             parts.append(f'<video controls preload="none" width="640"{poster_attr} '
+                         f'aria-label="{html.escape(alt_text(entry))}" '
                          f'src="{entry.file(media)}">{_track(entry, present)}</video>\n')
         elif media in IMAGE_FORMATS:
-            parts.append(f"![{entry.name}]({entry.file(media)})\n")
+            parts.append(f"![{_md_alt(alt_text(entry))}]({entry.file(media)})\n")
         elif media == "md":
             parts.append((out_dir / entry.file(media)).read_text(encoding="utf-8").strip() + "\n")
         elif media in TEXT_FORMATS:
@@ -100,11 +121,11 @@ def _media_html(out_dir: Path, entry: Entry, present: list[str]) -> str:
     media, poster = _primary(entry, present)
     if media in VIDEO_TYPES:
         poster_attr = f' poster="{e(entry.file(poster))}"' if poster else ""
-        return (f'<video controls preload="none" width="854"{poster_attr}>'
+        return (f'<video controls preload="none" width="854"{poster_attr} aria-label="{e(alt_text(entry))}">'
                 f'<source src="{e(entry.file(media))}" type="{VIDEO_TYPES[media]}">{_track(entry, present)}'
                 f'<a href="{e(entry.file(media))}">{e(entry.file(media))}</a></video>')
     if media in IMAGE_FORMATS:
-        return f'<img src="{e(entry.file(media))}" alt="{e(entry.caption or entry.name)}" loading="lazy">'
+        return f'<img src="{e(entry.file(media))}" alt="{e(alt_text(entry))}" loading="lazy">'
     if media in TEXT_FORMATS and entry.kind.command == "shape":
         from viz.app.shape_report import shape_html   # the reference's own table, as in a notebook
 
