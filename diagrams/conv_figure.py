@@ -44,7 +44,8 @@ def _panel_grids(story: Story, step: Step) -> list[Grid]:
         if w.target not in names:
             names.append(w.target)
     grids = {g.name: g for g in story.grids}
-    return [grids[n] for n in names if n in grids]
+    # the kernel is the same in every panel: the figure shows where it lands, not its taps
+    return [grids[n] for n in names if n in grids and grids[n].role != "kernel"]
 
 
 def _panel_size(grids) -> tuple[float, float]:

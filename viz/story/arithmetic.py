@@ -132,11 +132,16 @@ def _scatter_steps(g, x, w, sc, integer) -> list[Step]:
                       "output", tuple(float(running[c]) for c in cells)))
         steps.append(Step(f"x-{fmt_index(n).replace(',', '-')}", label,
                           f"{label} = {xv} times the kernel is stamped on {where}; overlapping stamps add up.",
-                          lit=(Lit("x", "window", ((0, *n),)), Lit("y", "output", tuple(cells))),
+                          lit=(Lit("x", "window", ((0, *n),)),
+                               Lit("w", "window", tuple((0, *j) for j, k in zip(taps, keep) if k)),
+                               Lit("y", "output", tuple(cells))),
                           lines=lines,
                           writes=tuple(Write("y", c, float(running[c]), fmt_value(running[c], integer))
                                        for c in cells),
-                          weight=wt, part="scatter", data={"input": list(n), "stamp": [list(c) for c in cells]}))
+                          weight=wt, part="scatter",
+                          data={"input": list(n), "stamp": [list(c) for c in cells],
+                                "taps": [list(j) for j, k in zip(taps, keep) if k],
+                                "products": [float(x[(0, *n)] * w[(0, 0, *j)]) for j, k in zip(taps, keep) if k]}))
     return steps
 
 
