@@ -19,7 +19,7 @@ import pytest
 
 from viz import attention as A
 from viz import rnn
-from viz.story.bptt import bptt_story, gated_gain, reference_run
+from viz.story.bptt import bptt_story, gated_gain, path_share, reference_run
 from viz.story.core import Story
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +85,7 @@ def test_strongest_path_is_the_brute_force_maximum_and_paths_decompose_delta(mod
     # and it is the path that carries the largest share of δ[1] (the presets' Jacobians are nearly
     # multiples of I, so the largest bound is the largest contribution)
     assert norms[paths.index(path)] == pytest.approx(max(norms), rel=1e-6)       # near-ties: 1e-8 apart
+    assert path_share(r, path) == pytest.approx(norms[paths.index(path)] / np.linalg.norm(r.run.grads.delta[0]))
 
 
 def test_strongest_path_on_random_gains_matches_brute_force():

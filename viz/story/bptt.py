@@ -116,6 +116,16 @@ def _fewest_hops_path(T: int, k) -> list[int]:
     return path
 
 
+def path_share(r: Run, path) -> float:
+    """||(∂h[T]/∂h[1] along `path` only)ᵀ δ[T]|| / ||δ[1]||: the share of δ[1] this one path carries
+    (δ[1] is the sum over all paths of such products; their norms need not add up to 1)."""
+    v = r.run.dl_dh[-1].copy()
+    for a, b in zip(path, path[1:]):                     # h[a] read h[b]: v <- (∂h[a]/∂h[b])ᵀ v
+        J = rnn.jacobian(r.run.trace, a) if r.model == "gated" else A.jacobian(r.run.trace, a, a - b)
+        v = J.T @ v
+    return float(np.linalg.norm(v) / r.norms[0]) if r.norms[0] > 0 else 0.0
+
+
 def _path_gain(gains: dict, path) -> float:
     return float(np.prod([gains.get((b, a), 0.0) for a, b in zip(path, path[1:])]))
 
@@ -193,6 +203,18 @@ def _path_caption(r: Run, path: list[int], gain: float) -> Caption:
     if T == 1:
         return Caption("The loss reads h[1] directly: δ[1] = ∂ℓ/∂h[1].",
                        (_claim("direct", "‖δ[1]‖ = ‖∂ℓ/∂h[1]‖ = 1", abs(r.norms[0] - 1), "<", 1e-12),))
+    caption = _path_sentence(r, path, gain)
+    share = path_share(r, path)
+    rest = ("the other paths add the rest" if share < 0.995 else "the gradient takes this path")
+    return Caption(f"{caption.text} Alone it carries {fmt_value(100 * share, integer=share >= 0.1)}% of ‖δ[1]‖: "
+                   f"{rest}.",
+                   caption.claims + (_claim("path-bound", "no path carries more than its gain",
+                                            share * r.ratio, "<=", gain * (1 + ROUNDING),
+                                            "‖path's part of δ[1]‖/‖δ[T]‖", "path's gain"),))
+
+
+def _path_sentence(r: Run, path: list[int], gain: float) -> Caption:
+    T = r.T
     hops = len(path) - 1
     if r.model == "gated":
         return Caption(
