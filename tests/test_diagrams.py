@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diagrams import figures, render, style
+from diagrams import figures, legend, render, style
 from viz.app import registry
 from viz.io import MissingProgram
 from viz.story.graphs import common
@@ -322,12 +322,12 @@ def test_every_label_is_well_formed_and_one_based(kind, params):
         _well_formed(text)
     states = [n.label for n in g.nodes.values() if n.kind in ("state", "gradient", "input")]
     assert not any(re.search(r"\[0\]", s) for s in states)      # h[0] is the zero/padding node only
-    _well_formed(render.legend_label(g, style.LIGHT)[1:-1])
+    _well_formed(legend.legend_label(g, style.LIGHT)[1:-1])
 
 
 def test_legend_lists_exactly_the_kinds_used():
     g = build_diagram("gated-rnn", dict(view="backward", steps=3))
-    legend = render.legend_label(g, style.DARK)
+    legend = legend.legend_label(g, style.DARK)
     for k in ("input", "parameter (weights)", "state / output", "gradient", "loss", "zero state"):
         assert k in legend
     assert "never read" not in legend and "attention read" not in legend
