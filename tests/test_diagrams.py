@@ -327,10 +327,10 @@ def test_every_label_is_well_formed_and_one_based(kind, params):
 
 def test_legend_lists_exactly_the_kinds_used():
     g = build_diagram("gated-rnn", dict(view="backward", steps=3))
-    legend = legend.legend_label(g, style.DARK)
+    caption = legend.legend_label(g, style.DARK)
     for k in ("input", "parameter (weights)", "state / output", "gradient", "loss", "zero state"):
-        assert k in legend
-    assert "never read" not in legend and "attention read" not in legend
+        assert k in caption
+    assert "never read" not in caption and "attention read" not in caption
 
 
 # ---- determinism and files -----------------------------------------------------------------------------
