@@ -5,7 +5,7 @@ The Story holds every number, index, text and time: the grids as drawn (the padd
 padding mask, the kernel, the output), one step per output position (the taps read, the padding taps,
 the cell written, the lines of products and their sum, the window in words) and a closing step with
 the never-read inputs. ConvSlide lays the grids out from the frame and the Story, then plays the steps
-on the Story's timeline with `StoryPlayer` (scenes/common.py): one step, one screen.
+on the Story's timeline with `StoryPlayer` (scenes/player.py): one step, one screen.
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from viz.story import conv as SC
 
 from . import conv_plan as P
 from . import style
-from .common import CellGrid, GridView, StoryPlayer, fit, legend, text
+from .common import CellGrid, fit, legend, text
+from .player import GridView, StoryPlayer
 from .conv_plan import DOT_W, GAP, INSET_SEP, LABEL_W, PAIR_SEP, PANEL_SEP, TEXT_GAP, TITLE_H
 from .story_scene import StoryScene
 

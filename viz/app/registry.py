@@ -356,7 +356,8 @@ CONV_ANIMATION = FigureKind(
 
 CONV_BACKWARD_ANIMATION = FigureKind(
     command="animate", name="conv-backward",
-    summary="Convolution backward: grad_w (stride becomes dilation) and grad_x (transposed convolution).",
+    summary="Convolution backward: grad_w (stride becomes dilation) and grad_x (transposed convolution); "
+            "sizes whose numbers would be under 14 px tall at 1080p are refused.",
     params=CONV_ANIMATION.params,
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
