@@ -159,7 +159,11 @@ def _preset_caption(r: Run, preset: str, gain: float) -> Caption:
                       _claim("grows", "every step back grows δ", back.min(initial=np.inf), ">", 1,
                              "min ‖δ[t]‖/‖δ[t+1]‖")]
         return Caption(text, tuple(c for c in claims if T > 1))
-    tr = r.run.trace
+    return _attention_preset_caption(r, preset, gain, back)
+
+
+def _attention_preset_caption(r: Run, preset: str, gain: float, back: np.ndarray) -> Caption:
+    T, norms, k, tr = r.T, r.norms, r.k, r.run.trace
     a1 = np.array([tr.a[t - 1][1] for t in range(2, T + 1)]) if T > 1 else np.ones(1)
     if preset == "vanish":
         g = fmt_value(gain)
@@ -334,35 +338,36 @@ def rest_weight(T: int) -> float:
     return min(0.5, max(0.25, 4.0 / max(T - FULL_STEPS, 1)))
 
 
-def bptt_story(values: dict) -> Story:
-    """The Story of `viz animate bptt` for validated values (model, k, steps, preset, n, m, seed)."""
-    model, k, T = values.get("model", "gated"), values.get("k", 2), values.get("steps", 12)
-    preset, n, m, seed = values.get("preset", "vanish"), values.get("n", 3), values.get("m", 3), values.get("seed", 0)
-    k = k if model == "attention" else None
-    gated = reference_run("gated", None, T, n, m if model == "gated" else _comparison_m(m, preset), seed, preset)
-    gain = gated_gain(gated)
-    r = gated if model == "gated" else reference_run(model, k, T, n, m, seed, preset, gain)
+def _graph(r: Run) -> Graph:
     T = r.T
-    lo, hi = shared_limits(gated, n, seed, preset, gain)
-    path, path_gain = A.strongest_path(r.gains, T) if T > 1 else ([1], 1.0)
-
     nodes = [Node("h0", "h[0]", "muted", 0)] + [Node(f"h{t}", f"h[{t}]", "hidden", t) for t in range(1, T + 1)]
     nodes.append(Node("loss", "ℓ", "loss", T + 1))
     edges = [Edge(_edge_id(s, t), f"h{s}", f"h{t}", "hidden", "", r.weights[(s, t)]) for s, t in r.reads]
     edges.append(Edge(_edge_id(T, "loss"), f"h{T}", "loss", "loss"))
-    decades = range(lo, hi + 1)
-    series = Series("delta", "‖δ[t]‖, log scale", "gradient", tuple(float(t) for t in range(1, T + 1)),
-                    tuple(float(v) for v in r.norms), "log", limits=(10.0 ** lo, 10.0 ** hi),
-                    ticks=tuple(10.0 ** d for d in decades), tick_labels=tuple(fmt_decade(d) for d in decades))
+    return Graph(tuple(nodes), tuple(edges))
 
-    p_T = float(np.linalg.norm(r.run.dl_dh[-1]))
-    steps = [Step("forward", "forward", f"Forward: h[1] … h[{T}] from x[1] … x[{T}] (h[0] = 0); the loss ℓ "
-                  f"reads h[{T}].", part="forward",
-                  lit=(Lit("graph", "hidden", tuple(f"h{t}" for t in range(1, T + 1)) + tuple(e.id for e in edges[:-1])),
-                       Lit("graph", "loss", ("loss", edges[-1].id))),
-                  lines=(Line(f"forward: h[1] … h[{T}] computed, ℓ reads h[{T}]"),
-                         Line(f"‖∂ℓ/∂h[{T}]‖ = {fmt_sci(p_T)}", "loss", (p_T,))))]
-    done: list[str] = []
+
+def _series(r: Run, lo: int, hi: int) -> Series:
+    decades = range(lo, hi + 1)
+    return Series("delta", "‖δ[t]‖, log scale", "gradient", tuple(float(t) for t in range(1, r.T + 1)),
+                  tuple(float(v) for v in r.norms), "log", limits=(10.0 ** lo, 10.0 ** hi),
+                  ticks=tuple(10.0 ** d for d in decades), tick_labels=tuple(fmt_decade(d) for d in decades))
+
+
+def _forward_step(r: Run, graph: Graph) -> Step:
+    T, p_T = r.T, float(np.linalg.norm(r.run.dl_dh[-1]))
+    return Step("forward", "forward", f"Forward: h[1] … h[{T}] from x[1] … x[{T}] (h[0] = 0); the loss ℓ "
+                f"reads h[{T}].", part="forward",
+                lit=(Lit("graph", "hidden", tuple(f"h{t}" for t in range(1, T + 1))
+                         + tuple(e.id for e in graph.edges[:-1])),
+                     Lit("graph", "loss", ("loss", graph.edges[-1].id))),
+                lines=(Line(f"forward: h[1] … h[{T}] computed, ℓ reads h[{T}]"),
+                       Line(f"‖∂ℓ/∂h[{T}]‖ = {fmt_sci(p_T)}", "loss", (p_T,))))
+
+
+def _sweep_steps(r: Run) -> tuple[list[Step], list[str]]:
+    """The backward sweep t = T … 1, and the ids it lit (for the summary)."""
+    T, steps, done = r.T, [], []
     for i, t in enumerate(range(T, 0, -1)):
         sources = sorted(u for s, u in r.reads if s == t)
         incoming = [_edge_id(t, u) for u in sources] + ([_edge_id(T, "loss")] if t == T else [])
@@ -378,21 +383,40 @@ def bptt_story(values: dict) -> Story:
             writes=(Write("delta", (t - 1,), norm, fmt_sci(norm)),),
             data={"t": t, "norm": norm, "sources": sources}))
         done += [f"h{t}", *incoming]
+    return steps, done
+
+
+def _summary_step(r: Run, path: list[int], gain: float, done: list[str]) -> Step:
     path_ids = tuple(f"h{t}" for t in path) + tuple(_edge_id(b, a) for a, b in zip(path, path[1:]))
-    if T == 1:
-        summary = (Line(f"the loss reads h[1] directly: ‖δ[1]‖ = {fmt_sci(r.norms[0])}", "highlight",
-                        (float(r.norms[0]),)),)
+    if r.T == 1:
+        lines = (Line(f"the loss reads h[1] directly: ‖δ[1]‖ = {fmt_sci(r.norms[0])}", "highlight",
+                      (float(r.norms[0]),)),)
     else:
         hops = len(path) - 1
-        summary = (Line(f"‖δ[1]‖ / ‖δ[{T}]‖ = {fmt_sci(r.ratio)}", "highlight", (r.ratio,)),
-                   Line(f"strongest path back: {_times(path)}, {hops} hop{'s' if hops > 1 else ''}, "
-                        f"gain {fmt_sci(path_gain)}", "path", (float(hops), path_gain)))
-    steps.append(Step("summary", "the way back", summary[-1].text[0].upper() + summary[-1].text[1:] + ".",
-                      part="summary", weight=1.5,
-                      lit=(Lit("graph", "gradient", tuple(c for c in done if c not in path_ids)),
-                           Lit("graph", "path", path_ids)),
-                      lines=summary, data={"path": path, "gain": path_gain}))
+        lines = (Line(f"‖δ[1]‖ / ‖δ[{r.T}]‖ = {fmt_sci(r.ratio)}", "highlight", (r.ratio,)),
+                 Line(f"strongest path back: {_times(path)}, {hops} hop{'s' if hops > 1 else ''}, "
+                      f"gain {fmt_sci(gain)}", "path", (float(hops), gain)))
+    return Step("summary", "the way back", lines[-1].text[0].upper() + lines[-1].text[1:] + ".",
+                part="summary", weight=1.5,
+                lit=(Lit("graph", "gradient", tuple(c for c in done if c not in path_ids)),
+                     Lit("graph", "path", path_ids)),
+                lines=lines, data={"path": path, "gain": gain})
 
+
+def bptt_story(values: dict) -> Story:
+    """The Story of `viz animate bptt` for validated values (model, k, steps, preset, n, m, seed)."""
+    model, k, T = values.get("model", "gated"), values.get("k", 2), values.get("steps", 12)
+    preset, n, m, seed = values.get("preset", "vanish"), values.get("n", 3), values.get("m", 3), values.get("seed", 0)
+    k = k if model == "attention" else None
+    gated = reference_run("gated", None, T, n, m if model == "gated" else _comparison_m(m, preset), seed, preset)
+    gain = gated_gain(gated)
+    r = gated if model == "gated" else reference_run(model, k, T, n, m, seed, preset, gain)
+    T = r.T
+    lo, hi = shared_limits(gated, n, seed, preset, gain)
+    path, path_gain = A.strongest_path(r.gains, T) if T > 1 else ([1], 1.0)
+    graph = _graph(r)
+    sweep, done = _sweep_steps(r)
+    steps = [_forward_step(r, graph), *sweep, _summary_step(r, path, path_gain, done)]
     captions = [_model_caption(r), _preset_caption(r, preset, gain), _path_caption(r, path, path_gain)]
     comparison = _comparison_caption(r, gated, preset, gain)
     captions += ([comparison] if comparison else []) + [_axis_caption(r, lo, hi)]
@@ -401,6 +425,6 @@ def bptt_story(values: dict) -> Story:
            f"preset, from {fmt_sci(r.norms[-1])} at t = {T} to {fmt_sci(r.norms[0])} at t = 1"
            + (f"; the strongest path back, {len(path) - 1} hops, in yellow." if T > 1 else "."))
     params = {"model": model, "k": k, "steps": T, "preset": preset, "n": n, "m": m, "seed": seed}
-    return Story("animate bptt", params, _title(model, k, T, n, m), FORMULAS[model],
-                 graph=Graph(tuple(nodes), tuple(edges)), series=(series,), steps=tuple(steps),
-                 captions=tuple(captions), alt=alt, description=" ".join(c.text for c in captions))
+    return Story("animate bptt", params, _title(model, k, T, n, m), FORMULAS[model], graph=graph,
+                 series=(_series(r, lo, hi),), steps=tuple(steps), captions=tuple(captions), alt=alt,
+                 description=" ".join(c.text for c in captions))
