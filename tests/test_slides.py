@@ -315,7 +315,7 @@ def test_homework_deck_in_chromium_offline(homework, browser):
     context.close()
 
 
-def test_homework_manim_slides_convert_to_html(tmp_path):
+def test_homework_manim_slides_convert_to_html_and_pptx(tmp_path):
     pytest.importorskip("manim_slides")
     run = viz("slides", "animate", "conv", *HOMEWORK_ARGS, "--manim-slides", str(tmp_path / "slides"))
     assert run.returncode == 0, run.stderr
@@ -327,8 +327,17 @@ def test_homework_manim_slides_convert_to_html(tmp_path):
     html = (tmp_path / "deck.html").read_text()
     from viz.app import registry
     kind = registry.get("animate conv")
-    n = len(kind.build_story(kind.validate(HOMEWORK)).steps)
+    story = kind.build_story(kind.validate(HOMEWORK))
+    n = len(story.steps)
     assert len(re.findall(r"<section\b", html)) == n
+    convert = subprocess.run([str(Path(sys.executable).parent / "manim-slides"), "convert", "--folder",
+                              str(tmp_path / "slides"), config.stem, str(tmp_path / "deck.pptx")],
+                             capture_output=True, text=True, cwd=tmp_path)
+    assert convert.returncode == 0, convert.stderr
+    from pptx import Presentation
+    pptx = Presentation(str(tmp_path / "deck.pptx"))
+    notes = [slide.notes_slide.notes_text_frame.text for slide in pptx.slides]
+    assert len(notes) == n and all(step.narration in text for step, text in zip(story.steps, notes))
 
 
 # ---- every gallery animation --------------------------------------------------------------------
