@@ -189,6 +189,7 @@ def test_a_rerun_removes_what_a_killed_build_left(start, tmp_path):
     (out / ".f1.ab12cd34.svg").write_text("half")            # as a killed worker leaves them
     (out / "..f2.ab12cd34.zz98yx76.png").write_text("half")   # a renderer's own nested temporary
     (out / ".index.qwertyui.md").write_text("half")
+    (out / ".viz-probe.abcd1234").write_text("")             # the writability check's file
     (out / ".notes").write_text("mine")
     p = start("build", str(path), "--out", str(out), "--jobs", "2")
     _, err = p.communicate(timeout=120)

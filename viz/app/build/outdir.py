@@ -8,6 +8,7 @@ names, `viz.io.atomic_path`) and Manim's stale work folders (`scenes.render.remo
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -18,6 +19,7 @@ from .manifest import CACHE_FILE, INDEX_FILES, LOG_DIR, Manifest, ManifestError
 
 
 RANDOM = "[a-z0-9_]{8}"   # tempfile.mkstemp's random part
+PROBE = ".viz-probe."     # check_out's test file
 
 
 def _why(err: OSError) -> str:
@@ -30,13 +32,14 @@ def check_out(out_dir: Path, manifest: Manifest) -> None:
         if out_dir.exists() and not out_dir.is_dir():
             raise ManifestError([f"--out: {out_dir} exists and is not a folder"])
         out_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".viz-probe.", dir=out_dir)
+        fd, probe = tempfile.mkstemp(prefix=PROBE, dir=out_dir)
         try:
             os.write(fd, b"v")
             os.fsync(fd)
         finally:
             os.close(fd)
-            os.unlink(probe)
+            with contextlib.suppress(FileNotFoundError):   # a shard's sweep may have taken it
+                os.unlink(probe)
     except ManifestError:
         raise
     except OSError as err:
@@ -71,8 +74,7 @@ def temporaries_of(out_dir: Path, files) -> list[Path]:
             stem, suffix = file, ""
         suffix = f"\\.{re.escape(suffix)}" if suffix else ""
         patterns.append(rf"\.\.?{re.escape(stem)}\.{RANDOM}(\.{RANDOM})?{suffix}")
-    if not patterns:
-        return []
+    patterns.append(rf"{re.escape(PROBE)}{RANDOM}")
     temp = re.compile("|".join(f"(?:{p})" for p in patterns))
     try:
         names = os.listdir(out_dir)
