@@ -217,3 +217,25 @@ def test_gate_caption_says_what_the_numbers_show(scale):
     assert not s.failed_claims()
     if saturated:
         assert any(f"{saturated} of {c.size} gate values are saturated" in cap.text for cap in s.captions)
+
+
+def test_claims_hold_at_any_seed_and_weight_scale():
+    # large scales saturate σ and the softmax (values round to exactly 0 or 1 in float64): each
+    # caption must then say what the numbers show, not what the exact maths would give
+    for seed, scale, view, T in itertools.product((0, 5541), (0.01, 1.0, 100.0), gf.VIEWS, (3, 9)):
+        raw = dict(view=view, steps=T, seed=seed, scale=scale)
+        cases = [("gated-rnn", raw)] + [("attention-rnn", dict(raw, k=k, base_case=b))
+                                       for k, b in ((1, "zeros"), (3, "mask"), (None, "zeros"))]
+        for kind, r in cases:
+            s = story(kind, **r)
+            assert s.claims and not s.failed_claims(), (kind, r, [c.id for c in s.failed_claims()])
+
+
+def test_underflowing_zero_states_are_said_so():
+    s = story("attention-rnn", view="unrolled", steps=3, k=1, base_case="zeros", scale=100.0)
+    (claim,) = [c for c in s.claims if c.id.startswith("zero_mass")]
+    assert claim.id == "zero_mass_underflow" and claim.lhs == 0.0
+    assert any("exactly 0 in float64" in c.text for c in s.captions)
+    normal = story("attention-rnn", view="unrolled", steps=3, k=1, base_case="zeros")
+    share = next(c for c in normal.claims if c.id == "zero_mass").lhs
+    assert any(f"take {gf._num(share)} of the softmax mass" in c.text for c in normal.captions)

@@ -226,7 +226,8 @@ def _attention_captions(values: dict, r, g: model.Graph) -> tuple[Caption, ...]:
     tr, T, m = r.trace, r.trace.T, r.model
     span = "∞" if m.k is None else str(m.k)
     note = plain(base_case_note(m))
-    base = Caption(note[:1].upper() + note[1:] + ".", _base_case_claims(tr))
+    said, claims = _base_case_claims(tr)
+    base = Caption(note[:1].upper() + note[1:] + "." + said, claims)
     sums = np.array([float(np.sum(a)) for a in tr.a])
     softmax = Caption(f"AttentionRNN({span}) (n = {m.n}): step t mixes x[t] and the states it reads with "
                       f"softmax weights a[t], which sum to 1 at every step.",
@@ -237,15 +238,24 @@ def _attention_captions(values: dict, r, g: model.Graph) -> tuple[Caption, ...]:
     return softmax, base
 
 
-def _base_case_claims(tr) -> tuple[Claim, ...]:
-    """The numbers behind the base-case sentence: softmax mass on zero states, and reads of h[0]."""
+def _base_case_claims(tr) -> tuple[str, tuple[Claim, ...]]:
+    """The numbers behind the base-case sentence (and what it adds): softmax mass on zero states at
+    step 1, reads of h[0]. At large weight scales the zero states' exp(0) underflows beside x[1]'s
+    logit and their share is exactly 0 in float64: then the caption says that instead."""
     zero_mass = [float(np.sum(np.asarray(a)[~np.asarray(p)])) for a, p in zip(tr.a, tr.present)]
     reads_h0 = sum(int(np.sum((np.asarray(s) == 0) & np.asarray(p) & (np.asarray(lag) > 0)))
                    for s, p, lag in zip(tr.sources, tr.present, tr.lags))
     if tr.window is None:
-        return (Claim("h0_never_read", "h[0] is never read", float(reads_h0), "==", 0.0, "reads of h[0]", "0"),)
+        return "", (Claim("h0_never_read", "h[0] is never read", float(reads_h0), "==", 0.0,
+                          "reads of h[0]", "0"),)
     if tr.base_case == "mask":
-        return (Claim("no_zero_mass", "states before h[1] get no softmax mass", max(zero_mass), "==", 0.0,
-                      "max mass on zero states", "0"),)
-    return (Claim("zero_mass", "zero states take softmax mass at step 1", zero_mass[0], ">", 0.0,
-                  "mass on zero states at t = 1", "0"),)
+        return "", (Claim("no_zero_mass", "states before h[1] get no softmax mass", max(zero_mass), "==", 0.0,
+                          "max mass on zero states", "0"),)
+    if zero_mass[0] > 0:
+        return (f" At t = 1 the zero states take {_num(zero_mass[0])} of the softmax mass.",
+                (Claim("zero_mass", "zero states take softmax mass at step 1", zero_mass[0], ">", 0.0,
+                       "mass on zero states at t = 1", "0"),))
+    return (" At this weight scale their share underflows: at t = 1 it is exactly 0 in float64 "
+            "(x[1]'s logit dominates the softmax).",
+            (Claim("zero_mass_underflow", "the zero states' share at step 1 is 0 in float64", zero_mass[0],
+                   "==", 0.0, "mass on zero states at t = 1", "0"),))
