@@ -15,14 +15,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from manim import (DOWN, LEFT, PI, RIGHT, UP, Animation, Arrow, Circle, CubicBezier, GrowFromEdge, Line,
-                   Mobject, Rectangle, Square, VGroup, config)
+from manim import (DOWN, LEFT, PI, RIGHT, UP, Arrow, Circle, CubicBezier, GrowFromEdge, Line,
+                   Rectangle, Square, VGroup, config)
 
 from viz.story.bptt import bptt_story
 
 from . import style
 from .common import text as make_text
-from .story_scene import StoryScene
+from .story_scene import Fade, StoryScene
 
 # Layout (scene units; the frame is 14.22 x 8)
 TITLE_Y = 3.5
@@ -81,21 +81,6 @@ def _arc_peak(lag: int, longest: int) -> float:
     """Height of a skip edge's arc above the nodes' tops: 0.3 for lag 2 up to ARC_MAX for the longest."""
     frac = 0.0 if longest <= 2 else (lag - 2) / (longest - 2)
     return 0.3 + (ARC_MAX - 0.3) * frac
-
-
-class Fade(Animation):
-    """Fade a group of texts in (or out, then remove it) by setting its opacity in place: Manim's
-    FadeIn/FadeOut deep-copy every glyph of the group, which costs more than drawing the frames."""
-
-    def __init__(self, mob, out: bool = False, **kwargs):
-        super().__init__(mob, remover=out, introducer=not out, **kwargs)
-        self.out = out
-
-    def create_starting_mobject(self):
-        return Mobject()                      # nothing to interpolate from: no copy
-
-    def interpolate_mobject(self, alpha: float) -> None:
-        self.mobject.set_opacity(1.0 - alpha if self.out else alpha)
 
 
 class GradientFlow(StoryScene):

@@ -13,7 +13,7 @@ With manim-slides installed, `begin_step` also calls `next_slide()` when the sce
 """
 from __future__ import annotations
 
-from manim import Scene
+from manim import Animation, Mobject, Scene
 
 from viz.story.core import Story
 
@@ -48,3 +48,18 @@ class StoryScene(Scene):
         rest = t - self.clock()
         if rest > 1e-6:
             self.wait(rest)
+
+
+class Fade(Animation):
+    """Fade a group in (or out, then remove it) by setting its opacity in place: a step's transition.
+    Manim's FadeIn/FadeOut deep-copy every glyph of the group, which costs more than the frames."""
+
+    def __init__(self, mob, out: bool = False, **kwargs):
+        super().__init__(mob, remover=out, introducer=not out, **kwargs)
+        self.out = out
+
+    def create_starting_mobject(self):
+        return Mobject()                      # nothing to interpolate from: no copy
+
+    def interpolate_mobject(self, alpha: float) -> None:
+        self.mobject.set_opacity(1.0 - alpha if self.out else alpha)

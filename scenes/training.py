@@ -16,15 +16,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from manim import (DOWN, LEFT, RIGHT, UP, Animation, Create, DashedLine, Dot, Line, Mobject, Triangle, VGroup,
-                   VMobject, config)
+from manim import (DOWN, LEFT, RIGHT, UP, Create, DashedLine, Dot, Line, Triangle, VGroup, VMobject,
+                   config)
 
 from viz.story.training import training_story
 from viz.train import CLIP, STEPS
 
 from . import style
 from .common import text as make_text
-from .story_scene import StoryScene
+from .story_scene import Fade, StoryScene
 
 X_LEFT, X_RIGHT = -5.4, 6.3          # plot area (Manim units)
 LOSS_BOTTOM, LOSS_TOP = -0.7, 1.95
@@ -35,20 +35,6 @@ DRAW_SHARE = 0.5                     # a step that draws curves spends this shar
 TRANSITION = 0.45                    # seconds of a step's other transitions, at most
 ROLE_COLORS = {"text": style.TEXT, "output": style.OUTPUT, "gradient": style.GRADIENT, "muted": style.MUTED,
                "kernel": style.KERNEL, "loss": style.LOSS, "highlight": style.HIGHLIGHT}
-
-
-class Fade(Animation):
-    """Fade a group in (or out, then remove it) by setting its opacity in place (no glyph copies)."""
-
-    def __init__(self, mob, out: bool = False, **kwargs):
-        super().__init__(mob, remover=out, introducer=not out, **kwargs)
-        self.out = out
-
-    def create_starting_mobject(self):
-        return Mobject()
-
-    def interpolate_mobject(self, alpha: float) -> None:
-        self.mobject.set_opacity(1.0 - alpha if self.out else alpha)
 
 
 def _fit(mob, width: float):
