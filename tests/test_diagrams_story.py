@@ -239,3 +239,23 @@ def test_underflowing_zero_states_are_said_so():
     normal = story("attention-rnn", view="unrolled", steps=3, k=1, base_case="zeros")
     share = next(c for c in normal.claims if c.id == "zero_mass").lhs
     assert any(f"take {gf._num(share)} of the softmax mass" in c.text for c in normal.captions)
+
+
+@pytest.mark.parametrize("kind,raw", [("gated-rnn", dict(view="backward", steps=12)),
+                                      ("attention-rnn", dict(view="unrolled", steps=4, k=None)),
+                                      ("attention-rnn", dict(view="cell", k=5))])
+def test_the_drawn_legend_is_the_storys_lines(kind, raw):
+    # what the renderer writes under the figure is what the Story says, line for line
+    from diagrams import legend
+    from diagrams.figures import diagram_source
+    from viz.story.graphs.model import plain
+
+    v = values(kind, raw)
+    f = gf.figure(kind, v)
+    notes = ([f.graph.scale_note] if f.graph.scale_note else []) + list(f.graph.notes)
+    legend_lines = [ln.text for ln in f.story.steps[0].lines if ln.role == "text"]
+    assert legend_lines == [plain(n) for n in notes] and legend_lines
+    dot = diagram_source(kind, v)
+    for n in notes:
+        assert legend.wrap(n) in dot
+    assert plain(f.graph.title) == f.story.title and f"<b>{f.graph.title}</b>" in dot
