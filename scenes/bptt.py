@@ -42,8 +42,7 @@ COMPACT_COLUMN = 0.75        # narrower columns label nodes with bare times
 MIN_EDGE_OPACITY = 0.0       # opacity = a / max a: an edge the attention ignores is not drawn
 TRANSITION = 0.45            # seconds of a step's transition, at most (the rest is the hold)
 
-ROLE_COLORS = {"hidden": style.HIDDEN, "muted": style.MUTED, "loss": style.LOSS, "gradient": style.GRADIENT,
-               "highlight": style.HIGHLIGHT, "path": style.HIGHLIGHT, "text": style.TEXT}
+ROLE_COLORS = {**style.ROLE_COLORS, "path": style.HIGHLIGHT}     # the way back is the focus of the last step
 
 
 @dataclass(frozen=True)

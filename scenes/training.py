@@ -33,8 +33,7 @@ TITLE_Y, LINES_Y = 3.55, (3.0, 2.62)
 TITLE_SIZE, LINE_SIZE = 30, 20
 DRAW_SHARE = 0.5                     # a step that draws curves spends this share of its time drawing
 TRANSITION = 0.45                    # seconds of a step's other transitions, at most
-ROLE_COLORS = {"text": style.TEXT, "output": style.OUTPUT, "gradient": style.GRADIENT, "muted": style.MUTED,
-               "kernel": style.KERNEL, "loss": style.LOSS, "highlight": style.HIGHLIGHT}
+ROLE_COLORS = style.ROLE_COLORS
 
 
 def _fit(mob, width: float):
