@@ -25,20 +25,24 @@ def build_diagram(kind: str, values: dict) -> Graph:
 
 def diagram_source(kind: str, values: dict) -> str:
     """DOT text of the figure; deterministic and available without the Graphviz programs."""
-    return render.dot_source(build_diagram(kind, values), values["theme"])
+    return render.dot_source(build_diagram(kind, values), _theme(values))
 
 
-def render_figure(fig: Figure, out, fmt: str, *, dpi: float | None = None) -> Path:
+def _theme(values: dict) -> str:
+    return values.get("theme", "light")      # a render option: not part of what the figure shows
+
+
+def render_figure(fig: Figure, out, fmt: str, *, theme: str = "light", dpi: float | None = None) -> Path:
     """Write a built figure to `out` as svg, png, pdf or dot, atomically (never a partial file)."""
-    return render.render(fig.graph, Path(out), fmt, fig.story.params["theme"], dpi=dpi, story=fig.story)
+    return render.render(fig.graph, Path(out), fmt, theme, dpi=dpi, story=fig.story)
 
 
 def render_diagram(kind: str, values: dict, out, fmt: str, *, dpi: float | None = None) -> Path:
     """svg/png/pdf need Graphviz's programs (viz.io.MissingProgram says how to install them); dot does not."""
-    return render_figure(figure(kind, values), out, fmt, dpi=dpi)
+    return render_figure(figure(kind, values), out, fmt, theme=_theme(values), dpi=dpi)
 
 
 def diagram_svg(kind: str, values: dict) -> str:
     """The figure as SVG text (byte-identical across runs), with its alt text and description."""
     fig = figure(kind, values)
-    return render.svg_text(fig.graph, values["theme"], story=fig.story)
+    return render.svg_text(fig.graph, _theme(values), story=fig.story)

@@ -26,9 +26,11 @@ _ID_USE = re.compile(rb'(\bid="|\bhref="#|url\(#)([A-Za-z][\w.-]*)')
 _LONG_NUMBER = re.compile(rb"-?\d+\.\d{3,}")
 
 
-def figure_id(story=None, graph=None) -> str:
-    """A stable id prefix for one figure: a hash of its parameters (of the graph without a Story)."""
-    key = json.dumps(story.params, sort_keys=True) if story is not None else repr((graph.name, graph.title))
+def figure_id(story=None, graph=None, theme: str = "light") -> str:
+    """A stable id prefix for one figure: a hash of its parameters and theme (of the graph without a
+    Story)."""
+    what = story.params if story is not None else [graph.name, graph.title]
+    key = json.dumps([what, theme], sort_keys=True)
     return "v" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
 
 

@@ -347,7 +347,7 @@ def render_bytes(graph: Graph, fmt: str, theme: str = "light", dpi: float | None
     if fmt == "svg":
         title = story.alt if story is not None else plain(graph.title)
         desc = story.description if story is not None else " ".join(plain(n) for n in graph.notes)
-        data = files.portable_svg(data, title, desc, files.figure_id(story, graph))
+        data = files.portable_svg(data, title, desc, files.figure_id(story, graph, theme))
     return data
 
 

@@ -71,7 +71,7 @@ def test_svg_is_accessible_with_ids_of_its_own(kind, raw):
     assert "max-width:100%" in root.get("style") and "height:auto" in root.get("style")
     assert re.fullmatch(r"0 0 [\d.]+ [\d.]+", root.get("viewBox")) and root.get("width").endswith("pt")
     assert not list(root.iter(f"{SVG}text"))                                 # text is drawn as outlines
-    prefix = files.figure_id(f.story)
+    prefix = files.figure_id(f.story, theme=f.story.params["theme"])
     ids = [e.get("id") for e in root.iter() if e.get("id")]
     assert len(ids) == len(set(ids)) and all(i.startswith(prefix + "-") for i in ids)
     refs = re.findall(r'href="#([^"]+)"|url\(#([^)]+)\)', svg)
@@ -79,8 +79,9 @@ def test_svg_is_accessible_with_ids_of_its_own(kind, raw):
 
 
 def test_ids_differ_between_figures_and_are_stable():
-    a, b = fig("gated-rnn", dict(view="cell")), fig("gated-rnn", dict(view="cell", theme="dark"))
+    a, b = fig("gated-rnn", dict(view="cell")), fig("gated-rnn", dict(view="cell", steps=5))
     assert files.figure_id(a.story) != files.figure_id(b.story)
+    assert files.figure_id(a.story) != files.figure_id(a.story, theme="dark")       # both on one page
     assert files.figure_id(a.story) == files.figure_id(fig("gated-rnn", dict(view="cell")).story)
 
 
@@ -179,7 +180,7 @@ PDF_MARGIN = 2.0     # points, at most, between the page edge and the drawing
 @pytest.mark.parametrize("kind,raw", [FIGURES[i] for i in (0, 1, 2, 5)])     # each view, both themes
 def test_pdf_is_tight_vector_with_embedded_fonts(kind, raw, tmp_path):
     f = fig(kind, raw)
-    out = figures.render_figure(f, tmp_path / "fig.pdf", "pdf")
+    out = figures.render_figure(f, tmp_path / "fig.pdf", "pdf", theme=f.story.params["theme"])
     fonts = subprocess.run(["pdffonts", str(out)], capture_output=True, text=True, check=True).stdout
     rows = fonts.splitlines()[2:]
     assert rows and all(r.split()[-5] == "yes" for r in rows), fonts              # "emb" column
