@@ -316,3 +316,203 @@ def test_bptt_mode_draws_the_story(page):
     assert page.inner_text(".info").startswith("δ[5]")
     page.click('#figures button[data-id="conv"]')
     assert page.errors == []
+
+
+# ---- transposed convolution and pooling: their own Stories ---------------------------------------
+
+SET_PARAM = """([name, value]) => {
+  const e = document.getElementById('p-' + name);
+  if (e.type === 'checkbox') { e.checked = value === 'true'; e.dispatchEvent(new Event('change')); }
+  else if (e.tagName === 'SELECT') { e.value = value; e.dispatchEvent(new Event('change')); }
+  else { e.value = value; e.dispatchEvent(new Event('input')); }
+}"""
+
+
+def show_figure(page, figure: str, kind_key: str, params: dict, mode: str, fixed: dict = {}) -> dict:
+    """Pick the figure and mode, set every shown parameter (defaults for the rest), wait for the answer."""
+    kind = figures.get(kind_key)
+    if page.evaluate("() => location.hash") != f"#{figure}":
+        page.click(f'#figures button[data-id="{figure}"]')
+        page.wait_for_function("(f) => document.getElementById('stage').dataset.kind === f", arg=kind_key)
+    for p in kind.params:
+        if p.render_option or p.name in ("positions", *fixed):
+            continue
+        value = params.get(p.name, "" if p.default is None else p.format(p.default))
+        page.evaluate(SET_PARAM, [p.name, "true" if value is True else "false" if value is False else value])
+    page.click(f'#modes button[data-mode="{mode}"]')
+    values = kind.validate({**params, **fixed})
+    page.wait_for_function("([c, m]) => document.getElementById('command').textContent === c && "
+                           "document.getElementById('stage').dataset.mode === m",
+                           arg=[kind.command_line(values), mode])
+    return values
+
+
+TRANSPOSED = [   # 1-D/2-D, stride, padding, dilation, output padding (also a ≥ s, allowed as a < d)
+    {"input": "4", "kernel": "3", "stride": "2", "padding": "1", "output_padding": "1"},
+    {"input": "3", "kernel": "2", "stride": "3"},                                   # gaps no stamp reaches
+    {"input": "3x2", "kernel": "2x3", "stride": "2x1", "padding": "1x0"},
+    {"input": "3x3", "kernel": "2", "stride": "2", "dilation": "3", "output_padding": "2x1"},
+]
+
+
+def torch_conv_transpose(story: dict, g) -> np.ndarray:
+    """PyTorch's conv_transpose of the Story's own x and w (the oracle for the products shown)."""
+    torch = pytest.importorskip("torch")
+    grids = {a["name"]: torch.tensor(a["values"], dtype=torch.float64).reshape(a["shape"]) for a in story["grids"]}
+    fn = torch.nn.functional.conv_transpose1d if g.ndim == 1 else torch.nn.functional.conv_transpose2d
+    pads = [lo for lo, _ in g.padding]          # symmetric (lo, hi) pairs
+    y = fn(grids["x"][None], grids["w"][None], stride=list(g.stride), padding=pads, dilation=list(g.dilation),
+           output_padding=list(g.output_padding))
+    return y[0, 0].numpy().round().astype(int)
+
+
+@pytest.mark.parametrize("params", TRANSPOSED, ids=lambda p: "-".join(f"{k}{v}" for k, v in p.items()))
+def test_transposed_mode_lights_the_stamps(page, params):
+    from viz import transpose
+
+    values = show_figure(page, "transpose", "diagram conv-transpose", params, "scatter", {"form": "scatter"})
+    args = [values[k] for k in ("input", "kernel", "stride", "padding", "dilation", "output_padding")]
+    st, g = transpose.stamps(*args), conv.conv_transpose_geometry(*args)
+    nd = g.ndim
+    kernel = list(np.ndindex(*g.kernel))
+    reached: dict = {}
+    for n in np.ndindex(*g.in_shape):
+        idx, pad = st.indices[n].reshape(-1, nd), st.is_padding[n].ravel()
+        stamp = [tuple(int(v) for v in c) for c, p in zip(idx, pad) if not p]
+        for c in stamp:
+            reached.setdefault(c, set()).add(n)
+        got = hover(page, "x", (0, *n), ("lit-window",))
+        assert got["x"] == keys([(0, *n)]) and got["what"] == "reads", n
+        assert got.get("w", []) == keys((0, *j) for j, p in zip(kernel, pad) if not p), n   # the taps it uses
+        assert "times w lands on" in got["text"] and "running sums" in got["text"]
+        assert re.findall(r"→ y\[([\d,]+)\]", got["text"]) == [",".join(str(v + 1) for v in c) for c in stamp], n
+        assert hover(page, "x", (0, *n), ("lit-output",)).get("y", []) == keys(stamp), n
+    assert all((c in reached) == bool(st.read_count[c]) for c in np.ndindex(*g.out_shape))
+    y = torch_conv_transpose(serve.render_answer("transpose", params, mode="scatter")["story"], g)
+    for m in np.ndindex(*g.out_shape):
+        got = hover(page, "y", m, ("lit-window",))
+        assert got.get("x", []) == keys((0, *n) for n in reached.get(m, ())), m
+        if m in reached:   # one product per input reaching it; they add up to PyTorch's y[m]
+            products = re.findall(r"= (−?\d+) → y\[" + re.escape(",".join(str(v + 1) for v in m)) + r"\]", got["text"])
+            assert got["what"] == "reached-by" and len(products) == len(reached[m]), m
+            assert sum(int(v.replace("−", "-")) for v in products) == y[m], m
+        else:
+            assert m in st.never_read and got["what"] == "never" and "no stamp reaches" in got["text"], m
+    assert page.errors == []
+
+
+def test_transposed_gather_form_output_padding_and_errors(page, tmp_path):
+    params = {"input": "3x3", "kernel": "3", "stride": "2", "padding": "1", "output_padding": "1"}
+    show_figure(page, "transpose", "diagram conv-transpose", params, "scatter", {"form": "scatter"})
+    page.hover('svg.grid[data-grid="x"] rect[data-cell="0,1,1"]')
+    page.screenshot(path=str(tmp_path / "explorer-transpose-scatter.png"), full_page=True)
+    assert page.locator('[data-param="form"]').count() == 0 and page.locator('[data-param="positions"]').count() == 0
+    assert page.is_visible('[data-param="output_padding"]')
+    values = show_figure(page, "transpose", "diagram conv-transpose", params, "gather", {"form": "gather"})
+    assert page.inner_text("#command").endswith("--form gather")
+    g = conv.conv_transpose_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
+                                     values["dilation"], values["output_padding"])
+    story = serve.render_answer("transpose", params, mode="gather")["story"]
+    spread = next(x for x in story["grids"] if x["name"] == "x_spread")
+    muted = page.evaluate("() => [...document.querySelectorAll('svg.grid[data-grid=x_spread] rect.muted')].length")
+    dashed = page.evaluate("() => [...document.querySelectorAll('svg.grid[data-grid=x_spread] rect.pad')].length")
+    assert muted == sum(spread["muted"]) > 0 and dashed == sum(spread["padding"]) > 0
+    for m in np.ndindex(*g.out_shape):     # each output reads a k×k window of the spread grid (stride 1)
+        got = hover(page, "y", m, ("lit-window", "lit-muted", "lit-padtap"))
+        want = keys((0, m[0] + a, m[1] + b) for a in range(3) for b in range(3))
+        assert got["x_spread"] == want and got["what"] == "reads", m
+    page.hover('svg.grid[data-grid="y"] rect[data-cell="2,3"]')
+    page.screenshot(path=str(tmp_path / "explorer-transpose-gather.png"), full_page=True)
+    # output padding too large: the registry's one line, the field marked, the old figure dimmed
+    page.evaluate(SET_PARAM, ["output_padding", "2"])
+    page.wait_for_selector("#error:not([hidden])")
+    with pytest.raises(figures.ParamError) as err:
+        figures.get("diagram conv-transpose").validate({**params, "output_padding": "2"})
+    assert page.inner_text("#error") == str(err.value)
+    assert page.get_attribute('.row[data-param="output_padding"]', "class") == "row invalid"
+    page.wait_for_function("() => getComputedStyle(document.getElementById('stage')).opacity === '0.4'")
+    page.evaluate(SET_PARAM, ["output_padding", "1"])
+    page.wait_for_selector("#error", state="hidden")
+    assert page.errors == []
+
+
+POOLS = [   # max/avg, 1-D/2-D, padding, dilation (max), ceil_mode, count_include_pad (avg)
+    {"input": "7", "kernel": "3", "stride": "2", "padding": "1", "mode": "max"},
+    {"input": "7x6", "kernel": "3x2", "stride": "2", "padding": "1x0", "dilation": "2x1", "mode": "max",
+     "ceil_mode": True},
+    {"input": "5x5", "kernel": "3", "stride": "2", "padding": "1", "mode": "avg", "ceil_mode": True,
+     "count_include_pad": False},
+    {"input": "8", "kernel": "2", "stride": "3", "mode": "avg"},                      # unread inputs
+]
+
+
+def flags(params: dict) -> dict:
+    return {k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()}
+
+
+@pytest.mark.parametrize("params", POOLS, ids=lambda p: "-".join(f"{k}{v}" for k, v in p.items()))
+def test_pool_mode_lights_the_windows(page, params):
+    """Each output lights exactly pool_geometry's window (real taps, padding taps dashed) and, for max,
+    the cell max_pool(return_indices=True) picks; each input the outputs reading it; backward: each
+    ∂ℓ/∂y[o] lights where it goes (max: the argmax, avg: the real taps), each ∂ℓ/∂x what it receives."""
+    from playwright.sync_api import expect
+    from viz import pool
+
+    values = show_figure(page, "pool", "diagram pool", flags(params), "forward")
+    mode = values["mode"]
+    g = pool.pool_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
+                           values["dilation"] if mode == "max" else 1, values["ceil_mode"])
+    win, lo = g.windows, np.array([p for p, _ in g.windows.geometry.padding])
+    nd = len(g.in_shape)
+    grid = next(a for a in serve.render_answer("pool", flags(params))["story"]["grids"] if a["name"] == "x")
+    x = np.array(grid["values"]).reshape(grid["shape"])[(0, *(slice(a, a + n) for a, n in zip(lo, g.in_shape)))]
+    if mode == "max":
+        _, arg = pool.max_pool(x[None], g.kernel, g.stride, g.padding, g.dilation, g.ceil_mode, return_indices=True)
+    hidden, shown = ("dilation", "count_include_pad") if mode == "avg" else ("count_include_pad", "dilation")
+    expect(page.locator(f'[data-param="{hidden}"]')).to_be_hidden()
+    expect(page.locator(f'[data-param="{shown}"]')).to_be_visible()
+    goes: dict = {}
+    for o in np.ndindex(*g.out_shape):
+        taps, pads = win.indices[o].reshape(-1, nd), win.is_padding[o].ravel()
+        real = [tuple(int(v) for v in t) for t, p in zip(taps, pads) if not p]
+        got = hover(page, "y", o, ("lit-window",))
+        assert got["x"] == keys((0, *(np.array(t) + lo)) for t in real) and got["what"] == "reads", o
+        got = hover(page, "y", o, ("lit-padtap",))
+        assert got.get("x", []) == keys((0, *(t + lo)) for t, p in zip(taps, pads) if p), o
+        to = [tuple(int(v) for v in np.unravel_index(int(arg[(0, *o)]), g.in_shape))] if mode == "max" else real
+        got = hover(page, "y", o, ("lit-max",))
+        assert got.get("x", []) == (keys([(0, *(np.array(to[0]) + lo))]) if mode == "max" else []), o
+        goes[o] = to
+    for m in np.ndindex(*g.in_shape):
+        want = [o for o in np.ndindex(*g.out_shape) if any(
+            (t == np.array(m)).all() and not p for t, p in zip(win.indices[o].reshape(-1, nd), win.is_padding[o].ravel()))]
+        got = hover(page, "x", (0, *(np.array(m) + lo)), ("lit-output",))
+        assert got.get("y", []) == keys(want), m
+    show_figure(page, "pool", "diagram pool", flags(params), "backward")
+    for o, to in goes.items():
+        got = hover(page, "grad_y", o, ("lit-output",))
+        assert got["grad_x"] == keys(to) and got["text"].startswith("∂ℓ/∂y"), o
+    for m in np.ndindex(*g.in_shape):
+        want = [o for o, to in goes.items() if m in to]
+        got = hover(page, "grad_x", m, ("lit-window",))
+        assert got.get("grad_y", []) == keys(want), m
+        assert got["what"] == ("reached-by" if want else "unreached"), m
+    assert page.errors == []
+
+
+def test_pool_keyboard_and_screenshots(page, tmp_path):
+    show_figure(page, "pool", "diagram pool", {"input": "6x6", "kernel": "3", "stride": "2", "padding": "1"},
+                "forward")
+    page.click('svg.grid[data-grid="y"] rect[data-cell="0,0"]')
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("() => document.querySelector('rect.focus').dataset.cell") == "1,1"
+    assert page.inner_text(".info").startswith("y = ") and "max(" in page.inner_text(".info")
+    page.screenshot(path=str(tmp_path / "explorer-pool-max.png"), full_page=True)
+    show_figure(page, "pool", "diagram pool", {"input": "6x6", "kernel": "3", "stride": "2", "padding": "1",
+                                               "mode": "avg"}, "backward")
+    page.hover('svg.grid[data-grid="grad_x"] rect[data-cell="2,2"]')
+    page.screenshot(path=str(tmp_path / "explorer-pool-avg-backward.png"), full_page=True)
+    page.click('#figures button[data-id="conv"]')
+    page.wait_for_selector('svg.grid[data-grid="w"]')
+    assert page.errors == []

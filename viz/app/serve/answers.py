@@ -13,8 +13,18 @@ Modes (the views of one figure):
                              output gradients and taps it came from
                 transposed   the same Story's grad_x part read the other way (it IS a transposed
                              convolution): each ∂ℓ/∂y cell stamps its kernel into ∂ℓ/∂x
+    transpose   scatter      the "diagram conv-transpose" Story, scatter form: each input x[n] stamps
+                             x[n]·w onto y; an output lights every input whose stamp reaches it
+                gather       the same kind, gather form: the flipped kernel over the zero-spread input
+    pool        forward      the "diagram pool" Story's forward part: each output and the window it reads
+                             (the maximum a max pool picks marked)
+                backward     its grad_x part: where each ∂ℓ/∂y[o] goes (max: the argmax; avg: spread)
     bptt        bptt         the "animate bptt" Story: steps back through time, the log-scale bars
                 diagram      the backward diagram of the same network (Graphviz)
+
+A step is named by the cell it writes, or, in a mode with `owner`, by the cell it lights on that grid
+(the input x[n] of a stamp, the ∂ℓ/∂y[o] that is passed back): hovering the owner lights its step,
+hovering an output lights every step that reaches it.
 """
 from __future__ import annotations
 
@@ -55,11 +65,13 @@ class Mode:
     sources: str = ""          # the grid that a step's data["sources"] (0-based cells) points into
     kernel: str = ""           # the kernel grid whose taps a step's data["taps"] lists, in row-major order
     scatter: bool = False      # step through the `sources` cells, each lighting the outputs it reaches
+    owner: str = ""            # the grid whose lit cell names each step (its outputs: what it reaches)
+    fixed: tuple[tuple[str, str], ...] = ()   # parameters this mode sets (its form row is hidden)
 
     def to_json(self) -> dict:
         return {"id": self.id, "label": self.label, "draws": self.draws, "part": self.part, "note": self.note,
                 "grids": list(self.grids), "sources": self.sources, "scatter": self.scatter,
-                "kernel": self.kernel}
+                "kernel": self.kernel, "owner": self.owner, "fixed": dict(self.fixed)}
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,8 @@ class ExplorerFigure:
         """What the form leaves out: how a file is encoded (the registry's render options: quality,
         step time; the theme, which the page's own switch sets), and `hidden`."""
         kind = figures.get(self.kind)
-        return tuple(p.name for p in kind.params if p.render_option or p.name in self.hidden)
+        fixed = {name for m in self.modes for name, _ in m.fixed}
+        return tuple(p.name for p in kind.params if p.render_option or p.name in self.hidden or p.name in fixed)
 
     def to_json(self) -> dict:
         kind = figures.get(self.kind)
@@ -109,9 +122,29 @@ _CONV_MODES = (
               "∂ℓ/∂y entry scatters a stamp of w into ∂ℓ/∂x. Hover a ∂ℓ/∂y cell to light its stamp."),
 )
 _DIAGRAM_MODE = (Mode("diagram", "Diagram", "", "svg"),)
+_TRANSPOSE_MODES = (
+    Mode("scatter", "Scatter", "diagram conv-transpose", "story", owner="x", fixed=(("form", "scatter"),),
+         note="Each input x[n] times the kernel is stamped onto y; overlapping stamps add. Hover an input to "
+              "light its stamp and the taps it uses; hover an output to light every input whose stamp reaches it."),
+    Mode("gather", "Gather", "diagram conv-transpose", "story", fixed=(("form", "gather"),),
+         note="The same output: stride − 1 zeros inserted between the inputs (dotted), padded by d(k−1) − p "
+              "(dashed), read by the flipped kernel. Hover an output to light what it reads."),
+)
+_POOL_MODES = (
+    Mode("forward", "Forward", "diagram pool", "story", part="forward", grids=("x", "y"),
+         note="Hover an output to light its window (a max pool's winner outlined thick); hover an input to "
+              "light every output that reads it. Arrow keys move the focused cell."),
+    Mode("backward", "Backward", "diagram pool", "story", part="grad_x", grids=("grad_y", "grad_x"),
+         owner="grad_y",
+         note="Where ∂ℓ/∂y goes: a max pool sends each entry to its window's maximum, an average pool spreads "
+              "it over the window. Hover ∂ℓ/∂y[o] to light its cells; hover ∂ℓ/∂x to light what it receives."),
+)
 
 FIGURES = {f.id: f for f in (
     ExplorerFigure("conv", "Convolution", "animate conv", _CONV_MODES, check=figures._check_conv_animation),
+    ExplorerFigure("transpose", "Transposed conv", "diagram conv-transpose", _TRANSPOSE_MODES,
+                   hidden=("positions",)),
+    ExplorerFigure("pool", "Pooling", "diagram pool", _POOL_MODES, hidden=("positions",)),
     ExplorerFigure("gated", "Gated RNN", "diagram gated-rnn", _DIAGRAM_MODE),
     ExplorerFigure("attention", "AttentionRNN(k/∞)", "diagram attention-rnn", _DIAGRAM_MODE),
     ExplorerFigure("bptt", "BPTT", "animate bptt", (
@@ -136,6 +169,9 @@ _UNUSED_WHEN = {
     ("diagram attention-rnn", "steps"): lambda v: v.get("view") == "cell",
     # AttentionRNN(∞) reads existing states only: the base case is always "mask"
     ("diagram attention-rnn", "base_case"): lambda v: v.get("k", 0) is None,
+    # PyTorch's avg pool has no dilation; count_include_pad is the average's divisor
+    ("diagram pool", "dilation"): lambda v: v.get("mode") == "avg",
+    ("diagram pool", "count_include_pad"): lambda v: v.get("mode") == "max",
 }
 
 
@@ -244,6 +280,29 @@ def story_dict(kind_key: str, values: dict) -> dict:
         raise BadRequest(str(err).splitlines()[0]) from None
 
 
+def stamp_products(story: dict) -> dict:
+    """For each scatter step (data "input", "taps", "stamp", "products": a transposed convolution's
+    stamp), one text per stamp cell, in the stamp's order: "x[n]·w[j] = x·w = product → y[m]"
+    (1-based, viz.text's typography), so the page shows the products without formatting a number."""
+    import numpy as np
+
+    from viz.text import fmt_factor, fmt_index, fmt_value
+
+    grids = {g["name"]: np.asarray(g["values"], dtype=float).reshape(g["shape"]) for g in story.get("grids", ())}
+    integer = (story.get("params") or {}).get("values", "int") == "int"
+    out = {}
+    for step in story.get("steps", ()):
+        d = step.get("data") or {}
+        if not {"input", "taps", "stamp", "products"} <= set(d) or not {"x", "w"} <= set(grids):
+            continue
+        n = tuple(d["input"])
+        xv = grids["x"][(0, *n)]
+        out[step["id"]] = [f"x[{fmt_index(n)}]·w[{fmt_index(j)}] = {fmt_factor(xv, integer)}·"
+                           f"{fmt_factor(grids['w'][(0, *j)], integer)} = {fmt_value(p, integer)} → y[{fmt_index(m)}]"
+                           for j, m, p in zip(d["taps"], d["stamp"], d["products"])]
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------
 # The answer
 
@@ -256,7 +315,10 @@ def _raw_params(fig: ExplorerFigure, raw_params) -> dict:
     if not isinstance(raw_params, dict):
         raise BadRequest("params must be an object of parameter values", "params")
     raw = {}
+    optional = {p.name for p in figures.get(fig.kind).params if p.default is None}
     for name, value in raw_params.items():
+        if value == "" and isinstance(name, str) and name.replace("-", "_") in optional:
+            continue  # an empty box: the default (pool's stride: the kernel)
         if not isinstance(name, str) or len(name) > 64:
             raise BadRequest("parameter names must be short strings", "params")
         if name.replace("-", "_") in fig.hidden_params:
@@ -278,7 +340,7 @@ def render_answer(figure_id, raw_params, theme: str = "light", mode: str | None 
         raise BadRequest("--mode: must be a string", "mode")
     view = fig.mode(mode)
     kind = figures.get(fig.kind)
-    raw = _raw_params(fig, raw_params)
+    raw = {**_raw_params(fig, raw_params), **dict(view.fixed)}
     if "theme" in {p.name for p in kind.params}:
         raw["theme"] = theme
     values = _validate(fig, kind, raw)
@@ -289,10 +351,12 @@ def render_answer(figure_id, raw_params, theme: str = "light", mode: str | None 
     answer = {"figure": fig.id, "kind": kind.key, "mode": view.id, "params": shown,
               "unused": [p for p in unused_params(kind, values) if p not in fig.hidden_params],
               "command": target.command_line(own), "video_note": _video_note(fig, target, own),
-              "view": view.to_json()}
+              "view": {**view.to_json(), "padding": _padding_note(kind, values)}}
     if view.draws == "story":
         story = story_dict(view.kind, values)
         answer["story"] = story
+        if products := stamp_products(story):
+            answer["products"] = products
         answer["formula"] = list(story.get("formula") or ()) or (
             conv_formula(values) if fig.id == "conv" else [story.get("title", "")])
     elif fig.id == "bptt":
@@ -311,10 +375,19 @@ def _validate(fig: ExplorerFigure, kind: figures.FigureKind, raw: dict) -> dict:
     own = dataclasses.replace(kind, check=fig.check) if fig.check else kind
     try:
         return own.validate(raw)
-    except figures.ParamError as err:
-        raise BadRequest(str(err), err.param) from None
+    except figures.ParamError as err:   # the parameter the message names (a figure's geometry check
+        raise BadRequest(str(err), _param_named(kind, str(err)) or err.param) from None   # says "input")
     except ValueError as err:     # a combination the reference rejects (same message as the CLI)
         raise BadRequest(str(err), _param_named(kind, str(err))) from None
+
+
+def _padding_note(kind: figures.FigureKind, values: dict) -> str:
+    """What a padding cell is, for the page to say when a window reaches one."""
+    if kind.key != "diagram pool":
+        return "padding (a 0)"
+    if values.get("mode") == "max":
+        return "padding (never the maximum)"
+    return "padding (a 0, " + ("counted" if values.get("count_include_pad") else "not counted") + " in the divisor)"
 
 
 def _video_note(fig: ExplorerFigure, target: figures.FigureKind, values: dict) -> str:

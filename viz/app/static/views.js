@@ -2,13 +2,15 @@
 // views: hover, click or focus a cell to light what the Story says it reads or feeds. Shared by the page
 // (explorer.js) and the notebook widget (viz/app/widget/), so: plain DOM, no network, no globals but
 // `VizViews`. It computes nothing: every number and word shown is the Story's; it only looks up which
-// steps light a cell (and, for the transposed view, reads that relation the other way round).
+// steps light a cell (and, for the transposed view, reads that relation the other way round). In a mode
+// with an `owner` grid (a transposed convolution's inputs, a pool's ∂ℓ/∂y) each step is named by its cell
+// there, and an output cell lights every step that reaches it.
 "use strict";
 
 const VizViews = (() => {
   const SVGNS = "http://www.w3.org/2000/svg";
   const LIT = { window: "lit-window", padding_tap: "lit-padtap", muted: "lit-muted", output: "lit-output",
-                never_read: "lit-never", bias: "lit-bias", path: "lit-path", highlight: "lit-window",
+                never_read: "lit-never", bias: "lit-bias", path: "lit-path", highlight: "lit-max",
                 gradient: "lit-output", loss: "lit-output" };
   const READS = new Set(["window", "padding_tap"]);
   const MIN_FONT = 8;          // below this a cell shows no number; hovering it shows the value instead
@@ -64,6 +66,7 @@ const VizViews = (() => {
       this.host = host;
       this.story = answer.story;
       this.view = answer.view || {};
+      this.products = answer.products || {};   // step id -> a text per stamp cell (a scatter's products)
       this.opts = opts;
       this.zoom = opts.zoom || 1;
       const p = this.story.params || {};
@@ -83,20 +86,32 @@ const VizViews = (() => {
       this.producer = new Map();      // "grid|cell" -> step index (the step writing it)
       this.readers = new Map();       // "grid|cell" -> [step indices] (steps whose window reads it)
       this.never = new Map();         // "grid|cell" -> the never-read step
+      this.reachedBy = new Map();     // owner modes: "grid|cell" -> [steps whose output it is]
+      const owner = this.view.owner;
       this.steps.forEach((s, i) => {
+        const own = this.ownerCell(s);
+        if (own) this.producer.set(`${owner}|${key(own)}`, i);
         for (const lit of s.lit) {
           for (const c of lit.cells) {
             const k = `${lit.target}|${key(c)}`;
-            if (lit.role === "output" && !this.producer.has(k)) this.producer.set(k, i);
-            else if (READS.has(lit.role)) this.push(this.readers, k, i);
+            if (lit.role === "output" && owner) this.push(this.reachedBy, k, i);
+            else if (lit.role === "output") { if (!this.producer.has(k)) this.producer.set(k, i); }
+            else if (READS.has(lit.role) && !owner) this.push(this.readers, k, i);
             else if (lit.role === "never_read") this.never.set(k, s);
           }
         }
         for (const c of this.sourcesOf(s)) this.push(this.readers, `${this.view.sources}|${key(c)}`, i);
       });
+      this.outputGrids = new Set(owner ? [...this.reachedBy.keys()].map((k) => k.split("|")[0]) : []);
       this.order = this.view.scatter
         ? [...cells(this.gridNamed(this.view.sources).shape)].map(([, c]) => c)
         : this.steps.map((s, i) => i);
+    }
+
+    // the cell naming a step in an owner mode: the first it lights on the owner grid (null: none)
+    ownerCell(step) {
+      const lit = this.view.owner && step.lit.find((l) => l.target === this.view.owner && l.cells.length);
+      return lit ? lit.cells[0] : null;
     }
 
     push(map, k, v) {
@@ -282,8 +297,21 @@ const VizViews = (() => {
         const s = this.steps[this.producer.get(id)];
         this.lightStep(s);
         what = "reads";
-        lines.push(el("div", { class: "step-label", text: s.label }), ...s.lines.map(this.lineEl));
+        lines.push(el("div", { class: "step-label", text: s.label }), ...s.lines.map(this.lineEl),
+                   ...this.listed(this.products[s.id] || []).map((t) => el("div", { class: "product", text: t })));
         this.position = this.producer.get(id);
+      } else if (this.reachedBy.has(id)) {
+        const from = this.reachedBy.get(id).map((i) => this.steps[i]);
+        for (const s of from) this.light(this.view.owner, this.ownerCell(s), "lit-window");
+        if (r) r.classList.add("lit-output");
+        what = "reached-by";
+        // each step's own product landing here (a scatter), else its first line, else its label
+        const parts = from.map((s) => {
+          const at = ((s.data || {}).stamp || []).findIndex((c) => key(c) === k);
+          return (this.products[s.id] || [])[at] || (s.lines[0] || {}).text || s.label;
+        });
+        lines.push(el("div", { text: "from" }),
+                   ...this.listed(parts).map((t) => el("div", { class: "product", text: `  ${t}` })));
       } else if (this.readers.has(id)) {
         const readers = this.readers.get(id).map((i) => this.steps[i]);
         for (const s of readers)
@@ -295,7 +323,9 @@ const VizViews = (() => {
         const shown = names.slice(0, 12).join(", ") + (names.length > 12 ? `, … (${names.length} in all)` : "");
         const pad = g.padding && g.padding[f];
         const verb = this.view.scatter ? "scatters its stamp of w into" : "is read by";
-        lines.push(el("div", { text: pad ? `padding (a 0): the windows of ${shown} land here and add 0`
+        const padText = this.view.padding || "padding (a 0)";
+        const adds = padText === "padding (a 0)" ? " and add 0" : "";
+        lines.push(el("div", { text: pad ? `${padText}: the windows of ${shown} land here${adds}`
                                          : `${verb} ${shown}` }));
         if (this.view.scatter) this.position = this.order.findIndex((c) => key(c) === k);
       } else if (this.never.has(id)) {
@@ -303,14 +333,21 @@ const VizViews = (() => {
         this.lightStep(s, false);
         what = "never";
         lines.push(...s.lines.map(this.lineEl));
+      } else if (this.outputGrids.has(grid)) {
+        what = "unreached";
+        lines.push(el("div", { text: "nothing reaches it: it stays 0" }));
       } else if (g.padding && g.padding[f]) {
         what = "padding";
-        lines.push(el("div", { text: "padding (a 0): no window reaches it" }));
+        lines.push(el("div", { text: `${this.view.padding || "padding (a 0)"}: no window reaches it` }));
       }
       this.info.replaceChildren(head, ...lines);
       this.info.dataset.what = what;
       this.updatePosition();
       if (this.opts.onSelect) this.opts.onSelect({ grid, cell: k, what });
+    }
+
+    listed(texts) {
+      return texts.length > 12 ? [...texts.slice(0, 12), `… (${texts.length} in all)`] : texts;
     }
 
     lineEl(line) {
@@ -335,6 +372,11 @@ const VizViews = (() => {
         return;
       }
       const s = this.steps[this.position];
+      const own = this.ownerCell(s);
+      if (own && this.rects.has(`${this.view.owner}|${key(own)}`)) {
+        this.select(this.view.owner, key(own));
+        return;
+      }
       const written = (s.writes || [])[0];
       if (written && this.rects.has(`${written.target}|${key(written.cell)}`)) {
         this.select(written.target, key(written.cell));
