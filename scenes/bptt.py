@@ -39,8 +39,8 @@ CHAIN_LEFT = -5.7            # h[0]
 CHAIN_RIGHT = 6.45           # the loss node
 MAX_COLUMN = 1.3
 COMPACT_COLUMN = 0.75        # narrower columns label nodes with bare times
-MIN_EDGE_OPACITY = 0.0       # opacity = a / max a: an edge the attention ignores is not drawn
 TRANSITION = 0.45            # seconds of a step's transition, at most (the rest is the hold)
+FOCUS_WIDTH = 4.0            # stroke of the edges a step is about (the gradient's way in, the path)
 
 ROLE_COLORS = {**style.ROLE_COLORS, "path": style.HIGHLIGHT}     # the way back is the focus of the last step
 
@@ -99,6 +99,7 @@ class GradientFlow(StoryScene):
         self.progress_total = 1 + 2 * len(story.steps)
         self.nodes: dict[str, Circle] = {}
         self.edges: dict[str, object] = {}
+        self.edge_width: dict[str, float] = {}       # each edge's own stroke width (focus widens it)
         self.bars: dict[int, Rectangle] = {}
         self.bar_labels: dict[int, object] = {}
         self.step_lines: dict[int, VGroup] = {}
@@ -142,6 +143,7 @@ class GradientFlow(StoryScene):
             mob = CubicBezier(p0, p0 + lift + RIGHT * 0.1, p3 + lift + LEFT * 0.1, p3, color=style.MUTED,
                               stroke_width=2)
         mob.set_stroke(opacity=opacity)
+        self.edge_width[edge.id] = mob.get_stroke_width()
         if isinstance(mob, Arrow):
             mob.tip.set_fill(opacity=opacity).set_stroke(opacity=opacity)
         return mob
@@ -208,8 +210,9 @@ class GradientFlow(StoryScene):
             labels.add(self._text("t", style.SMALL_SIZE, style.MUTED).next_to(labels[0], LEFT, buff=0.25))
         longest = max((round((self.nodes[e.target].get_center()[0] - self.nodes[e.source].get_center()[0])
                              / self.layout.column) for e in graph.edges), default=1)
-        top = max((e.weight for e in graph.edges), default=1.0) or 1.0
-        self.edge_opacity = {e.id: max(MIN_EDGE_OPACITY, min(1.0, e.weight / top)) for e in graph.edges}
+        # opacity = a, the edge's attention weight (1 in the gated RNN and for the loss): an edge the
+        # attention ignores is not drawn, even while the gradient arrives over it (it carries ~nothing)
+        self.edge_opacity = {e.id: min(1.0, max(0.0, e.weight)) for e in graph.edges}
         self.edges.update({e.id: self._edge(e, longest, self.edge_opacity[e.id]) for e in graph.edges})
         # everything static is on the first frame (no blank start, no fade of hundreds of mobjects)
         self.add(*self.edges.values(), *self.nodes.values(), labels, self._axis(), self.title, self.formula)
@@ -236,7 +239,8 @@ class GradientFlow(StoryScene):
                     continue                          # computed edges keep their grey: only states fill
                 if cell in self.edges:
                     path = lit.role == "path"          # the path back is drawn in full, whatever its a
-                    self._color_edge(cell, color, 4 if path else None, 1.0 if path else None)
+                    width = FOCUS_WIDTH if lit.role in ("path", "highlight") else self.edge_width[cell]
+                    self._color_edge(cell, color, width, 1.0 if path else None)
                 elif cell in self.nodes:
                     node = self.nodes[cell]
                     if lit.role == "hidden":

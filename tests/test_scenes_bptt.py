@@ -70,16 +70,15 @@ def test_scene_draws_the_story_on_its_timeline_inside_the_frame_without_overlaps
             height = (math.log10(w.value) - lo) / (hi - lo) * 1.85
             assert scene.bars[t].height == pytest.approx(max(0.02, height), abs=1e-6)
     assert set(scene.edges) == {e.id for e in story.graph.edges}
-    top = max(e.weight for e in story.graph.edges)
     final = story.steps[-1]
     path = set(final.lit_cells("graph", "path"))
-    for e in story.graph.edges:          # the last screen: the path yellow and opaque, the rest ∝ a
+    for e in story.graph.edges:          # the last screen: the path yellow and opaque, the rest at opacity a
         m = scene.edges[e.id]
         if e.id in path:
             assert m.get_stroke_color().to_hex().upper() == style.HIGHLIGHT.upper()
             assert m.get_stroke_opacity() == pytest.approx(1.0)
         else:
-            assert m.get_stroke_opacity() == pytest.approx(e.weight / top, abs=1e-6), e.id
+            assert m.get_stroke_opacity() == pytest.approx(e.weight, abs=1e-6), e.id      # opacity = a
     written = {id(m): s for m, s in scene.texts}
     for index, st in enumerate(story.steps):        # the step's lines, as the Story writes them
         assert [written[id(m)] for m in scene.step_lines[index]] == [line.text for line in st.lines[:2]]
