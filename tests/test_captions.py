@@ -43,3 +43,16 @@ def test_cues_follow_the_scene_timeline(tmp_path, key, raw):
     for (cue_id, start, end, _), clock in zip(steps, scene.step_starts):
         assert abs(start - clock) <= 0.0015, (cue_id, start, clock)     # the scene began the step there
     assert scene.intro_time == scene_class(kind.name).intro_time
+
+
+def test_every_slide_video_has_its_step_track(tmp_path):
+    from viz.app.slides import deck_slides, write_step_captions
+    from viz.story.core import Step, Story
+
+    story = Story("k", {}, "T", steps=(Step("a", "A", "first"), Step("b", "B", "second")))
+    html = deck_slides(story)
+    assert html.count('<track kind="captions"') == 2 and 'src="media/step-2.vtt"' in html
+    write_step_captions(story, [(15, 30, 45), (45, 60, 75)], 15, tmp_path)
+    cues = parse_webvtt((tmp_path / "step-1.vtt").read_text())
+    assert cues == [("step-a", 0.0, 3.0, "first")]          # step 1's clip starts at frame 0 (the intro)
+    assert parse_webvtt((tmp_path / "step-2.vtt").read_text()) == [("step-b", 0.0, 2.0, "second")]

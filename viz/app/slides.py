@@ -127,6 +127,7 @@ def make_deck(factory, out: Path, quality: str = "low", handout: Path | None = N
             raise RuntimeError(f"{name}: the scene began {len(rec.spans)} steps, its Story has "
                                f"{len(story.steps)}")
         cut_clips(media / "animation.mp4", rec.spans, rec.fps, media)
+        write_step_captions(story, [s.frames(rec.fps) for s in rec.spans], rec.fps, media)
         cam = rec.scene.renderer.camera
         _write_site(work, story, reveal, cam.pixel_width, cam.pixel_height, command)
         if pages:
@@ -137,6 +138,16 @@ def make_deck(factory, out: Path, quality: str = "low", handout: Path | None = N
             pages.abort()
         shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def write_step_captions(story, bounds, fps: int, media: Path) -> None:
+    """media/step-k.vtt: the captions track of step k's clip, one cue (the step's narration) over the
+    whole clip, like the cue of that step in the full video's track."""
+    from viz.story.vtt import step_track
+
+    for k, (step, (start, _, end)) in enumerate(zip(story.steps, bounds), start=1):
+        first = 0 if k == 1 else start
+        (media / f"step-{k}.vtt").write_text(step_track(step, (end - first) / fps), encoding="utf-8")
 
 
 def cut_clips(video: Path, spans, fps: int, media: Path) -> None:
@@ -276,7 +287,7 @@ def deck_slides(story, command: str = "") -> str:
             f'<h2 class="step-label"><span class="count">{k}/{n}</span>{_e(step.label)}</h2>\n'
             f'<video class="clip" data-autoplay muted playsinline preload="auto" '
             f'src="media/step-{k}.mp4" poster="media/step-{k}.png" aria-label="{_e(step.narration)}">'
-            f'</video>\n<aside class="notes"><p>{_e(step.narration)}</p>\n<pre style="white-space: pre-wrap">{lines}</pre></aside>\n'
+            f'<track kind="captions" srclang="en" label="English" src="media/step-{k}.vtt"></video>\n<aside class="notes"><p>{_e(step.narration)}</p>\n<pre style="white-space: pre-wrap">{lines}</pre></aside>\n'
             f'</section>')
     return "\n".join(parts)
 

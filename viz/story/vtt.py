@@ -36,6 +36,12 @@ def webvtt(story: Story, step_time: float, intro: float) -> str:
     return "\n".join(cues)
 
 
+def step_track(step, duration: float) -> str:
+    """The track of one step's clip (a slide): its narration over the whole clip."""
+    return "\n".join(["WEBVTT", "", f"step-{step.id}", f"{timestamp(0)} --> {timestamp(duration)}",
+                      _cue_text(step.narration or step.label), ""])
+
+
 def parse_webvtt(text: str) -> list[tuple[str, float, float, str]]:
     """(id, start, end, text) of every cue: for tests and for tools that check a track against a video."""
     def seconds(ts: str) -> float:
