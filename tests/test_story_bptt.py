@@ -52,7 +52,7 @@ def jacobian_of(run, s, t):
 
 def comparison(model, k, T, preset, n=3, m=3, seed=0):
     gated = reference_run("gated", None, T, n, max(m, 2) if preset == "explode" else m, seed, preset)
-    return gated if model == "gated" else reference_run(model, k, T, n, m, seed, preset, gated_gain(gated))
+    return gated if model == "gated" else reference_run(model, k, T, n, m, seed, preset, gated_gain(gated, preset))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from viz.rnn import (FigureRun, _check_step, check_array, check_int, check_posit
 __all__ = [
     "AttentionRNN", "AttentionTrace", "AttentionGrads", "BASE_CASES", "param_index", "step_lags",
     "softmax", "attention_step", "attention_step_backward", "jacobian", "total_jacobian", "hops",
-    "path_lengths", "PRESETS", "PRESET_NOTES", "preset_inputs", "VANISH_GAIN", "comparison_preset",
+    "path_lengths", "PRESETS", "PRESET_NOTES", "preset_inputs", "STEP_GAIN", "VANISH_GAIN", "comparison_preset",
     "comparison_run", "edge_gains", "step_gains", "strongest_path",
 ]
 
@@ -453,30 +453,43 @@ def attention_run(T: int, n: int, k: int | None, seed: int = 0, preset: str = "n
 # BPTT figures: presets compared with the gated RNN at the same gain, and the path carrying δ
 # --------------------------------------------------------------------------------------------------
 
-VANISH_GAIN = 0.5      # the gated RNN's vanish preset: J[t] ≈ diag(c[t]) with c ≈ 1/2
+STEP_GAIN = {"vanish": 0.5, "survive": 1.0, "explode": 2.0}   # gain per step when none is given
+VANISH_GAIN = STEP_GAIN["vanish"]   # the gated RNN's vanish preset: J[t] ≈ diag(c[t]) with c ≈ 1/2
 
 
 def comparison_preset(name: str, n: int = 3, k: int | None = 2, seed: int = 0,
-                      gain: float = VANISH_GAIN) -> AttentionRNN:
-    """The AttentionRNN the BPTT figures set beside the gated RNN's preset `name`, at gain `gain` per
-    step for vanish (the figures pass the gated RNN's own: the geometric mean of its ||J[t]||_2).
-
-    The gain of step t is ||Σ_{i>=1} ∂h[t]/∂h[t-i]||_2, what h[t] passes back to the states it read.
+                      gain: float | None = None) -> AttentionRNN:
+    """The AttentionRNN the BPTT figures set beside the gated RNN's preset `name`, at `gain` per step
+    (default `STEP_GAIN[name]`; the figures pass the gated RNN's own: the geometric mean of its
+    ||J[t]||_2). The gain of step t is ||Σ_{i>=1} ∂h[t]/∂h[t-i]||_2, what h[t] passes back.
 
     vanish   uniform attention at that gain g: Q = K = 0 (every logit 0, so a[t] is uniform over the
              lags of step t and M_i = 0), V_0 a seeded orthogonal matrix, V_i = γ I for i >= 1 with
              γ = g (k+1)/k (base case "zeros": k past lags of weight 1/(k+1) each), so
              ∂h[t]/∂h[t-i] = (g/k) I exactly for every real lag, and the lags sum to g I once t > k.
              AttentionRNN(∞): γ = g, a_i = 1/t, ∂h[t]/∂h[t-i] = (g/t) I (step gain g (t-1)/t < g).
-    survive, explode   `AttentionRNN.preset(name)`: a_1 ≈ 1 and V_1 = I or 2I, gain 1 or 2 per step.
+    survive  `AttentionRNN.preset("survive")`: a_1 ≈ 1 and V_1 = I, gain 1 (`gain` must be 1 or None).
+    explode  `AttentionRNN.preset("explode")` with V_i = g I (g > 1) for i >= 1: each state is g times
+             the one before, so the newest is the largest and takes the attention, a_1 ≈ 1, and
+             ∂h[t]/∂h[t-1] ≈ g I (the preset itself is g = 2).
     """
     if name not in PRESETS:
         raise ValueError(f"preset name must be one of {PRESETS} (got {name!r})")
-    if name != "vanish":
+    gain = STEP_GAIN[name] if gain is None else check_positive("gain", gain)
+    if name == "survive":
+        if gain != 1.0:
+            raise ValueError(f"gain must be 1 for preset 'survive' (got {gain})")
         return AttentionRNN.preset(name, n=n, k=k, seed=seed)
+    if name == "explode":
+        if gain <= 1.0:
+            raise ValueError(f"gain must be > 1 for preset 'explode' (got {gain})")
+        model = AttentionRNN.preset(name, n=n, k=k, seed=seed)
+        V = model.V.copy()
+        V[1:] = gain * np.eye(model.n)
+        model.V = V
+        return model
     model = AttentionRNN(n, k, seed=seed)
     Q, K, V = (np.zeros(model.param_shape) for _ in range(3))
-    gain = check_positive("gain", gain)
     V[1:] = (gain if model.k is None else gain * (model.k + 1) / model.k) * np.eye(model.n)
     V[0] = np.linalg.qr(np.random.default_rng([model.seed, 1]).standard_normal((model.n, model.n)))[0]
     model.Q, model.K, model.V = Q, K, V
@@ -484,7 +497,7 @@ def comparison_preset(name: str, n: int = 3, k: int | None = 2, seed: int = 0,
 
 
 def comparison_run(T: int, n: int, k: int | None, seed: int = 0, preset: str = "vanish",
-                   gain: float = VANISH_GAIN) -> FigureRun:
+                   gain: float | None = None) -> FigureRun:
     """`comparison_preset` on the preset's inputs (`preset_inputs`), loss read at h[T], with BPTT."""
     model = comparison_preset(preset, n=n, k=k, seed=seed, gain=gain)
     return figure_run(model, preset_inputs(preset, T, n=n, seed=seed), seed, True)
