@@ -160,14 +160,78 @@ def test_bad_figure_and_params_are_rejected():
 def test_explorer_lists_the_figures_with_registry_params():
     data = serve.explorer_json()
     ids = [f["id"] for f in data["figures"]]
-    assert ids == ["conv", "gated", "attention", "bptt"]
+    assert ids == ["conv", "transpose", "pool", "gated", "attention", "bptt"]
     conv_params = {p["name"] for p in data["figures"][0]["params"]}
     assert {"input", "kernel", "stride", "padding", "dilation", "channels", "seed"} <= conv_params
     assert "quality" not in conv_params
     kind = figures.get("animate conv")
     assert data["figures"][0]["params"][0] == kind.param("input").to_json()
-    att = {p["name"]: p for p in data["figures"][2]["params"]}
+    att = {p["name"]: p for p in data["figures"][4]["params"]}
     assert att["k"]["type"] == "k" and "view" in att and "theme" not in att
+
+
+@pytest.mark.parametrize("figure, kind, mode, params, fixed", [
+    ("transpose", "diagram conv-transpose", "scatter", {"input": "4x3", "stride": "2", "output_padding": "1"},
+     {"form": "scatter"}),
+    ("transpose", "diagram conv-transpose", "gather", {"input": "5", "kernel": "2", "dilation": "3"},
+     {"form": "gather"}),
+    ("pool", "diagram pool", "forward", {"input": "7x5", "kernel": "3", "stride": "2", "padding": "1"}, {}),
+    ("pool", "diagram pool", "backward", {"input": "6", "mode": "avg", "ceil_mode": "true"}, {}),
+])
+def test_transposed_and_pool_answers_are_their_stories(figure, kind, mode, params, fixed):
+    """Their kinds' own Stories (the mode's fixed form included), the command that makes the figure,
+    the controls that do not apply named unused, and the positions (one figure's panels) not shown."""
+    answer = serve.render_answer(figure, params, mode=mode)
+    values = figures.get(kind).validate({**params, **fixed})
+    assert answer["story"] == figures.get(kind).build_story(values).to_dict()
+    assert answer["command"] == figures.get(kind).command_line(values) and answer["mode"] == mode
+    assert "positions" not in answer["params"] and "form" not in answer["params"]
+    listed = next(f for f in serve.explorer_json()["figures"] if f["id"] == figure)
+    assert {"positions", "form", "theme"}.isdisjoint(p["name"] for p in listed["params"])
+    if figure == "pool":
+        assert answer["unused"] == (["dilation"] if values["mode"] == "avg" else ["count_include_pad"])
+        assert answer["view"]["padding"].startswith("padding (")
+    if figure == "transpose":   # a form sent anyway is the mode's, not the sender's
+        assert serve.render_answer(figure, {**params, "form": "gather"}, mode=mode)["story"] == answer["story"]
+    json.dumps(answer, allow_nan=False)
+
+
+def test_stamp_products_are_the_scatter_sums():
+    """Each scatter step's product texts: one per stamp cell, x[n]·w[j] = product → y[m] (1-based);
+    the products landing on each y[m] add up to PyTorch's transposed convolution of the Story's data."""
+    torch = pytest.importorskip("torch")
+    answer = serve.render_answer("transpose", {"input": "3x4", "kernel": "3x2", "stride": "2x1", "padding": "1x0",
+                                               "output_padding": "1x0"}, mode="scatter")
+    grids = {g["name"]: torch.tensor(g["values"], dtype=torch.float64).reshape(g["shape"])
+             for g in answer["story"]["grids"]}
+    y = torch.nn.functional.conv_transpose2d(grids["x"][None], grids["w"][None], stride=(2, 1), padding=(1, 0),
+                                             output_padding=(1, 0))[0, 0].numpy()
+    sums = np.zeros(y.shape)
+    steps = [s for s in answer["story"]["steps"] if s["part"] == "scatter"]
+    assert set(answer["products"]) == {s["id"] for s in steps}
+    for s in steps:
+        texts = answer["products"][s["id"]]
+        assert len(texts) == len(s["data"]["stamp"]) > 0
+        for text, m in zip(texts, s["data"]["stamp"]):
+            value, at = re.fullmatch(r"x\[[\d,]+\]·w\[[\d,]+\] = \S+·\S+ = (−?\d+) → y\[([\d,]+)\]", text).groups()
+            assert at == ",".join(str(v + 1) for v in m)
+            sums[tuple(m)] += int(value.replace("−", "-"))
+    assert np.array_equal(sums, y)
+    assert "products" not in serve.render_answer("conv", {})          # only stamps have products
+
+
+def test_transposed_and_pool_errors_name_their_parameter():
+    params = {"input": "3", "kernel": "3", "stride": "2", "output_padding": "2"}
+    with pytest.raises(figures.ParamError) as want:
+        figures.get("diagram conv-transpose").validate(params)
+    with pytest.raises(serve.BadRequest) as err:
+        serve.render_answer("transpose", params, mode="scatter")
+    assert str(err.value) == str(want.value) and err.value.param == "output_padding"
+    with pytest.raises(serve.BadRequest) as err:
+        serve.render_answer("pool", {"input": "4", "kernel": "2", "padding": "2"})
+    assert err.value.param == "padding" and "kernel//2" in str(err.value)
+    with pytest.raises(serve.BadRequest, match="--output-padding: must be sizes"):
+        serve.render_answer("transpose", {"output_padding": "99"}, mode="gather")
 
 
 def test_bptt_diagram_mode_is_the_backward_diagram(monkeypatch):
