@@ -219,6 +219,20 @@ class Progress:
         self.stream.flush()
 
 
+_QUIET: list[bool] = []
+
+
+@contextlib.contextmanager
+def quiet():
+    """Renders inside this block report no progress: where the figure itself is the output (a notebook
+    cell, a page build), a progress line would be saved into it."""
+    _QUIET.append(True)
+    try:
+        yield
+    finally:
+        _QUIET.pop()
+
+
 def _attach_progress(scene, progress: Progress) -> None:
     """Count every play (Scene.wait goes through play too) without touching Manim's internals."""
     play = scene.play
@@ -259,7 +273,7 @@ def render_scene(scene_factory, out: Path, fmt: str, quality: str = "low", progr
         raise ValueError(f"quality must be one of {', '.join(QUALITIES)} (got {quality!r})")
     manim = import_manim()
     out = Path(out)
-    bar = Progress(name, enabled=progress)
+    bar = Progress(name, enabled=progress and not _QUIET)
     # GIF: Manim's own GIF (fixed rgb8 colours, dithered) is ~10x larger than one with the video's
     # own 256-colour palette and no dithering; render an mp4, then convert (encode.gif_from_video).
     remove_stale_workdirs()

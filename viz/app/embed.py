@@ -34,7 +34,9 @@ def cached(kind: registry.FigureKind, values: dict, fmt: str) -> Path:
         raise registry.ParamError("format", f"--format: must be one of {', '.join(kind.all_formats)} (got {fmt!r})")
     path = cache_dir() / f"{cache_key(kind.key, values, fmt)}.{fmt}"
     if not path.is_file():
-        with atomic_path(path) as tmp:       # never a half-written file in the cache
+        from scenes.render import quiet     # the page or the cell shows the figure, not a progress line
+
+        with quiet(), atomic_path(path) as tmp:       # never a half-written file in the cache
             kind.render_to(dict(values), tmp, fmt)
     return path
 
