@@ -119,5 +119,18 @@ def test_esm_renders_in_chromium(tmp_path):
         page.evaluate("() => window.emit('error', '--stride: must be ... (got 0)')")
         assert page.evaluate("() => document.querySelector('.viz-widget').classList.contains('stale')")
         assert page.inner_text(".viz-widget .error") == "--stride: must be ... (got 0)"
+        # the transposed convolution's own Story in the widget: an input lights its stamp and products
+        t = ExplorerWidget("transpose", mode="scatter", input="3x3", stride=2, padding=1)
+        step = next(s for s in t.answer["story"]["steps"] if s["data"].get("input") == [1, 1])
+        page.evaluate("(a) => { window.emit('error', ''); window.emit('figure', 'transpose'); "
+                      "window.emit('answer', a); }", t.answer)
+        lit = page.evaluate("""() => {
+          document.querySelector('svg.grid[data-grid="x"] rect[data-cell="0,1,1"]')
+            .dispatchEvent(new PointerEvent('pointerover', {bubbles: true}));
+          return [...document.querySelectorAll('svg.grid[data-grid="y"] rect.lit-output')]
+            .map((r) => r.dataset.cell).sort(); }""")
+        assert lit == sorted(",".join(map(str, c)) for c in step["data"]["stamp"])
+        assert t.answer["products"][step["id"]][0] in page.inner_text(".viz-widget .info")
+        page.screenshot(path=str(tmp_path / "widget-transpose.png"))
         b.close()
     assert errors == []
