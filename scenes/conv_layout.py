@@ -8,7 +8,8 @@ left to right or top to bottom: the operand the window slides over, the kernel, 
 (`PART_PANELS`). A 1-D grid of shape (C, L) is one panel of C rows; a 2-D grid (C, H, W) is C panels.
 Every arrangement of
 
-    groups in a row | groups in a column     x     text block below | text block to the right
+    groups in a row | groups in a column     x     text block below | text block to the right,
+    and groups in a row with the text block under the groups after the first
 
 is sized with one cell pitch p (every cell of the frame the same size, so numbers compare), the
 largest p for which everything fits (bisection); the plan keeps the arrangement with the largest
@@ -201,37 +202,53 @@ def plan_part(story, part: str, frame_w: float = FRAME_W, frame_h: float = FRAME
     widest = max((p.widest for g in groups for p in g), default=1)
     best = None
     sizes = [TEXT_FONT - 2 * i for i in range(int((TEXT_FONT - MIN_FONT) // 2) + 2)]
-    for text_where in ("below", "right"):
-        for direction in ("row", "column"):
-            for want in sizes:
-                if text_where == "below":
-                    size = min(want, bw / max(1e-9, chars * style.MONO_ADVANCE))
-                    th = n_lines * size * style.MONO_DIGIT_HEIGHT * 2.0 + 0.3
-                    pw, ph, tw = bw, bh - th, bw
-                else:
-                    tw = min(bw * 0.6, chars * style.MONO_ADVANCE * want + 0.1)
-                    size = min(want, (tw - 0.1) / max(1e-9, chars * style.MONO_ADVANCE),
-                               bh / max(1e-9, n_lines * style.MONO_DIGIT_HEIGHT * 2.0))
-                    pw, ph = bw - tw - GROUP_SEP, bh
-                if ph <= 0 or pw <= 0:
-                    continue
-                pitch = _best_pitch(groups, pw, ph, direction)
-                cell = pitch - min(style.CELL_GAP, pitch / 10)
-                number = min(style.CELL_FONT_SIZE * 1.3 * cell / style.CELL_SIZE,
-                             CELL_TEXT_W * cell / (widest * style.MONO_ADVANCE),
-                             CELL_TEXT_H * cell / style.MONO_DIGIT_HEIGHT)
-                idx = _index_size(groups, pitch)
-                score = (round(min(number, size, idx), 6), round(number + size, 6))
-                if best is None or score > best[0]:
-                    best = (score, text_where, direction, pitch, cell, number, size, idx, pw, ph, tw)
-    _, text_where, direction, pitch, cell, number, size, idx, pw, ph, tw = best
+
+    def consider(text_where, direction, pitch, size, pw, ph, text_at):
+        nonlocal best
+        cell = pitch - min(style.CELL_GAP, pitch / 10)
+        number = min(style.CELL_FONT_SIZE * 1.3 * cell / style.CELL_SIZE,
+                     CELL_TEXT_W * cell / (widest * style.MONO_ADVANCE),
+                     CELL_TEXT_H * cell / style.MONO_DIGIT_HEIGHT)
+        idx = _index_size(groups, pitch)
+        score = (round(min(number, size, idx), 6), round(number + size, 6))
+        if best is None or score > best[0]:
+            best = (score, text_where, direction, pitch, cell, number, size, idx, pw, ph, text_at)
+
+    line_h = style.MONO_DIGIT_HEIGHT * 2.0
+    per_char = max(1e-9, chars * style.MONO_ADVANCE)
+    for direction in ("row", "column"):
+        for want in sizes:
+            # the lines below every panel, across the frame
+            size = min(want, bw / per_char)
+            ph = bh - n_lines * size * line_h - 0.3
+            if ph > 0:
+                consider("below", direction, _best_pitch(groups, bw, ph, direction), size, bw, ph, None)
+            # the lines in a column to the right of the panels
+            tw = min(bw * 0.6, per_char * want + 0.1)
+            size = min(want, (tw - 0.1) / per_char, bh / max(1e-9, n_lines * line_h))
+            pw = bw - tw - GROUP_SEP
+            consider("right", direction, _best_pitch(groups, pw, bh, direction), size, pw, bh,
+                     (x0 + pw + GROUP_SEP, top - 0.1, tw))
+    # groups in a row, the lines under the groups after the first (beside the tallest operand)
+    nonempty = [g for g in groups if g]
+    full = _best_pitch(groups, bw, bh, "row") if len(nonempty) > 1 else 0.0
+    for f in (1.0, 0.92, 0.84, 0.76, 0.68, 0.6):
+        ncols = _fits(groups, full * f, bw, bh, "row") if full else None
+        if not ncols:
+            continue
+        idx = _index_size(groups, full * f)
+        boxes = [_group_box(g, full * f, n, idx) for g, n in zip(nonempty, ncols)]
+        tx = x0 + boxes[0][0] + GROUP_SEP
+        ty = top - max(b[1] for b in boxes[1:]) - 0.3
+        tw, th = x0 + bw - tx, ty - (top - bh)
+        if tw > 0 and th > 0:
+            size = min(TEXT_FONT, tw / per_char, th / max(1e-9, n_lines * line_h))
+            consider("under the kernel", "row", full * f, size, bw, bh, (tx, ty, tw))
+    _, text_where, direction, pitch, cell, number, size, idx, pw, ph, text_at = best
     plan = PartPlan(part, pitch, cell, number, idx, text_size=size, n_lines=n_lines,
                     arrangement=f"groups in a {direction}, text {text_where}")
     bottom = _place(plan, groups, x0, top, pw, ph, direction)
-    if text_where == "below":
-        plan.text_x, plan.text_y, plan.text_w = x0, bottom - 0.3, bw
-    else:
-        plan.text_x, plan.text_y, plan.text_w = x0 + pw + GROUP_SEP, top - 0.1, tw
+    plan.text_x, plan.text_y, plan.text_w = text_at if text_at else (x0, bottom - 0.3, bw)
     return plan
 
 
