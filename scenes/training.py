@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from manim import (DOWN, LEFT, RIGHT, UP, Create, DashedLine, Dot, Line, Triangle, VGroup, VMobject,
+from manim import (DOWN, LEFT, RIGHT, UP, BackgroundRectangle, Create, DashedLine, Dot, Line, Triangle, VGroup, VMobject,
                    config)
 
 from viz.story.training import training_story
@@ -31,6 +31,7 @@ LOSS_BOTTOM, LOSS_TOP = -0.7, 1.95
 GRAD_BOTTOM, GRAD_TOP = -3.2, -1.5
 TITLE_Y, LINES_Y = 3.55, (3.0, 2.62)
 TITLE_SIZE, LINE_SIZE = 30, 20
+LABEL_Z = 5                          # reference-line labels stay above the curves
 DRAW_SHARE = 0.5                     # a step that draws curves spends this share of its time drawing
 TRANSITION = 0.45                    # seconds of a step's other transitions, at most
 ROLE_COLORS = style.ROLE_COLORS
@@ -112,7 +113,9 @@ class TrainingCurve(StoryScene):
             a[0], b[0] = X_LEFT, X_RIGHT
             g.add(DashedLine(a, b, color=color, stroke_width=2, dash_length=0.08))
             label = self._text(s.label, small, color)
-            g.add(label.next_to(b, DOWN if below else UP, buff=0.06).align_to([X_RIGHT, 0, 0], RIGHT))
+            label.next_to(b, DOWN if below else UP, buff=0.06).align_to([X_RIGHT, 0, 0], RIGHT)
+            back = BackgroundRectangle(label, color=style.BACKGROUND, fill_opacity=0.85, buff=0.04)
+            g.add(VGroup(back, label).set_z_index(LABEL_Z))      # curves drawn later pass under it
         return g
 
     def _polyline(self, series, until: float, since: float, color: str, width: float):
