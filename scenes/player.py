@@ -165,6 +165,7 @@ class StoryPlayer:
         self.scene, self.views, self.text_at, self.extra = scene, views, text_at, extra
         self.current = None
         self.shown: list[dict] = []
+        self.numbers: dict = {}      # (grid, cell) -> the number written there last (a rewrite replaces it)
 
     def highlight(self, step):
         m = _manim()
@@ -182,8 +183,10 @@ class StoryPlayer:
         return g
 
     def writes(self, step, animate: bool):
-        """Fill the cells this step writes: (animations, mobjects to add at once)."""
+        """Fill the cells this step writes: (animations, mobjects to add at once). A cell written
+        before (a running sum) loses its previous number: `self.replaced` holds those to take off."""
         anims, numbers = [], []
+        self.replaced = []
         for w in step.writes:
             view = self.views.get(w.target)
             if view is None:
@@ -197,6 +200,11 @@ class StoryPlayer:
                                         else p._shade(w.value))
             if number is not None:
                 numbers.append(number)
+                old = self.numbers.pop((w.target, tuple(w.cell)), None)
+                if old is not None:
+                    p.written.remove(old)
+                    self.replaced.append(old)
+                self.numbers[w.target, tuple(w.cell)] = number
         return anims, numbers
 
     def play(self, index: int, start: float, end: float):
@@ -215,10 +223,12 @@ class StoryPlayer:
             anims = [m.FadeIn(new)] + fills + ([m.FadeIn(m.VGroup(*numbers))] if numbers else [])
             if self.current is not None:
                 anims.append(m.FadeOut(self.current))
+            anims += [m.FadeOut(old) for old in self.replaced]
             scene.play(*anims, run_time=fade)
         else:
             if self.current is not None:
                 scene.remove(self.current)
+            scene.remove(*self.replaced)
             scene.add(new, *numbers)
         self.current = new
         self.shown.append({"id": step.id, "lines": [ln.text for ln in step.lines],

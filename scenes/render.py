@@ -42,6 +42,8 @@ SCENES: dict[str, str] = {
     "conv-backward": "scenes.conv_backward:ConvBackward",
     "bptt": "scenes.bptt:GradientFlow",
     "training": "scenes.training:TrainingCurve",
+    "conv-transpose": "scenes.arithmetic:TransposeScene",
+    "pool": "scenes.arithmetic:PoolScene",
 }
 
 # quality name -> (Manim quality key, pixel width, pixel height, frames per second)

@@ -473,9 +473,69 @@ POOL_FIGURE = FigureKind(
     story="viz.story.arithmetic:pool_story",
 )
 
+MAX_ANIMATED_AXIS = 32   # conv-arithmetic animations: at most this many cells per axis of any grid drawn
+
+
+def _check_transpose_animation(values: dict) -> None:
+    """The geometry (the reference's message), then the drawn size: output and spread input per axis."""
+    _check_conv_animation({**values, "transposed": True})
+    from viz import conv
+
+    g = conv.conv_transpose_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
+                                     values["dilation"], values["output_padding"])
+    spread = [(n - 1) * s + 1 + 2 * (d * (k - 1)) for n, s, d, k in zip(g.in_shape, g.stride, g.dilation, g.kernel)]
+    big = max(max(g.out_shape), max(spread))
+    if big > MAX_ANIMATED_AXIS:
+        raise ParamError("input", f"--input: the transposed convolution would draw {big} cells on one axis "
+                                  f"(at most {MAX_ANIMATED_AXIS}); use a smaller --input, --stride, --kernel or --dilation")
+
+
+def _check_pool_animation(values: dict) -> None:
+    """PyTorch's pooling rules, and no max window reading only padding (the reference's message)."""
+    from viz.story.arithmetic import pool_animation_story
+
+    try:
+        pool_animation_story(values)
+    except ParamError:
+        raise
+    except ValueError as err:
+        raise ParamError("input", " ".join(str(err).split())) from None
+
+
+TRANSPOSE_ANIMATION = FigureKind(
+    command="animate", name="conv-transpose",
+    summary="Transposed convolution: each input times the kernel stamped onto the output (overlaps add), then "
+            "the same output gathered by the flipped kernel over the zero-spread input.",
+    params=_conv_params(16, (3,), 3, 2, channels=False, max_axes=2) + (
+        Param("output_padding", "shape", 0, "Extra output rows/columns, less than the stride or the dilation.",
+              min=0, max=15, broadcast=True),
+        Param("values", "choice", "int", "Example data: small integers (checkable by hand) or decimals.",
+              choices=("int", "float")),
+        SEED, QUALITY, STEP_TIME),
+    formats=_ANIMATION_FORMATS,
+    render="viz.app.registry:_render_animation",
+    check=_check_transpose_animation,
+    story="viz.story.arithmetic:transpose_animation_story",
+)
+
+POOL_ANIMATION = FigureKind(
+    command="animate", name="pool",
+    summary="Max or average pooling (PyTorch's rules), each window's result, then the backward: max routes "
+            "each gradient to its window's maximum, average spreads it.",
+    params=tuple(p for p in POOL_FIGURE.params if p.name not in ("positions", "theme")) + (
+        Param("values", "choice", "int", "Example data: small integers (checkable by hand) or decimals.",
+              choices=("int", "float")),
+        QUALITY, STEP_TIME),
+    formats=_ANIMATION_FORMATS,
+    render="viz.app.registry:_render_animation",
+    check=_check_pool_animation,
+    story="viz.story.arithmetic:pool_animation_story",
+)
+
 KINDS: dict[str, FigureKind] = {k.key: k for k in (
     SHAPE, GATED_DIAGRAM, ATTENTION_DIAGRAM, CONV_ANIMATION, CONV_BACKWARD_ANIMATION, BPTT_ANIMATION,
-    TRAINING_ANIMATION, TRAINING_PLOT, CONV_FIGURE, TRANSPOSE_FIGURE, POOL_FIGURE)}
+    TRAINING_ANIMATION, TRAINING_PLOT, CONV_FIGURE, TRANSPOSE_FIGURE, POOL_FIGURE, TRANSPOSE_ANIMATION,
+    POOL_ANIMATION)}
 
 
 COMMAND_ALIASES = {"animation": "animate"}   # spellings a manifest may use for a command

@@ -176,9 +176,10 @@ def _gather_steps(g, spread, holds, pads, w, gathered, integer) -> list[Step]:
 
 # ---- pooling ---------------------------------------------------------------------------------------
 
-def pool_story(values: dict) -> Story:
+def pool_story(values: dict, running: bool = False) -> Story:
     """Max or average pooling of one channel, forward (one step per window) then backward (one step per
-    window: where its gradient goes)."""
+    window: where its gradient goes; with `running`, each backward step also writes the running sums of
+    ∂ℓ/∂x it adds to, ending at ∂ℓ/∂x)."""
     mode = values.get("mode", "max")
     g = P.pool_geometry(values["input"], values["kernel"], values.get("stride"), values.get("padding", 0),
                         values.get("dilation", 1) if mode == "max" else 1, values.get("ceil_mode", False))
@@ -231,7 +232,7 @@ def pool_story(values: dict) -> Story:
                                  Line(f"{label} = {body} = {yv}", "output", tuple(vals) + (float(y[(0, *o)]),))),
                           writes=(Write("y", tuple(int(v) for v in o), float(y[(0, *o)]), yv),),
                           weight=wt, part="forward"))
-    steps += _pool_backward_steps(g, mode, gy, gx, arg, div, lo, integer)
+    steps += _pool_backward_steps(g, mode, gy, gx, arg, div, lo, integer, running)
     sums = float(np.sum(gx)), float(np.sum(gy))
     claims_back = (Claim("gradient-conserved", "pooling passes on all of ∂ℓ/∂y (nothing is lost or made)",
                          abs(sums[0] - sums[1]), "<=", 1e-9, "|Σ ∂ℓ/∂x − Σ ∂ℓ/∂y|", "tolerance"),) \
@@ -257,10 +258,11 @@ def pool_story(values: dict) -> Story:
                  alt=alt, description=" ".join([alt] + [s.narration for s in steps]))
 
 
-def _pool_backward_steps(g, mode, gy, gx, arg, div, lo, integer) -> list[Step]:
+def _pool_backward_steps(g, mode, gy, gx, arg, div, lo, integer, running=False) -> list[Step]:
     nd = len(g.in_shape)
     outs = list(np.ndindex(*g.out_shape))
     steps = []
+    acc = np.zeros(g.in_shape)         # ∂ℓ/∂x so far: Σ over the windows done of what each sends
     for o, wt in zip(outs, weights(len(outs))):
         label = f"∂ℓ/∂y[{fmt_index(o)}]"
         gv = float(gy[(0, *o)])
@@ -272,9 +274,65 @@ def _pool_backward_steps(g, mode, gy, gx, arg, div, lo, integer) -> list[Step]:
             to = tuple(tuple(int(v) for v in t) for t, p in zip(taps, g.windows.is_padding[o].ravel()) if not p)
             words = (f"{label} = {fmt_value(gv, integer)} spreads as {fmt_value(gv / div[o], False)} "
                      f"to each of {len(to)} inputs")
+        share = gv if mode == "max" else gv / div[o]
+        for t in to:
+            acc[t] += share
+        shown = integer and mode == "max"
+        writes = tuple(Write("grad_x", t, float(acc[t]), fmt_value(acc[t], shown)) for t in to) if running else ()
         steps.append(Step(f"gy-{fmt_index(o).replace(',', '-')}", label, words + ".",
                           lit=(Lit("grad_y", "window", (tuple(int(v) for v in o),)),
                                Lit("grad_x", "output", to)),
-                          lines=(Line(words, "gradient", (gv,)),),
+                          lines=(Line(words, "gradient", (gv,)),), writes=writes,
                           weight=wt, part="grad_x", data={"to": [list(t) for t in to]}))
     return steps
+
+
+# ---- animations: both forms of the transposed convolution in one Story ----------------------------
+
+def _retarget(step: Step, names: dict) -> Step:
+    """The same step drawn on renamed grids (the gather form writes its own output grid)."""
+    import dataclasses
+
+    return dataclasses.replace(step, lit=tuple(Lit(names.get(lit.target, lit.target), lit.role, lit.cells)
+                                               for lit in step.lit),
+                               writes=tuple(Write(names.get(w.target, w.target), w.cell, w.value, w.text)
+                                            for w in step.writes))
+
+
+def transpose_animation_story(values: dict) -> Story:
+    """`animate conv-transpose`: the scatter form (one step per input: its stamp, the running sums
+    rewritten), the outputs no stamp reaches (output padding: the extra last rows/columns), then the
+    gather form on the same numbers (one step per output of `y_gather`: flip(w) over the spread input).
+
+        y = Σ_n x[n] · stamp_n(w) = corr(pad(dilate(x, s), d(k−1) − p), flip(w))
+    """
+    scatter = transpose_story({**values, "form": "scatter"})
+    gather = transpose_story({**values, "form": "gather"})
+    w = scatter.grid("w")                            # shape (1, *kernel): axis 0 is the single filter
+    axes = tuple(range(1, len(w.shape)))
+    kf = np.flip(w.array(), axis=axes)
+    tf = np.flip(np.asarray(w.texts, dtype=object).reshape(w.shape), axis=axes)
+    w_flip = Grid("w_flip", "flip(w)", "kernel", w.shape, tuple(float(v) for v in kf.ravel()),
+                  tuple(str(t) for t in tf.ravel()),     # the taps' 1-based labels run backwards too
+                  axis_labels=(("flip(w)",),) + tuple(tuple(reversed(a)) for a in w.axis_labels[1:])
+                  if w.axis_labels else ())
+    y = gather.grid("y")
+    y_gather = Grid("y_gather", "y (gather)", "output", y.shape, y.values, y.texts, axis_labels=y.axis_labels)
+    grids = scatter.grids + (gather.grid("x_spread"), w_flip, y_gather)
+    rename = {"y": "y_gather"}
+    steps = scatter.steps + tuple(_retarget(s, rename) for s in gather.steps if s.part == "gather")
+    claims = tuple(c for cap in scatter.captions for c in cap.claims)
+    captions = (Caption(scatter.captions[0].text, claims[:2]), scatter.captions[1])
+    title = scatter.title.replace(" (scatter)", "")
+    alt = scatter.alt.replace("Figure", "Animation", 1).replace("(scatter form)", "(scatter, then gather form)")
+    return Story("animate conv-transpose", _plain(values), title, scatter.formula, grids, steps=steps,
+                 captions=captions, alt=alt, description=" ".join([alt] + [s.narration for s in steps]))
+
+
+def pool_animation_story(values: dict) -> Story:
+    """`animate pool`: the pooling Story (forward then backward) as an animation."""
+    import dataclasses
+
+    story = pool_story(values, running=True)
+    return dataclasses.replace(story, kind="animate pool", alt=story.alt.replace("Figure", "Animation", 1),
+                               description=story.description.replace("Figure", "Animation", 1))

@@ -1,0 +1,216 @@
+"""`animate conv-transpose` and `animate pool`: their Stories against PyTorch, their scenes against
+their Stories (a rewritten running sum replaces its number; the frame in the middle of each step's
+hold lights exactly the step's cells on the page it is drawn on), and their refusals.
+
+Story numbers: the scatter's last running sum of every output cell, the gather's written outputs and
+the grid y_gather all equal torch's conv_transpose on the Story's own x and w; pooling's written y equals
+torch's max/avg pool, and the backward's last running sum of every ∂ℓ/∂x cell equals torch's autograd
+gradient for the Story's ∂ℓ/∂y, over random geometries (hypothesis), 1-D and 2-D.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from viz.app.registry import ParamError, get
+from viz.story.arithmetic import pool_animation_story, transpose_animation_story
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+VIZ = str(Path(sys.executable).with_name("viz"))
+
+
+def last_writes(story, target):
+    out = {}
+    for s in story.steps:
+        for w in s.writes:
+            if w.target == target:
+                out[tuple(w.cell)] = w.value
+    return out
+
+
+@st.composite
+def transposed(draw):
+    nd = draw(st.integers(1, 2))
+    axes = []
+    for _ in range(nd):
+        s, d = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+        axes.append((draw(st.integers(1, 4)), draw(st.integers(1, 3)), s, draw(st.integers(0, 1)), d,
+                     draw(st.integers(0, max(s, d) - 1))))
+    i, k, s, p, d, a = (tuple(ax[j] for ax in axes) for j in range(6))
+    return dict(input=i, kernel=k, stride=s, padding=p, dilation=d, output_padding=a,
+                values=draw(st.sampled_from(["int", "float"])), seed=draw(st.integers(0, 1000)))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(transposed())
+def test_transpose_story_equals_torch(values):
+    try:
+        values = get("animate conv-transpose").validate(values)
+    except (ParamError, ValueError):
+        return                                   # refused geometry (padding too large): as torch
+    story = transpose_animation_story(values)
+    nd = len(values["input"])
+    x = story.grid("x").array()                  # (1, *input): one channel
+    w = story.grid("w").array()[None]            # (1, 1, *kernel)
+    conv_t = F.conv_transpose1d if nd == 1 else F.conv_transpose2d
+    ref = conv_t(torch.tensor(x[None]), torch.tensor(w), stride=values["stride"], padding=values["padding"],
+                 dilation=values["dilation"], output_padding=values["output_padding"])[0, 0].numpy()
+    assert story.grid("y_gather").array().shape == ref.shape
+    np.testing.assert_allclose(story.grid("y").array(), ref, atol=1e-9)
+    np.testing.assert_allclose(story.grid("y_gather").array(), ref, atol=1e-9)
+    scatter = last_writes(story, "y")
+    gather = last_writes(story, "y_gather")
+    assert set(gather) == set(np.ndindex(*ref.shape))          # every output gathered once
+    for cell in np.ndindex(*ref.shape):
+        assert abs(gather[cell] - ref[cell]) <= 1e-9
+        assert abs(scatter.get(cell, 0.0) - ref[cell]) <= 1e-9  # unreached cells stay 0
+    unreached = {tuple(c) for s in story.steps for c in s.lit_cells("y", "never_read")}
+    assert unreached == set(np.ndindex(*ref.shape)) - set(scatter)
+    flip = story.grid("w_flip").array()
+    np.testing.assert_array_equal(flip, np.flip(story.grid("w").array(), axis=tuple(range(1, nd + 1))))
+    assert not story.failed_claims()
+
+
+@st.composite
+def pools(draw):
+    mode = draw(st.sampled_from(["max", "avg"]))
+    nd = draw(st.integers(1, 2))
+    axes = []
+    for _ in range(nd):
+        k = draw(st.integers(1, 3))
+        d = draw(st.integers(1, 2)) if mode == "max" else 1
+        p = draw(st.integers(0, k // 2))
+        axes.append((draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), 6)), k, draw(st.integers(1, 3)), p, d))
+    i, k, s, p, d = (tuple(ax[j] for ax in axes) for j in range(5))
+    return dict(input=i, kernel=k, stride=s, padding=p, dilation=d, mode=mode, ceil_mode=draw(st.booleans()),
+                count_include_pad=draw(st.booleans()), values=draw(st.sampled_from(["int", "float"])),
+                seed=draw(st.integers(0, 1000)))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(pools())
+def test_pool_story_equals_torch_forward_and_autograd(values):
+    try:
+        values = get("animate pool").validate(values)
+    except (ParamError, ValueError):
+        return
+    story = pool_animation_story(values)
+    nd = len(values["input"])
+    pad = np.asarray(story.grid("x").padding, bool).reshape(story.grid("x").shape)
+    x = story.grid("x").array()[~pad].reshape(1, *values["input"])   # the unpadded input
+    xt = torch.tensor(x[None], requires_grad=True)
+    if values["mode"] == "max":
+        pool = F.max_pool1d if nd == 1 else F.max_pool2d
+        y = pool(xt, values["kernel"], values["stride"], values["padding"], values["dilation"],
+                 ceil_mode=values["ceil_mode"])
+    else:
+        pool = F.avg_pool1d if nd == 1 else F.avg_pool2d
+        y = pool(xt, values["kernel"], values["stride"], values["padding"], ceil_mode=values["ceil_mode"],
+                 count_include_pad=values["count_include_pad"])
+    gy = story.grid("grad_y").array()
+    y.backward(torch.tensor(gy[None, None]))
+    ref_y, ref_gx = y[0, 0].detach().numpy(), xt.grad[0, 0].numpy()
+    written = last_writes(story, "y")
+    assert set(written) == set(np.ndindex(*ref_y.shape))
+    for cell, v in written.items():
+        assert abs(v - ref_y[cell]) <= 1e-9
+    grads = last_writes(story, "grad_x")
+    for cell in np.ndindex(*ref_gx.shape):                # cells no window sends to stay 0
+        assert abs(grads.get(cell, 0.0) - ref_gx[cell]) <= 1e-9
+    np.testing.assert_allclose(story.grid("grad_x").array(), ref_gx, atol=1e-9)
+    assert not story.failed_claims()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["animate", "conv-transpose", "--input", "16x16", "--stride", "4"], "--input: the transposed convolution would draw"),
+    (["animate", "conv-transpose", "--input", "3", "--stride", "2", "--output-padding", "2"], "output_padding"),
+    (["animate", "pool", "--input", "5", "--kernel", "3", "--padding", "2"], "padding must be in 0..kernel//2"),
+    (["animate", "pool", "--input", "1", "--kernel", "2", "--padding", "1", "--dilation", "2"], "reads only padding"),
+])
+def test_refusals_are_one_line_exit_2_no_file(tmp_path, argv, words):
+    out = tmp_path / "fig.mp4"
+    r = subprocess.run([VIZ, *argv, "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+# ---- the scenes ----------------------------------------------------------------------------------
+
+pytest.importorskip("manim")
+av = pytest.importorskip("av")
+
+from scenes.render import QUALITIES, dry_run, render_animation  # noqa: E402
+from test_frames import is_filled_output, is_window, mid_hold_frames, samples  # noqa: E402
+
+STEP_TIME = 1.0
+CASES = {   # overlapping stamps (running sums rewritten) and output padding; max pool, both pages or one
+    "transpose-1d-overlap-outpad": ("conv-transpose", dict(input=(3,), kernel=(3,), stride=(2,), padding=0,
+                                                            dilation=(1,), output_padding=(1,), values="int", seed=0)),
+    "pool-2d-max-overlap": ("pool", dict(input=(4, 4), kernel=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1),
+                                         mode="max", ceil_mode=False, count_include_pad=True, values="int", seed=3)),
+}
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def rendered(request, tmp_path_factory):
+    kind, p = CASES[request.param]
+    p = {**p, "step_time": STEP_TIME}
+    out = tmp_path_factory.mktemp("arith") / f"{request.param}.mp4"
+    render_animation(kind, p, out, "mp4", quality="low", progress=False)
+    scene = dry_run(kind, p)
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
+    return request.param, scene, frames, QUALITIES["low"][3]
+
+
+def test_a_rewritten_cell_shows_one_number(rendered):
+    name, scene, _, _ = rendered
+    rewritten = 0
+    for player in scene.players:
+        for target, view in player.views.items():
+            cells = {tuple(w.cell) for s in scene.story.steps for w in s.writes if w.target == target}
+            times = sum(1 for s in scene.story.steps for w in s.writes if w.target == target)
+            rewritten += times - len(cells)
+            assert sum(len(p.written.submobjects) for p in view.panels) == len(cells), f"{name}: {target}"
+    assert rewritten > 0, f"{name}: the case must rewrite running sums"
+
+
+def test_video_follows_the_timeline(rendered):
+    name, scene, frames, fps = rendered
+    assert abs(len(frames) / fps - scene.timeline[-1][1]) <= 1 / fps + 1e-9
+    assert len(scene.step_starts) == len(scene.story.steps)
+    for t, (start, _) in zip(scene.step_starts, scene.timeline):
+        assert abs(t - start) <= 1 / fps + 1e-9
+
+
+def test_mid_hold_frames_light_exactly_the_steps_cells_and_writes(rendered):
+    name, scene, frames, fps = rendered
+    story = scene.story
+    checked = mid_hold_frames(scene, frames, fps)
+    assert len(checked) >= min(6, len(story.steps))
+    for k, frame in checked:
+        step, page = story.steps[k], scene.pages[scene.page_of_step[k]]
+        for target, lay in page.items():
+            lit = {tuple(c) for c in step.lit_cells(target, "window")}
+            seen = {tuple(i) for i, c in lay["centres"].items() if is_window(samples(frame, c, lay["cell"]))}
+            assert seen == lit, f"{name} step {step.id}: window cells on {target}"
+            written = {tuple(w.cell) for s in story.steps[:k + 1] for w in s.writes if w.target == target}
+            if story.grid(target).role == "output":         # y, y_gather: filled as they are written
+                filled = {tuple(i) for i, c in lay["centres"].items()
+                          if is_filled_output(samples(frame, c, lay["cell"]))}
+                assert filled == written, f"{name} step {step.id}: written cells of {target}"
+
+
+def test_pages_hold_every_grid_a_step_uses(rendered):
+    name, scene, _, _ = rendered
+    for k, step in enumerate(scene.story.steps):
+        page = scene.pages[scene.page_of_step[k]]
+        used = {lit.target for lit in step.lit if lit.cells} | {w.target for w in step.writes}
+        assert used <= set(page), f"{name} step {step.id}"
