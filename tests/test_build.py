@@ -668,6 +668,17 @@ def test_executor_dask_renders_each_figure_in_its_own_process(tmp_path):
         build.build(path, tmp_path / "x", executor="spark://x")
 
 
+def test_an_unreachable_dask_scheduler_is_one_line_and_nothing_is_written(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("distributed", reason="dask.distributed is not installed (viz[dask])")
+    monkeypatch.setattr(build.runner, "DASK_CONNECT_TIMEOUT", "1s")
+    path = write(tmp_path, '[[figure]]\nname = "hw"\nkind = "shape"\nformats = ["md"]\n'
+                           '[figure.params]\ninput = 7\nkernel = 3\n')
+    code, err = cli_build(path, tmp_path / "out", capsys, "--executor", "dask://127.0.0.1:1")
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("viz: error: --executor: cannot reach the dask scheduler at tcp://127.0.0.1:1 (")
+    assert not (tmp_path / "out").exists()
+
+
 def test_mkdocs_strict_build_over_the_output(fake, tmp_path):
     pytest.importorskip("mkdocs", reason="mkdocs is not installed (test extra)")
     docs = tmp_path / "docs"

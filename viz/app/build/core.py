@@ -11,7 +11,7 @@ from . import cache, outdir
 from .index import INDEX_HTML, INDEX_MD, write_index
 from .manifest import CACHE_FILE, Manifest, ManifestError, load_manifest, shard
 from .progress import Progress
-from .runner import Interrupted, Result, Task, one_line, run_dask, run_local, stop_signals
+from .runner import Interrupted, Result, Task, dask_client, one_line, run_dask, run_local, stop_signals
 
 
 @dataclasses.dataclass
@@ -92,8 +92,14 @@ def build(manifest, out_dir, *, jobs: int | None = None, force: bool = False, qu
     address = parse_executor(executor)
     if not isinstance(manifest, Manifest):
         manifest = load_manifest(manifest, source=source, quality=quality)
+    if not address:
+        return _build(manifest, Path(out_dir), jobs, force, stream, shard_of, None, start)
+    with dask_client(address) as client:   # the scheduler is reachable before anything is written
+        return _build(manifest, Path(out_dir), jobs, force, stream, shard_of, client, start)
+
+
+def _build(manifest: Manifest, out_dir: Path, jobs, force, stream, shard_of, client, start) -> BuildReport:
     entries = shard(manifest.entries, *shard_of) if shard_of else manifest.entries
-    out_dir = Path(out_dir)
     outdir.check_out(out_dir, manifest)
     jobs = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
     _sweep(out_dir, manifest, entries)
@@ -111,7 +117,7 @@ def build(manifest, out_dir, *, jobs: int | None = None, force: bool = False, qu
         stream.write(f"viz build: nothing to render{which}: all {total} figures "
                      f"({len(kept)} files) are up to date in {out_dir}\n")
     else:
-        _render(tasks, jobs, address, records, keys, report, stream,
+        _render(tasks, jobs, client, records, keys, report, stream,
                 f"rendering {len(tasks)} of {total} figures{which}", kept, out_dir)
     _finish(manifest, out_dir, records, report)
     report.seconds = time.perf_counter() - start
@@ -128,9 +134,10 @@ def _save(records: cache.Records, report: BuildReport) -> None:
             report.errors.append(message)
 
 
-def _render(tasks, jobs, address, records, keys, report, stream, what, kept, out_dir) -> None:
+def _render(tasks, jobs, client, records, keys, report, stream, what, kept, out_dir) -> None:
     jobs = min(jobs, len(tasks))
-    where = f"on the dask cluster {address}" if address else f"with {jobs} job{'s' if jobs > 1 else ''}"
+    where = (f"on the dask cluster {client.scheduler.address}" if client
+             else f"with {jobs} job{'s' if jobs > 1 else ''}")
     stream.write(f"viz build: {what} ({sum(len(t.formats) for t in tasks)} files) into {out_dir} {where}"
                  + (f"; {len(kept)} files up to date" if kept else "") + "\n")
     stream.flush()
@@ -157,8 +164,8 @@ def _render(tasks, jobs, address, records, keys, report, stream, what, kept, out
     try:
         with stop_signals():
             try:
-                if address:
-                    run_dask(tasks, address, lambda t: progress.start(t.name), on_done, progress.tick)
+                if client:
+                    run_dask(tasks, client, lambda t: progress.start(t.name), on_done, progress.tick)
                 else:
                     run_local(tasks, jobs, lambda t: progress.start(t.name), on_done, progress.tick)
             except Interrupted:

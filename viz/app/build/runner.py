@@ -37,6 +37,7 @@ from .cache import file_sha256
 from .manifest import LOG_DIR
 
 PR_SET_PDEATHSIG = 1
+DASK_CONNECT_TIMEOUT = "10s"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,33 +302,39 @@ def render_in_subprocess(task: Task) -> Result:
     return pickle.loads(done.stdout)
 
 
-def run_dask(tasks: list[Task], address: str, on_start, on_done, on_tick) -> None:
-    """Submit every task to the scheduler at `address` (``HOST:PORT``); results arrive as they finish."""
+def dask_client(address: str):
+    """A client of the scheduler at `address`, or ParamError naming --executor (checked before
+    anything renders or is written)."""
     try:
-        from distributed import Client, as_completed
+        from distributed import Client
     except ImportError:
         raise figures.ParamError("executor", "--executor: dask:// needs dask.distributed "
                                  "(pip install 'viz[dask]')") from None
     try:
-        client = Client(address, timeout="10s", set_as_default=False)
+        return Client(address, timeout=DASK_CONNECT_TIMEOUT, set_as_default=False)
     except OSError as err:
         raise figures.ParamError("executor", f"--executor: cannot reach the dask scheduler at {address} "
                                  f"({err})") from None
-    with client:
-        futures = {}
-        for task in tasks:
-            futures[client.submit(render_in_subprocess, task, pure=False, key=f"viz-{task.name}-{os.getpid()}")] = task
-            on_start(task)
-        try:
-            for future in as_completed(list(futures), loop=client.loop):
-                task = futures[future]
-                try:
-                    on_done(future.result())
-                except Exception as err:   # the worker itself was lost
-                    on_done(Result(task.name, {}, {f: one_line(err) for f in task.formats}, 0.0))
-        except BaseException:
-            client.cancel(list(futures))
-            raise
+
+
+def run_dask(tasks: list[Task], client, on_start, on_done, on_tick) -> None:
+    """Submit every task to the dask `client`'s scheduler; results arrive as they finish."""
+    from distributed import as_completed
+
+    futures = {}
+    for task in tasks:
+        futures[client.submit(render_in_subprocess, task, pure=False, key=f"viz-{task.name}-{os.getpid()}")] = task
+        on_start(task)
+    try:
+        for future in as_completed(list(futures), loop=client.loop):
+            task = futures[future]
+            try:
+                on_done(future.result())
+            except Exception as err:   # the worker itself was lost
+                on_done(Result(task.name, {}, {f: one_line(err) for f in task.formats}, 0.0))
+    except BaseException:
+        client.cancel(list(futures))
+        raise
 
 
 def subprocess_main() -> None:
