@@ -179,6 +179,14 @@ def test_every_claim_holds(model, k, preset):
         assert len(ids) == len(set(ids))
 
 
+@pytest.mark.parametrize("k", [4, 24])                 # up to the registry's limit for k
+def test_every_claim_holds_for_long_spans(k):
+    for preset in A.PRESETS:
+        for T in (1, 5, 24):
+            s = story(model="attention", k=k, preset=preset, steps=T)
+            assert not s.failed_claims(), (k, preset, T, [(c.id, c.lhs, c.rhs) for c in s.failed_claims()])
+
+
 def test_claims_numbers_are_recomputed_from_the_reference():
     T = 12
     gated = rnn.gated_run(T, 3, 3, preset="vanish")

@@ -31,7 +31,7 @@ from viz.text import fmt_decade, fmt_sci, fmt_value
 MODELS = ("gated", "attention")
 FULL_STEPS = 3            # backward steps shown in full (formula and norm); later ones: the norm, shorter
 ROUNDING = 1e-9           # relative slack for claims that hold with equality in exact arithmetic
-SLACK = 1e-6              # decades: a norm of 1.0000001 stays under the decade 1
+SLACK = 1e-4              # decades: a norm of 1.0002 (a copy model's leak) stays under the decade 1
 FLOOR = 0.25              # decades: the smallest bar stands at least this high above the axis' bottom
 
 
@@ -84,10 +84,12 @@ def reference_run(model: str, k, T: int, n: int, m: int, seed: int, preset: str,
     return Run(model, k, T, run, reads, weights, gains, np.asarray(run.grads.delta_norms, dtype=float))
 
 
-def shared_limits(gated: Run, n: int, seed: int, preset: str, gain: float) -> tuple[int, int]:
+def shared_limits(gated: Run, n: int, seed: int, preset: str, gain: float, also: Run) -> tuple[int, int]:
     """Decades (lo, hi) of the log axis every BPTT figure of this preset, T, n, seed shares: they cover
-    ||δ[t]|| of the gated RNN and of AttentionRNN(k) for k = 1, 2, 3, ∞ at its gain."""
-    runs = [gated] + [reference_run("attention", k, gated.T, n, 1, seed, preset, gain) for k in (1, 2, 3, None)]
+    ||δ[t]|| of the gated RNN and of AttentionRNN(k) for k = 1, 2, 3, ∞ at its gain (and of `also`,
+    the figure's own run, should another k reach further)."""
+    runs = [gated, also] + [reference_run("attention", k, gated.T, n, 1, seed, preset, gain)
+                            for k in (1, 2, 3, None)]
     norms = np.concatenate([r.norms for r in runs])
     positive = norms[norms > 0]
     lo = math.floor(math.log10(positive.min()) - FLOOR) if positive.size else -1
@@ -288,7 +290,7 @@ def _axis_caption(r: Run, lo: int, hi: int) -> Caption:
         "preset, T, n and seed (gated RNN and AttentionRNN(1, 2, 3, ∞)), so they can be compared.",
         (_claim("axis-low", "every bar stands at least a quarter decade above the axis' bottom",
                 math.log10(positive.min()), ">=", lo + FLOOR, "log10 min ‖δ[t]‖"),
-         _claim("axis-high", "every bar is below the axis' top (to 1e−6 of a decade)",
+         _claim("axis-high", "every bar is below the axis' top (to 1e−4 of a decade)",
                 math.log10(positive.max()), "<=", hi + SLACK, "log10 max ‖δ[t]‖")))
 
 
@@ -425,7 +427,7 @@ def bptt_story(values: dict) -> Story:
     gain = gated_gain(gated, preset)
     r = gated if model == "gated" else reference_run(model, k, T, n, m, seed, preset, gain)
     T = r.T
-    lo, hi = shared_limits(gated, n, seed, preset, gain)
+    lo, hi = shared_limits(gated, n, seed, preset, gain, r)
     path, path_gain = A.strongest_path(r.gains, T) if T > 1 else ([1], 1.0)
     graph = _graph(r)
     sweep, done = _sweep_steps(r)
