@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import cache, outdir
 from .index import INDEX_HTML, INDEX_MD, write_index
-from .manifest import CACHE_FILE, Manifest, ManifestError, load_manifest, shard
+from .manifest import CACHE_FILE, Manifest, load_manifest, shard
 from .progress import Progress
 from .runner import Interrupted, Result, Task, dask_client, one_line, run_dask, run_local, stop_signals
 
@@ -40,7 +40,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def parse_executor(text: str | None) -> str | None:
-    """None or "local" -> None (a local process pool); "dask://HOST:PORT" -> "HOST:PORT"."""
+    """None or "local" -> None (a local process pool); "dask://HOST:PORT" -> "tcp://HOST:PORT"."""
     if text in (None, "", "local"):
         return None
     if text.startswith("dask://") and ":" in text[7:]:
