@@ -123,14 +123,17 @@ def test_forward_scene_draws_its_story(forward_scenes, name):
     # independent of viz.windows: the lit windows are the closed form's, every output written once
     out, reads, never = naive(p)
     C = p["channels"]
-    fwd = scene.shown[:-1]
+    fwd = [s for s, step in zip(scene.shown, story.steps) if step.part == "forward"]
     assert [w[0][1] for w in (s["writes"] for s in fwd)] == list(itertools.product(*map(range, out)))
     for s, o in zip(fwd, reads):
         assert sorted(s["lit"][("x", "window")]) == sorted((c, *m) for c in range(C) for m in reads[o])
+    # a closing step lights the never-read inputs, exactly when there are some
+    assert len(scene.shown) == len(fwd) + bool(never)
     assert sorted(scene.shown[-1]["lit"].get(("x", "never_read"), [])) == sorted(
         (c, *m) for c in range(C) for m in never)
     y = torch_y(p)
-    assert [step.writes[0].value for step in story.steps[:-1]] == pytest.approx(list(y.ravel()), abs=1e-9)
+    assert [step.writes[0].value for step in story.steps if step.part == "forward"] == pytest.approx(
+        list(y.ravel()), abs=1e-9)
     # every cell of the drawn grids has a place on screen (the frame tests read it)
     for grid in ("x", "w", "y"):
         assert len(scene.layout[grid]["centres"]) == int(np.prod(story.grid(grid).shape))
@@ -153,7 +156,7 @@ def test_forward_scene_follows_the_timeline(forward_scenes, name):
 def test_step_time_scales_the_timeline():
     p = GEOMETRIES["homework-1d"]
     slow = dry_run("conv", {**p, "step_time": 5.0})
-    assert slow.step_starts == pytest.approx([1.0, 6.0, 11.0, 16.0])
+    assert slow.step_starts == pytest.approx([1.0, 6.0, 11.0])        # 3 windows, every input read
     with pytest.raises(Exception, match="step-time"):
         from viz.app.registry import get
         get("animate conv").validate({"step_time": "0.1"})
@@ -181,10 +184,10 @@ def test_large_input_speeds_up_but_writes_every_output():
     p = params((14, 14), (3, 3))
     scene = dry_run("conv", p)
     y = torch_y(p)
-    writes = [s["writes"][0] for s in scene.shown[:-1]]
+    writes = [s["writes"][0] for s, step in zip(scene.shown, scene.story.steps) if step.part == "forward"]
     assert len(writes) == 144 and [w[1] for w in writes] == list(itertools.product(range(12), range(12)))
     assert [s.weight for s in scene.story.steps[:SC.FULL_STEPS]] == [1.0] * SC.FULL_STEPS
-    assert np.allclose([s.writes[0].value for s in scene.story.steps[:-1]], y.ravel())
+    assert np.allclose([s.writes[0].value for s in scene.story.steps if s.part == "forward"], y.ravel())
     # bounded video: the sped-up part weighs at most MAX_FAST_WEIGHT step times
     assert scene.renderer.time <= style.INTRO_TIME + style.STORY_STEP_TIME * (
         SC.FULL_STEPS + SC.MAX_FAST_WEIGHT + SC.FINAL_WEIGHT) + 1e-6

@@ -243,7 +243,7 @@ def test_homework_step_stills_equal_posters(homework):
 def test_step_out_of_range_is_one_line(tmp_path, step):
     run = viz("animate", "conv", *HOMEWORK_ARGS, "--step", step, "-o", str(tmp_path / "s.png"))
     assert run.returncode == 2 and run.stderr.strip().count("\n") == 0, run.stderr
-    assert "--step: must be an integer in 1..4" in run.stderr and not (tmp_path / "s.png").exists()
+    assert "--step: must be an integer in 1..3" in run.stderr and not (tmp_path / "s.png").exists()
 
 
 def test_missing_reveal_is_one_line(tmp_path):

@@ -66,11 +66,16 @@ class _Setup:
         self.C = int(values.get("channels", 1))
         if self.C < 1:
             raise ValueError(f"channels must be >= 1 (got {self.C})")
-        self.integer = values.get("values", "int") == "int"
         seed = int(values.get("seed", 0))
         data = example_data(g.in_shape, self.C, g.kernel, g.out_shape, seed, values.get("values", "int"))
+        # the user's arrays (--x, --w, --b, --grad-y; shapes checked by the registry) replace the seeded ones
+        given = {k: np.asarray(values[k], dtype=float) for k in ("x", "w", "grad_y", "b") if values.get(k) is not None}
+        data.update(given)
         self.x, self.w, self.grad_y = data["x"], data["w"], data["grad_y"]
-        self.b = example_bias(seed, values.get("values", "int")) if values.get("bias") else None
+        self.b = data["b"] if "b" in given else \
+            example_bias(seed, values.get("values", "int")) if values.get("bias") else None
+        # integers are shown as integers only if every array given is integral
+        self.integer = values.get("values", "int") == "int" and all(np.all(a == np.round(a)) for a in given.values())
         self.args = dict(stride=g.stride, padding=g.padding, dilation=g.dilation)
         self.win = g.windows()
         self.xp = V.pad(self.x, g.padding)
@@ -118,7 +123,8 @@ class _Setup:
         """Input coordinates (0-based, unpadded) -> coordinates in the drawn, padded grid."""
         return tuple(int(i) + int(lo) for i, lo in zip(m, self.lo))
 
-    def never_read_step(self, targets, consequence: str) -> tuple[Step, str]:
+    def never_read_step(self, targets, consequence: str) -> tuple[Step | None, str]:
+        """The closing step lighting the never-read inputs (None when every input is read), and its words."""
         nr = self.win.never_read
         lits = tuple(Lit(t, "never_read", tuple((c, *f(m)) for c in range(self.C) for m in nr)) for t, f in targets)
         if nr:
@@ -126,12 +132,10 @@ class _Setup:
             lines = (Line(f"never read: {len(nr)} input position{'s' if len(nr) > 1 else ''}", "never_read",
                           (float(len(nr)),)),
                      Line(f"x[·, {names(nr, 6)}]", "never_read", ()), Line(consequence, "text", ()))
-        else:
-            text = "every input is read by at least one window"
-            lines = (Line(text, "text", ()),)
-        step = Step("never-read", "never read", text if nr else text + ".", lit=lits if nr else (),
-                    lines=lines, weight=FINAL_WEIGHT, part="never_read",
-                    data={"never_read": [list(m) for m in nr]})
+        else:           # nothing to show on a screen of its own: the caption says it
+            return None, "every input is read by at least one window"
+        step = Step("never-read", "never read", text, lit=lits, lines=lines, weight=FINAL_WEIGHT,
+                    part="never_read", data={"never_read": [list(m) for m in nr]})
         return step, text
 
 
@@ -167,7 +171,7 @@ def forward_story(values: dict) -> Story:
         steps.append(step)
         claims.append(_sum_claim(f"sum-{step.id}", step.label, terms, y[o]))
     nr_step, nr_text = S.never_read_step([("x", S.drawn)], "no window reads them, so their gradient is exactly 0")
-    steps.append(nr_step)
+    steps += [nr_step] if nr_step else []
     nr = S.win.never_read
     worst = max((abs(float(grad_x[(c, *m)])) for c in range(C) for m in nr), default=0.0)
     captions = [
@@ -268,7 +272,7 @@ def backward_story(values: dict) -> Story:
         claims.append(claim)
     nr_step, nr_text = S.never_read_step([("x", S.drawn), ("grad_x", lambda m: tuple(int(v) for v in m))],
                                          "no window reads them: their gradient is exactly 0")
-    steps.append(nr_step)
+    steps += [nr_step] if nr_step else []
     nr = S.win.never_read
     worst = max((abs(float(grad_x[(c, *m)])) for c in range(C) for m in nr), default=0.0)
     captions = [
