@@ -234,6 +234,18 @@ def test_transposed_and_pool_errors_name_their_parameter():
         serve.render_answer("transpose", {"output_padding": "99"}, mode="gather")
 
 
+def test_transposed_story_size_is_bounded():
+    """The gather form lists every output's whole window: the largest allowed sizes would list 16.7 M
+    taps, so the explorer refuses them in one line naming --input (the scatter form, 65 536, draws)."""
+    big = {"input": "16x16", "kernel": "16", "stride": "16"}
+    with pytest.raises(serve.BadRequest, match=r"^--input: the gather form of this geometry reads 16777216 window "
+                                               r"taps; the explorer draws at most 262144") as err:
+        serve.render_answer("transpose", big, mode="gather")
+    assert err.value.param == "input" and err.value.status == 400
+    small = serve.render_answer("transpose", {**big, "input": "4x4", "kernel": "8"}, mode="scatter")
+    assert len(small["story"]["steps"]) == 16 and small["video_note"] == ""
+
+
 def test_bptt_diagram_mode_is_the_backward_diagram(monkeypatch):
     calls = []
     monkeypatch.setattr(serve.answers, "diagram_svg", lambda key, values: calls.append((key, values)) or "<svg/>")

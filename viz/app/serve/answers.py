@@ -122,6 +122,23 @@ _CONV_MODES = (
               "∂ℓ/∂y entry scatters a stamp of w into ∂ℓ/∂x. Hover a ∂ℓ/∂y cell to light its stamp."),
 )
 _DIAGRAM_MODE = (Mode("diagram", "Diagram", "", "svg"),)
+MAX_TAPS = 1 << 18     # window taps a Story may list (steps × kernel cells): ~10 MB of JSON, ~3 s to build
+
+
+def _check_transpose(values: dict) -> None:
+    """The reference's geometry, then the size of the Story: the gather form lists every output's
+    whole window (prod(o')·prod(k) taps), which the largest allowed sizes make far too many to draw."""
+    from math import prod
+
+    from viz import conv
+
+    g = conv.conv_transpose_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
+                                     values["dilation"], values["output_padding"])
+    taps = prod(g.out_shape if values["form"] == "gather" else g.in_shape) * prod(g.kernel)
+    if taps > MAX_TAPS:
+        raise figures.ParamError("input", f"--input: the {values['form']} form of this geometry reads {taps} window "
+                                          f"taps; the explorer draws at most {MAX_TAPS} (a smaller input, kernel, "
+                                          "stride or dilation)")
 _TRANSPOSE_MODES = (
     Mode("scatter", "Scatter", "diagram conv-transpose", "story", owner="x", fixed=(("form", "scatter"),),
          note="Each input x[n] times the kernel is stamped onto y; overlapping stamps add. Hover an input to "
@@ -143,7 +160,7 @@ _POOL_MODES = (
 FIGURES = {f.id: f for f in (
     ExplorerFigure("conv", "Convolution", "animate conv", _CONV_MODES, check=figures._check_conv_animation),
     ExplorerFigure("transpose", "Transposed conv", "diagram conv-transpose", _TRANSPOSE_MODES,
-                   hidden=("positions",)),
+                   hidden=("positions",), check=_check_transpose),
     ExplorerFigure("pool", "Pooling", "diagram pool", _POOL_MODES, hidden=("positions",)),
     ExplorerFigure("gated", "Gated RNN", "diagram gated-rnn", _DIAGRAM_MODE),
     ExplorerFigure("attention", "AttentionRNN(k/∞)", "diagram attention-rnn", _DIAGRAM_MODE),
@@ -393,8 +410,8 @@ def _padding_note(kind: figures.FigureKind, values: dict) -> str:
 def _video_note(fig: ExplorerFigure, target: figures.FigureKind, values: dict) -> str:
     """When the explorer draws what the shown command would refuse (a video whose digits would be too
     small at 1080p), that command's one-line refusal; else ""."""
-    if not (fig.check and target.check):
-        return ""
+    if not (fig.check and target.check) or target.command != "animate":
+        return ""   # a static figure has no 1080p limit (and its check would build the Story again)
     try:
         target.check(values)
     except ValueError as err:

@@ -152,7 +152,7 @@ const VizViews = (() => {
     drawGrid(g) {
       const L = layout(g, this.nd);
       const cell = this.cellSize, inner = cell - GAP;
-      const longest = Math.max(1, ...(g.texts || []).map((t) => [...t].length));
+      const longest = (g.texts || []).reduce((n, t) => Math.max(n, [...t].length), 1);   // no spread: 10⁵ cells
       const font = Math.min(inner * 0.46, (inner - 4) / (0.62 * longest));
       const showText = font >= MIN_FONT && (g.texts || []).length > 0;
       const panelW = L.cols * cell, panelH = (L.stacked ? L.channels : L.rows) * cell;
