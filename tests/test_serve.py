@@ -243,7 +243,8 @@ def test_transposed_story_size_is_bounded():
         serve.render_answer("transpose", big, mode="gather")
     assert err.value.param == "input" and err.value.status == 400
     small = serve.render_answer("transpose", {**big, "input": "4x4", "kernel": "8"}, mode="scatter")
-    assert len(small["story"]["steps"]) == 16 and small["video_note"] == ""
+    assert [s["part"] for s in small["story"]["steps"]] == ["scatter"] * 16 + ["never_read"]   # gaps: s > k
+    assert small["video_note"] == ""
 
 
 def test_bptt_diagram_mode_is_the_backward_diagram(monkeypatch):
