@@ -90,7 +90,7 @@ def test_backward_modes_draw_what_a_video_could_not():
     with pytest.raises(figures.ParamError, match="legibly"):
         figures.get("animate conv-backward").validate(params)
     answer = serve.render_answer("conv", params, mode="backward")
-    assert answer["story"]["kind"] == "animate conv-backward" and len(answer["story"]["steps"]) == 6 + 20 + 1
+    assert answer["story"]["kind"] == "animate conv-backward" and len(answer["story"]["steps"]) == 6 + 20   # ∂w, ∂x
 
 
 def test_sizes_too_small_for_a_video_are_drawn_with_a_note():
@@ -101,7 +101,7 @@ def test_sizes_too_small_for_a_video_are_drawn_with_a_note():
         figures.get("animate conv").validate(params)
     answer = serve.render_answer("conv", params)
     assert answer["video_note"] == str(err.value) and "legibly" in answer["video_note"]
-    assert len(answer["story"]["steps"]) == 101
+    assert len(answer["story"]["steps"]) == 100           # its 10×10 windows (every input read)
     assert serve.render_answer("conv", {})["video_note"] == ""
 
 
@@ -554,7 +554,7 @@ def test_memory_is_bounded_after_100_heavy_requests():
         def heavy(i):
             status, answer = api(srv, "conv", {"input": "8x8", "kernel": "3", "stride": "1", "channels": "8",
                                                "seed": str(i)})
-            assert status == 200 and len(answer["story"]["steps"]) == 37
+            assert status == 200 and len(answer["story"]["steps"]) == 36          # its 6×6 windows
 
         for i in range(10):
             heavy(i)
