@@ -35,9 +35,9 @@ class ConvScene(StoryScene):
 
     def __init__(self, *, input, kernel, stride=1, padding=0, dilation=1, channels: int = 1, seed: int = 0,
                  values: str = "int", bias: bool = False, story=None, step_time: float = style.STORY_STEP_TIME,
-                 **scene_kwargs):
+                 x=None, w=None, b=None, grad_y=None, **scene_kwargs):
         params = dict(input=input, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
-                      channels=channels, values=values, seed=seed, bias=bias)
+                      channels=channels, values=values, seed=seed, bias=bias, x=x, w=w, b=b, grad_y=grad_y)
         story = story if story is not None else type(self).build_story(params)
         super().__init__(story=story, step_time=step_time, **scene_kwargs)
         self.captions: list[str] = []          # the title and formula lines shown

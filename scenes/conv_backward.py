@@ -25,7 +25,8 @@ from . import conv_layout, style
 from .common import CellGrid, glyphs, legend, text
 from .story_scene import StoryScene
 
-FIGURE_PARAMS = ("input", "kernel", "stride", "padding", "dilation", "channels", "values", "bias", "seed")
+FIGURE_PARAMS = ("input", "kernel", "stride", "padding", "dilation", "channels", "values", "bias", "seed",
+                 "x", "w", "b", "grad_y")
 FORMULA_OF_PART = {"grad_w": 0, "grad_x": 1}          # which Story.formula line heads each part
 LINE_COLORS = {"window": style.HIGHLIGHT, "output": style.GRADIENT, "never_read": style.NEVER_READ,
                "text": style.TEXT}

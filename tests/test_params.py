@@ -59,6 +59,13 @@ def _values(p: params.Param):
         return st.booleans()
     if p.type == "float":
         return st.floats(p.min, p.max, allow_nan=False).map(lambda v: float(f"{v:g}"))  # format keeps %g
+    if p.type == "array":         # rectangular, finite: 1-D or 2-D
+        nums = st.floats(-1e6, 1e6, allow_nan=False).map(float)
+        row = st.integers(1, 4).flatmap(lambda n: st.lists(nums, min_size=n, max_size=n).map(tuple))
+        grid = st.tuples(st.integers(1, 3), st.integers(1, 3)).flatmap(
+            lambda rc: st.lists(st.lists(nums, min_size=rc[1], max_size=rc[1]).map(tuple),
+                                min_size=rc[0], max_size=rc[0]).map(tuple))
+        return row | grid
     ints = st.integers(int(p.min), int(min(p.max, 10**6)))
     if p.type == "int":
         return ints

@@ -322,15 +322,20 @@ class ArrayParam(Param, type_name="array"):
         return "a JSON array like [[1, 2], [3, 4]], or a .npy, .json or .csv file"
 
     def parse(self, raw):
-        return None if raw is None else self._parse(raw)
+        # None (not given) formats as JSON's "null", which parses back to None
+        return None if raw is None or (isinstance(raw, str) and raw.strip() == "null") else self._parse(raw)
 
     def _parse(self, raw):
         from viz.arrays import ArrayError, load_array
 
         try:
-            return _nested(load_array(raw, self.name))
+            a = load_array(raw, self.name)
         except ArrayError as err:
             raise ParamError(self.name, str(err)) from None
+        if a.ndim == 0:       # every figure array has axes (a bias is [b]); a bare number reads as a path
+            raise ParamError(self.name, f"{self.flag}: must be an array like [1, 2], not a single number "
+                                        f"(got {show(raw)})")
+        return _nested(a)
 
     def format(self, value) -> str:
         import json

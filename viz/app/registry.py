@@ -234,6 +234,41 @@ def _check_conv_animation(values: dict) -> None:
     if len(values["input"]) > 2:
         raise ParamError("input", f"--input: animations show 1-D or 2-D inputs (got {len(values['input'])} axes)")
     _check_conv(values)
+    if "x" in values:
+        _check_conv_arrays(values)
+
+
+_ARRAY_HELP = " (PyTorch layout, no batch axis; a JSON array or a .npy, .json or .csv file) [default: seeded example]"
+USER_ARRAYS = (
+    Param("x", "array", None, "Your input x, shape C x *input" + _ARRAY_HELP + "."),
+    Param("w", "array", None, "Your kernel w, shape 1 x C x *kernel (one filter)" + _ARRAY_HELP + "."),
+    Param("b", "array", None, "Your bias b, shape 1 (implies --bias)" + _ARRAY_HELP + "."),
+    Param("grad_y", "array", None, "Your upstream gradient ∂ℓ/∂y, shape 1 x *output" + _ARRAY_HELP + "."),
+)
+
+
+def _check_conv_arrays(values: dict) -> None:
+    """Each given array has the shape the geometry asks: one line naming it and the expected shape."""
+    import numpy as np
+
+    from viz import conv
+    from viz.arrays import ArrayError, check_shape
+
+    g = conv.conv_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
+                           values["dilation"])
+    c = values["channels"]
+    chans = f"{c} input channel{'s' if c != 1 else ''}"
+    shape = lambda t: "x".join(str(v) for v in t)  # noqa: E731
+    expected = {"x": ((c, *g.in_shape), f"{chans} and input {shape(g.in_shape)}"),
+                "w": ((1, c, *g.kernel), f"1 filter, {chans} and kernel {shape(g.kernel)}"),
+                "b": ((1,), "1 filter"),
+                "grad_y": ((1, *g.out_shape), f"1 filter and output {shape(g.out_shape)}")}
+    for name, (want, why) in expected.items():
+        if values.get(name) is not None:
+            try:
+                check_shape(np.asarray(values[name], dtype=float), want, name, why)
+            except ArrayError as err:
+                raise ParamError(name, str(err)) from None
 
 
 def _check_conv_backward_animation(values: dict) -> None:
@@ -347,7 +382,7 @@ CONV_ANIMATION = FigureKind(
         Param("values", "choice", "int", "Example data: small integers (checkable by hand) or decimals.",
               choices=("int", "float")),
         Param("bias", "flag", False, "Add a bias b to every output (the backward pass shows ∂ℓ/∂b = Σ ∂ℓ/∂y)."),
-        SEED, QUALITY, STEP_TIME),
+        *USER_ARRAYS, SEED, QUALITY, STEP_TIME),
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
     check=_check_conv_forward_animation,
