@@ -123,6 +123,9 @@ def _panels(story, names):
             continue
         widest = max((len(t) for t in g.texts), default=1)
         ax = list(g.axis_labels) or [("",) * n for n in g.shape]
+        # column labels are positions ("3"); a name on the last axis (∂ℓ/∂b's) is the panel's label
+        if not all(t.isdigit() or not t for t in ax[-1]):
+            ax[-1] = ("",) * len(ax[-1])
         if len(g.shape) == 3:
             for c in range(g.shape[0]):
                 chan = ax[0][c] if g.shape[0] > 1 else ""
