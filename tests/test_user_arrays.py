@@ -150,3 +150,21 @@ def test_good_files_are_read(files):
     r, out = _cli(["animate", "conv-backward", "--input", "7", "--channels", "1", "--kernel", "3", "--stride", "2",
                    "--x", str(files / "good.npy")], files)
     assert r.exit_code == 0, r.output
+
+
+def test_manifest_arrays_inline_or_relative_to_the_manifest(tmp_path):
+    from viz.app.build.manifest import ManifestError, load_manifest
+
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "x.npy", np.arange(7.0).reshape(1, 7))
+    entry = '[[figure]]\nname = "{n}"\nkind = "animate conv"\nformats = ["story.json"]\n' \
+            '[figure.params]\ninput = 7\nchannels = 1\n{p}\n'
+    good = entry.format(n="mine", p='x = "data/x.npy"\nw = [[[1, 0, -1]]]')
+    (tmp_path / "gallery.toml").write_text(good)
+    (e,) = load_manifest(tmp_path / "gallery.toml").entries
+    assert e.values["x"] == (tuple(float(v) for v in range(7)),) and e.values["w"] == (((1.0, 0.0, -1.0),),)
+    (tmp_path / "bad.toml").write_text(entry.format(n="bad", p="w = [[[1, 0]]]"))
+    with pytest.raises(ManifestError) as err:
+        load_manifest(tmp_path / "bad.toml")
+    assert err.value.errors == ["bad.toml:8: figure \"bad\": --w: expected shape 1x1x3 for 1 filter, 1 input "
+                                "channel and kernel 3, got 1x1x2"]

@@ -206,7 +206,7 @@ def load_manifest(path, *, text: str | None = None, source: str | None = None,
             continue
         if isinstance(name, str):
             seen[name] = header
-        entry = _validate_entry(raw, fail, quality)
+        entry = _validate_entry(raw, fail, quality, path.parent)
         if entry is None:
             continue
         for file in entry.files():
@@ -222,7 +222,7 @@ def load_manifest(path, *, text: str | None = None, source: str | None = None,
     return Manifest(data.get("title", "viz gallery"), data.get("description", ""), tuple(entries), source)
 
 
-def _validate_entry(raw: dict, fail, quality: str | None) -> Entry | None:
+def _validate_entry(raw: dict, fail, quality: str | None, base: Path | None = None) -> Entry | None:
     ok = True
     for key in raw:
         if key not in ENTRY_KEYS:
@@ -257,7 +257,7 @@ def _validate_entry(raw: dict, fail, quality: str | None) -> Entry | None:
     if not isinstance(params, dict):
         fail("params: must be a table ([figure.params])", ("params",))
         return None
-    values = _values(kind, dict(params), fail, quality) if kind is not None else None
+    values = _values(kind, dict(params), fail, quality, base) if kind is not None else None
     if not ok or values is None:
         return None
     return Entry(name, kind.key, values, tuple(formats), caption.strip(), 0)
@@ -274,9 +274,14 @@ def _kind(kind_text, fail) -> figures.FigureKind | None:
         return None
 
 
-def _values(kind: figures.FigureKind, params: dict, fail, quality: str | None) -> dict | None:
+def _values(kind: figures.FigureKind, params: dict, fail, quality: str | None, base: Path | None = None) -> dict | None:
     if quality is not None and any(p.name == "quality" for p in kind.params):
         params["quality"] = quality
+    for p in kind.params:      # an array given as a file: a relative path is relative to the manifest
+        given = params.get(p.name)
+        if p.type == "array" and base is not None and isinstance(given, str) and given.strip() \
+                and not given.strip().startswith("[") and not Path(given.strip()).is_absolute():
+            params[p.name] = str(base / given.strip())
     try:
         return kind.validate(params)
     except figures.ParamError as err:
