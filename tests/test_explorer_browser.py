@@ -404,6 +404,20 @@ def test_transposed_mode_lights_the_stamps(page, params):
 def test_transposed_gather_form_output_padding_and_errors(page, tmp_path):
     params = {"input": "3x3", "kernel": "3", "stride": "2", "padding": "1", "output_padding": "1"}
     show_figure(page, "transpose", "diagram conv-transpose", params, "scatter", {"form": "scatter"})
+    # keyboard and stepper: the focused input moves, its stamp follows; Next is the next input's stamp
+    from viz import transpose
+    st = transpose.stamps((3, 3), 3, 2, 1, 1, 1)
+    stamp_of = lambda n: keys(tuple(c) for c, p in zip(st.indices[n].reshape(-1, 2), st.is_padding[n].ravel())  # noqa: E731
+                              if not p)
+    lit_y = "() => [...document.querySelectorAll('svg.grid[data-grid=y] rect.lit-output')].map((r) => r.dataset.cell).sort()"
+    focused = "() => [document.activeElement.dataset.grid, document.querySelector('rect.focus').dataset.cell]"
+    page.click('svg.grid[data-grid="x"] rect[data-cell="0,0,0"]')
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate(focused) == ["x", "0,1,1"] and page.evaluate(lit_y) == stamp_of((1, 1))
+    page.click("#next")
+    assert page.evaluate(focused)[1] == "0,1,2" and page.evaluate(lit_y) == stamp_of((1, 2))
+    assert page.inner_text("#position") == "step 6 of 9"           # 9 stamps (the last tap reaches row 6)
     page.hover('svg.grid[data-grid="x"] rect[data-cell="0,1,1"]')
     page.screenshot(path=str(tmp_path / "explorer-transpose-scatter.png"), full_page=True)
     assert page.locator('[data-param="form"]').count() == 0 and page.locator('[data-param="positions"]').count() == 0
