@@ -146,10 +146,13 @@ def test_limits_are_drawn_legibly_or_refused_in_one_line(name):
     values.update({p.name: p.parse(raw[p.name]) for p in KIND.params if p.name in raw})
     _check_conv_animation(values)                                    # the geometry itself is valid
     why = conv_layout.refusal(backward_story(values))
-    if why is None:
+    if why is None:                                                  # drawn: check every step on screen
+        from scenes.render import dry_run
         plan = conv_layout.plan(backward_story(values))
         assert min(pp.min_glyph_px() for pp in plan.values()) >= style.MIN_GLYPH_PX
-        KIND.validate(raw)
+        scene = dry_run("conv-backward", _values(raw))
+        problems = [p for k, entries in enumerate(scene.screen) for p in _check_screen(entries, f"{name} step {k + 1}")]
+        assert not problems, "\n".join(problems[:20])
     else:
         with pytest.raises(ParamError) as err:
             KIND.validate(raw)
