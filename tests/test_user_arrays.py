@@ -168,3 +168,57 @@ def test_manifest_arrays_inline_or_relative_to_the_manifest(tmp_path):
         load_manifest(tmp_path / "bad.toml")
     assert err.value.errors == ["bad.toml:8: figure \"bad\": --w: expected shape 1x1x3 for 1 filter, 1 input "
                                 "channel and kernel 3, got 1x1x2"]
+
+
+# ---- from a PyTorch layer (viz.app.layer reads it by duck typing) ----------------------------------
+
+@pytest.mark.parametrize("make, x_shape", [
+    (lambda: torch.nn.Conv1d(3, 1, 3, stride=2, padding=1, dilation=1), (3, 7)),
+    (lambda: torch.nn.Conv1d(2, 1, 2, stride=1, padding=0, dilation=2, bias=False), (1, 2, 6)),   # a batch of one
+    (lambda: torch.nn.Conv2d(2, 1, (2, 3), stride=(2, 1), padding=(1, 0)), (2, 4, 5)),
+])
+def test_figure_from_a_torch_layer_equals_the_layer(make, x_shape):
+    import viz
+
+    torch.manual_seed(0)
+    layer = make()
+    x = torch.randn(*x_shape, dtype=torch.float32)
+    fig = viz.figure("animate conv", layer=layer, x=x)
+    story = forward_story(fig.values)
+    with torch.no_grad():
+        ref = layer(x if x.dim() == layer.weight.dim() else x[None])[0, 0].double().numpy()
+    written = {tuple(wr.cell): wr.value for s in story.steps for wr in s.writes if wr.target == "y"}
+    assert set(written) == set(np.ndindex(*ref.shape))
+    for cell, v in written.items():
+        assert abs(v - ref[cell]) <= 1e-5                      # float32 layer against the float64 story
+    assert fig.values["bias"] == (layer.bias is not None)
+    back = viz.figure("animate conv-backward", layer=layer, x=x).values
+    assert back["w"] == fig.values["w"] and back["stride"] == fig.values["stride"]
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: torch.nn.Conv1d(2, 4, 3), "one filter with groups 1 (got out_channels 4, groups 1)"),
+    (lambda: torch.nn.Conv2d(2, 2, 3, groups=2), "one filter with groups 1"),
+    (lambda: torch.nn.Conv1d(1, 1, 3, padding=1, padding_mode="reflect"), "padding_mode must be 'zeros'"),
+    (lambda: torch.nn.Conv3d(1, 1, 3), "Conv1d and Conv2d"),
+    (lambda: torch.nn.ConvTranspose1d(1, 1, 3), "transposed convolution layers"),
+    (lambda: torch.nn.Linear(3, 1), "must be a convolution layer"),
+])
+def test_layers_that_cannot_be_drawn_are_one_line(make, words):
+    import viz
+
+    with pytest.raises(ParamError) as err:
+        viz.figure("animate conv", layer=make())
+    assert words in str(err.value) and len(str(err.value).splitlines()) == 1
+
+
+def test_layer_input_must_match_and_geometry_is_not_given_twice():
+    import viz
+
+    layer = torch.nn.Conv1d(3, 1, 3)
+    with pytest.raises(ParamError, match=r"^--x: expected shape 3x\*input .* got 2x7$"):
+        viz.figure("animate conv", layer=layer, x=torch.zeros(2, 7))
+    with pytest.raises(ParamError, match="^kernel=: given with layer="):
+        viz.figure("animate conv", layer=layer, kernel=3)
+    fig = viz.figure("animate conv", layer=layer, input=9)   # no x: the seeded example input, 3 channels
+    assert fig.values["channels"] == 3 and fig.values["input"] == (9,) and fig.values["x"] is None

@@ -28,6 +28,10 @@ class Figure:
 
     def __init__(self, key: str, **params):
         self.kind = figures.get(key)
+        if "layer" in params:           # a PyTorch layer, read by duck typing (viz.app.layer)
+            from viz.app.layer import with_layer
+
+            params = with_layer(params)
         self.values = self.kind.validate(params)
 
     @property
@@ -127,5 +131,7 @@ def _data_url(path: Path, fmt: str) -> str:
 
 def figure(key: str, **params) -> Figure:
     """A figure of kind `key` ("diagram gated-rnn", "animate conv", "shape", ...) that shows itself
-    inline in Jupyter; ParamError/ValueError naming the parameter when a value is out of range."""
+    inline in Jupyter; ParamError/ValueError naming the parameter when a value is out of range.
+    The conv animations also take `layer=` a torch Conv1d/Conv2d (and `x=` a tensor): geometry and
+    weights are read from it (viz.app.layer), torch itself is never imported."""
     return Figure(key, **params)
