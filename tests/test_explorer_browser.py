@@ -527,6 +527,14 @@ def test_pool_keyboard_and_screenshots(page, tmp_path):
                                                "mode": "avg"}, "backward")
     page.hover('svg.grid[data-grid="grad_x"] rect[data-cell="2,2"]')
     page.screenshot(path=str(tmp_path / "explorer-pool-avg-backward.png"), full_page=True)
+    fits = ("() => [...document.querySelectorAll('svg.grid')].every((svg) => [...svg.querySelectorAll("
+            "'text.val')].every((t) => t.getBBox().width <= t.previousElementSibling.width.baseVal.value - 2))")
+    shown = "() => document.querySelectorAll('svg.grid text.val').length"
+    assert page.evaluate(shown) == 9 + 36 and page.evaluate(fits)       # the averages' decimals fit too
+    for _ in range(3):
+        page.click("#zoom-out")
+    assert page.evaluate(fits)
+    page.click("#zoom-fit")
     page.click('#figures button[data-id="conv"]')
     page.wait_for_selector('svg.grid[data-grid="w"]')
     assert page.errors == []

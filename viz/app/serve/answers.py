@@ -116,10 +116,11 @@ _CONV_MODES = (
               "output that reads it. Arrow keys move the focused cell."),
     Mode("backward", "Backward", "animate conv-backward", "story", sources="grad_y", kernel="w_flipped",
          note="∂ℓ/∂w and ∂ℓ/∂x: hover a gradient cell to light the output gradients and taps it came from."),
-    Mode("transposed", "Transposed", "animate conv-backward", "story", part="grad_x", sources="grad_y",
+    Mode("transposed", "Transposed (∂ℓ/∂x)", "animate conv-backward", "story", part="grad_x", sources="grad_y",
          grids=("grad_y", "w", "grad_x"), scatter=True,
          note="Derived from the backward Story's ∂ℓ/∂x part, which is a transposed convolution: each "
-              "∂ℓ/∂y entry scatters a stamp of w into ∂ℓ/∂x. Hover a ∂ℓ/∂y cell to light its stamp."),
+              "∂ℓ/∂y entry scatters a stamp of w into ∂ℓ/∂x. Hover a ∂ℓ/∂y cell to light its stamp. "
+              "The Transposed conv figure draws a transposed convolution's own Story."),
 )
 _DIAGRAM_MODE = (Mode("diagram", "Diagram", "", "svg"),)
 MAX_TAPS = 1 << 18     # window taps a Story may list (steps × kernel cells): ~10 MB of JSON, ~3 s to build
