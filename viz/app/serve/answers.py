@@ -150,7 +150,7 @@ _TRANSPOSE_MODES = (
 )
 _POOL_MODES = (
     Mode("forward", "Forward", "diagram pool", "story", part="forward", grids=("x", "y"),
-         note="Hover an output to light its window (a max pool's winner outlined thick); hover an input to "
+         note="Hover an output to light its window (a max pool's winning cell filled); hover an input to "
               "light every output that reads it. Arrow keys move the focused cell."),
     Mode("backward", "Backward", "diagram pool", "story", part="grad_x", grids=("grad_y", "grad_x"),
          owner="grad_y",
