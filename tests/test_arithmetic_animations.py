@@ -141,6 +141,49 @@ def test_refusals_are_one_line_exit_2_no_file(tmp_path, argv, words):
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+# ---- viz shape --pool ------------------------------------------------------------------------------
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(pools())
+def test_shape_pool_equals_torch_output_shape(values):
+    import json
+
+    from viz.app.shape_report import report
+
+    raw = {k: values[k] for k in ("input", "kernel", "stride", "padding", "ceil_mode")}
+    raw.update(pool=values["mode"], dilation=values["dilation"] if values["mode"] == "max" else 1)
+    try:
+        v = get("shape").validate(raw)
+    except (ParamError, ValueError):
+        return
+    data = json.loads(report(v, "json"))
+    nd = len(raw["input"])
+    x = torch.zeros(1, 1, *raw["input"], dtype=torch.float64)
+    if raw["pool"] == "max":
+        y = (F.max_pool1d if nd == 1 else F.max_pool2d)(x, raw["kernel"], raw["stride"], raw["padding"],
+                                                        raw["dilation"], ceil_mode=raw["ceil_mode"])
+    else:
+        y = (F.avg_pool1d if nd == 1 else F.avg_pool2d)(x, raw["kernel"], raw["stride"], raw["padding"],
+                                                        ceil_mode=raw["ceil_mode"])
+    assert data["out_shape"] == list(y.shape[2:])
+    assert [f.endswith(f"= {o}") for f, o in zip(data["formula"], data["out_shape"])] == [True] * nd
+    text = report(v, "txt")
+    assert f"-> out {'x'.join(map(str, y.shape[2:]))}" in text.splitlines()[0]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--pool", "max", "--input", "8", "--kernel", "3", "--padding", "1:0"], "--padding: --pool max pads both sides alike"),
+    (["--pool", "avg", "--input", "8", "--kernel", "3", "--dilation", "2"], "--dilation: average pooling has none"),
+    (["--pool", "max", "--input", "8", "--kernel", "3", "--transposed"], "--transposed: does not apply with --pool max"),
+    (["--input", "8", "--kernel", "3", "--ceil-mode"], "--ceil-mode: applies only with --pool"),
+    (["--pool", "max", "--input", "4", "--kernel", "3", "--padding", "2"], "padding must be in 0..kernel//2"),
+])
+def test_shape_pool_refusals(argv, words):
+    r = subprocess.run([VIZ, "shape", *argv], capture_output=True, text=True)
+    assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stdout == ""
+
+
 # ---- the scenes ----------------------------------------------------------------------------------
 
 pytest.importorskip("manim")

@@ -206,8 +206,37 @@ def _check_conv(values: dict) -> None:
                                values["dilation"])
 
 
+def _check_pool_shape(values: dict) -> None:
+    """`viz shape --pool`: what a pooling layer takes (no transposed, channels, output padding or
+    asymmetric padding; dilation only for max), then PyTorch's rules (viz.pool)."""
+    from viz import pool
+
+    flag = f"--pool {values['pool']}"
+    for name, off in (("transposed", False), ("in_channels", None), ("filters", None), ("groups", 1)):
+        if values[name] != off:
+            raise ParamError(name, f"--{name.replace('_', '-')}: does not apply with {flag}")
+    pad = values["padding"]
+    if isinstance(pad, str) or (isinstance(pad, tuple) and any(isinstance(p, tuple) for p in pad)):
+        raise ParamError("padding", f"--padding: {flag} pads both sides alike: give 1 or 1x2 per axis "
+                                    f"(got {SHAPE.param('padding').format(pad)})")
+    dil = values["dilation"]
+    if values["pool"] == "avg" and any(d != 1 for d in (dil if isinstance(dil, tuple) else (dil,))):
+        raise ParamError("dilation", f"--dilation: average pooling has none (got {SHAPE.param('dilation').format(dil)})")
+    op = values["output_padding"]
+    if any(op if isinstance(op, tuple) else (op,)):
+        raise ParamError("output_padding", f"--output-padding: does not apply with {flag}")
+    try:
+        pool.pool_geometry(values["input"], values["kernel"], values["stride"], pad, dil, values["ceil_mode"])
+    except ValueError as err:
+        raise ParamError("input", " ".join(str(err).split())) from None
+
+
 def _check_shape(values: dict) -> None:
     """`viz shape`: the geometry, then channels and groups (both or neither; groups divide both)."""
+    if values.get("pool", "none") != "none":
+        return _check_pool_shape(values)
+    if values.get("ceil_mode"):
+        raise ParamError("ceil_mode", "--ceil-mode: applies only with --pool max or --pool avg")
     _check_conv(values)
     op = values["output_padding"]
     if not values["transposed"] and any(op if isinstance(op, tuple) else (op,)):
@@ -316,6 +345,10 @@ SHAPE = FigureKind(
         Param("transposed", "flag", False, "Transposed convolution (the adjoint)."),
         Param("output_padding", "shape", 0, "Transposed only: extra output rows per axis, each less than "
               "the stride or the dilation on that axis (as torch).", min=0, max=100_000, broadcast=True),
+        Param("pool", "choice", "none", "A pooling layer instead: max or avg, PyTorch's rules (give --stride: "
+              "here it defaults to 1, in PyTorch to the kernel).", choices=("none", "max", "avg")),
+        Param("ceil_mode", "flag", False, "Pooling only: round the output size up, as PyTorch's ceil_mode.",
+              applies=(("pool", ("max", "avg")),)),
     ),
     formats=("txt", "json", "md"),
     render="viz.app.shape_report:render_shape",

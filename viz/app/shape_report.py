@@ -1,13 +1,16 @@
-"""`viz shape`: the output shape of a (transposed) convolution as text, JSON or Markdown.
+"""`viz shape`: the output shape of a (transposed) convolution or a pooling layer (`--pool max|avg`)
+as text, JSON or Markdown.
 
-Everything printed comes from `viz.conv.ConvGeometry`; this module only lays it out.
+Everything printed comes from `viz.conv.ConvGeometry` or `viz.pool.PoolGeometry` (PyTorch's rules:
+o = floor or ceil((i + 2p − d(k−1) − 1)/s) + 1, a last window starting in the right padding dropped);
+this module only lays it out.
 """
 from __future__ import annotations
 
 import html
 import json
 
-from viz import conv
+from viz import conv, pool
 from viz.io import write_text_atomic
 
 
@@ -27,7 +30,50 @@ def _channels(values: dict) -> dict:
     return {"in_channels": values["in_channels"], "filters": values["filters"], "groups": values.get("groups", 1)}
 
 
+def pool_geometry(values: dict) -> pool.PoolGeometry:
+    """The pooling geometry of validated `shape --pool` parameters."""
+    return pool.pool_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
+                              values["dilation"], values["ceil_mode"])
+
+
+def _pool_unread(g: pool.PoolGeometry, axis: int) -> list[int]:
+    """0-based inputs of one axis that no window reads (the axis on its own, as the windows separate)."""
+    one = pool.pool_geometry((g.in_shape[axis],), g.kernel[axis], g.stride[axis], g.padding[axis],
+                             g.dilation[axis], g.ceil_mode)
+    return [int(m[0]) for m in one.windows.never_read]
+
+
+def pool_report(values: dict, fmt: str = "txt") -> str:
+    g = pool_geometry(values)
+    name = f"{values['pool']}_pool"
+    unread = [_pool_unread(g, a) for a in range(len(g.in_shape))]
+    if fmt == "json":
+        return json.dumps({"kind": name, "ndim": len(g.in_shape), "in_shape": list(g.in_shape),
+                           "kernel": list(g.kernel), "stride": list(g.stride), "padding": list(g.padding),
+                           "dilation": list(g.dilation), "ceil_mode": g.ceil_mode, "out_shape": list(g.out_shape),
+                           "formula": [g.formula(a) for a in range(len(g.in_shape))],
+                           "never_read": [list(u) for u in unread]}, indent=2) + "\n"
+    times = "x" if fmt == "txt" else "×"
+    size = lambda seq: times.join(str(v) for v in seq)  # noqa: E731
+    if fmt == "md":
+        lines = [f"**{'Max' if values['pool'] == 'max' else 'Average'} pooling**: "
+                 f"{size(g.in_shape)} → {size(g.out_shape)}", "",
+                 "| axis | formula | never read (1-based) |", "| --- | --- | --- |"]
+        lines += [f"| {a + 1} | `{g.formula(a)}` | {', '.join(str(m + 1) for m in u) or '–'} |"
+                  for a, u in enumerate(unread)]
+    else:
+        lines = [f"{name} {len(g.in_shape)}-D: in {size(g.in_shape)}, kernel {size(g.kernel)}, stride "
+                 f"{size(g.stride)}, padding {size(g.padding)}, dilation {size(g.dilation)}"
+                 f"{', ceil_mode' if g.ceil_mode else ''} -> out {size(g.out_shape)}"]
+        for a, u in enumerate(unread):
+            note = f"   never read (1-based): {', '.join(str(m + 1) for m in u)}" if u else ""
+            lines.append(f"  axis {a + 1}: {g.formula(a)}{note}")
+    return "\n".join(lines) + "\n"
+
+
 def report(values: dict, fmt: str = "txt") -> str:
+    if values.get("pool", "none") != "none":
+        return pool_report(values, fmt)
     g = geometry(values)
     channels = _channels(values)
     data = g.to_dict(**channels)
@@ -59,6 +105,8 @@ def render_shape(kind, values: dict, out, fmt: str) -> None:
 
 def shape_html(values: dict) -> str:
     """A `shape` report as HTML: the reference's table (ConvGeometry._repr_html_) and array shapes."""
+    if values.get("pool", "none") != "none":
+        return f"<pre>{html.escape(pool_report(values, 'txt'))}</pre>"
     table = geometry(values)._repr_html_()
     lines = report(values, "md").strip().splitlines()
     weights = lines[-1] if lines and lines[-1].startswith("weight") else ""
