@@ -36,6 +36,7 @@ from typing import Callable
 
 from viz import __version__
 from viz.app import registry as figures
+from viz.app.serve.arithmetic import check_transpose, padding_note, stamp_products
 
 THEMES = ("light", "dark")
 DOT_HINT = ("Graphviz's `dot` program is needed to draw this figure: install Graphviz with "
@@ -123,23 +124,6 @@ _CONV_MODES = (
               "The Transposed conv figure draws a transposed convolution's own Story."),
 )
 _DIAGRAM_MODE = (Mode("diagram", "Diagram", "", "svg"),)
-MAX_TAPS = 1 << 18     # window taps a Story may list (steps × kernel cells): ~10 MB of JSON, ~3 s to build
-
-
-def _check_transpose(values: dict) -> None:
-    """The reference's geometry, then the size of the Story: the gather form lists every output's
-    whole window (prod(o')·prod(k) taps), which the largest allowed sizes make far too many to draw."""
-    from math import prod
-
-    from viz import conv
-
-    g = conv.conv_transpose_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
-                                     values["dilation"], values["output_padding"])
-    taps = prod(g.out_shape if values["form"] == "gather" else g.in_shape) * prod(g.kernel)
-    if taps > MAX_TAPS:
-        raise figures.ParamError("input", f"--input: the {values['form']} form of this geometry reads {taps} window "
-                                          f"taps; the explorer draws at most {MAX_TAPS} (a smaller input, kernel, "
-                                          "stride or dilation)")
 _TRANSPOSE_MODES = (
     Mode("scatter", "Scatter", "diagram conv-transpose", "story", owner="x", fixed=(("form", "scatter"),),
          note="Each input x[n] times the kernel is stamped onto y; overlapping stamps add. Hover an input to "
@@ -161,7 +145,7 @@ _POOL_MODES = (
 FIGURES = {f.id: f for f in (
     ExplorerFigure("conv", "Convolution", "animate conv", _CONV_MODES, check=figures._check_conv_animation),
     ExplorerFigure("transpose", "Transposed conv", "diagram conv-transpose", _TRANSPOSE_MODES,
-                   hidden=("positions",), check=_check_transpose),
+                   hidden=("positions",), check=check_transpose),
     ExplorerFigure("pool", "Pooling", "diagram pool", _POOL_MODES, hidden=("positions",)),
     ExplorerFigure("gated", "Gated RNN", "diagram gated-rnn", _DIAGRAM_MODE),
     ExplorerFigure("attention", "AttentionRNN(k/∞)", "diagram attention-rnn", _DIAGRAM_MODE),
@@ -298,29 +282,6 @@ def story_dict(kind_key: str, values: dict) -> dict:
         raise BadRequest(str(err).splitlines()[0]) from None
 
 
-def stamp_products(story: dict) -> dict:
-    """For each scatter step (data "input", "taps", "stamp", "products": a transposed convolution's
-    stamp), one text per stamp cell, in the stamp's order: "x[n]·w[j] = x·w = product → y[m]"
-    (1-based, viz.text's typography), so the page shows the products without formatting a number."""
-    import numpy as np
-
-    from viz.text import fmt_factor, fmt_index, fmt_value
-
-    grids = {g["name"]: np.asarray(g["values"], dtype=float).reshape(g["shape"]) for g in story.get("grids", ())}
-    integer = (story.get("params") or {}).get("values", "int") == "int"
-    out = {}
-    for step in story.get("steps", ()):
-        d = step.get("data") or {}
-        if not {"input", "taps", "stamp", "products"} <= set(d) or not {"x", "w"} <= set(grids):
-            continue
-        n = tuple(d["input"])
-        xv = grids["x"][(0, *n)]
-        out[step["id"]] = [f"x[{fmt_index(n)}]·w[{fmt_index(j)}] = {fmt_factor(xv, integer)}·"
-                           f"{fmt_factor(grids['w'][(0, *j)], integer)} = {fmt_value(p, integer)} → y[{fmt_index(m)}]"
-                           for j, m, p in zip(d["taps"], d["stamp"], d["products"])]
-    return out
-
-
 # ---------------------------------------------------------------------------------------------------
 # The answer
 
@@ -369,7 +330,7 @@ def render_answer(figure_id, raw_params, theme: str = "light", mode: str | None 
     answer = {"figure": fig.id, "kind": kind.key, "mode": view.id, "params": shown,
               "unused": [p for p in unused_params(kind, values) if p not in fig.hidden_params],
               "command": target.command_line(own), "video_note": _video_note(fig, target, own),
-              "view": {**view.to_json(), "padding": _padding_note(kind, values)}}
+              "view": {**view.to_json(), "padding": padding_note(kind.key, values)}}
     if view.draws == "story":
         story = story_dict(view.kind, values)
         answer["story"] = story
@@ -397,15 +358,6 @@ def _validate(fig: ExplorerFigure, kind: figures.FigureKind, raw: dict) -> dict:
         raise BadRequest(str(err), _param_named(kind, str(err)) or err.param) from None   # says "input")
     except ValueError as err:     # a combination the reference rejects (same message as the CLI)
         raise BadRequest(str(err), _param_named(kind, str(err))) from None
-
-
-def _padding_note(kind: figures.FigureKind, values: dict) -> str:
-    """What a padding cell is, for the page to say when a window reaches one."""
-    if kind.key != "diagram pool":
-        return "padding (a 0)"
-    if values.get("mode") == "max":
-        return "padding (never the maximum)"
-    return "padding (a 0, " + ("counted" if values.get("count_include_pad") else "not counted") + " in the divisor)"
 
 
 def _video_note(fig: ExplorerFigure, target: figures.FigureKind, values: dict) -> str:
