@@ -21,8 +21,7 @@ from manim import (DOWN, LEFT, PI, RIGHT, UP, Arrow, Circle, CubicBezier, GrowFr
 from viz.story.bptt import bptt_story
 
 from . import style
-from .common import text as make_text
-from .story_scene import Fade, StoryScene
+from .story_scene import Fade, StoryScene, fit_width
 
 # Layout (scene units; the frame is 14.22 x 8)
 TITLE_Y = 3.5
@@ -70,11 +69,6 @@ class Layout:
         return min(0.5, 0.55 * self.column)
 
 
-def _fit(mob, width: float):
-    if mob.width > width:
-        mob.scale_to_fit_width(width)
-    return mob
-
 
 def _arc_peak(lag: int, longest: int) -> float:
     """Height of a skip edge's arc above the nodes' tops: 0.3 for lag 2 up to ARC_MAX for the longest."""
@@ -103,15 +97,8 @@ class GradientFlow(StoryScene):
         self.bars: dict[int, Rectangle] = {}
         self.bar_labels: dict[int, object] = {}
         self.step_lines: dict[int, VGroup] = {}
-        self.texts: list[tuple[object, str]] = []    # every text drawn, with its string (for tests)
 
     # -- building blocks ----------------------------------------------------------------------------
-
-    def _text(self, s: str, size: float, color: str = style.TEXT, mono: bool = False):
-        """Monospaced text from cached outlines (fast); other text a Manim Text without its SVG tree."""
-        mob = make_text(s, size, color, font=style.MONO if mono else style.FONT)
-        self.texts.append((mob, s))
-        return mob
 
     def _node(self, node) -> Circle:
         lay = self.layout
@@ -127,8 +114,8 @@ class GradientFlow(StoryScene):
         compact = self.layout.column < COMPACT_COLUMN and node.role != "loss"
         label = node.label if not compact else node.label[2:-1]     # "h[12]" -> "12"
         if node.role == "loss":
-            return self._text(label, style.LABEL_SIZE, style.LOSS).move_to(self.nodes[node.id])
-        return self._text(label, style.SMALL_SIZE, mono=True).next_to(self.nodes[node.id], DOWN, buff=0.1)
+            return self.draw_text(label, style.LABEL_SIZE, style.LOSS).move_to(self.nodes[node.id])
+        return self.draw_text(label, style.SMALL_SIZE, mono=True).next_to(self.nodes[node.id], DOWN, buff=0.1)
 
     def _edge(self, edge, longest: int, opacity: float):
         a, b = self.nodes[edge.source], self.nodes[edge.target]
@@ -168,9 +155,9 @@ class GradientFlow(StoryScene):
             y = self._y(tick)
             group.add(Line([ax_x - 0.07, y, 0], [ax_x, y, 0], color=style.MUTED, stroke_width=2))
             if (len(s.ticks) - 1 - i) % every == 0:         # the top decade always labelled
-                group.add(self._text(label, style.SMALL_SIZE, style.MUTED, mono=True)
+                group.add(self.draw_text(label, style.SMALL_SIZE, style.MUTED, mono=True)
                           .next_to([ax_x - 0.09, y, 0], LEFT, buff=0.04))
-        name = self._text(s.label, style.SMALL_SIZE, style.GRADIENT).rotate(PI / 2)
+        name = self.draw_text(s.label, style.SMALL_SIZE, style.GRADIENT).rotate(PI / 2)
         ticks_left = min(m.get_left()[0] for m in group[1:])
         name.move_to([ticks_left - 0.1 - name.width / 2, BASELINE_Y + BAR_MAX / 2, 0])
         return group.add(name)
@@ -183,17 +170,10 @@ class GradientFlow(StoryScene):
         return bar.move_to([self.layout.x(t), BASELINE_Y + height / 2, 0])
 
     def _bar_label(self, t: int, text: str):
-        label = self._text(text, style.SMALL_SIZE, mono=True)
+        label = self.draw_text(text, style.SMALL_SIZE, mono=True)
         if label.width > 0.92 * self.layout.column:          # too wide for its column: read it upwards
             label.rotate(PI / 2)
         return label.next_to([self.layout.x(t), BASELINE_Y, 0], DOWN, buff=0.12)
-
-    def _lines(self, step) -> VGroup:
-        group = VGroup()
-        for line, y in zip(step.lines, LINES_Y):
-            color = ROLE_COLORS.get(line.role, style.TEXT)
-            group.add(_fit(self._text(line.text, LINE_SIZE, color), self.frame_w).move_to([0, y, 0]))
-        return group
 
     # -- the story ----------------------------------------------------------------------------------
 
@@ -201,13 +181,13 @@ class GradientFlow(StoryScene):
         self.camera.background_color = style.BACKGROUND
         self.frame_w = config.frame_width - 2 * style.FRAME_MARGIN
         story, graph = self.story, self.story.graph
-        self.title = _fit(self._text(story.title, TITLE_SIZE), self.frame_w).move_to([0, TITLE_Y, 0])
-        self.formula = _fit(self._text(story.formula[0], FORMULA_SIZE, style.GRADIENT, mono=True),
+        self.title = fit_width(self.draw_text(story.title, TITLE_SIZE), self.frame_w).move_to([0, TITLE_Y, 0])
+        self.formula = fit_width(self.draw_text(story.formula[0], FORMULA_SIZE, style.GRADIENT, mono=True),
                             self.frame_w).move_to([0, FORMULA_Y, 0])
         self.nodes.update({node.id: self._node(node) for node in graph.nodes})
         labels = VGroup(*[self._node_label(node) for node in graph.nodes])
         if self.layout.column < COMPACT_COLUMN:   # bare times: name them once, left of h[0]
-            labels.add(self._text("t", style.SMALL_SIZE, style.MUTED).next_to(labels[0], LEFT, buff=0.25))
+            labels.add(self.draw_text("t", style.SMALL_SIZE, style.MUTED).next_to(labels[0], LEFT, buff=0.25))
         longest = max((round((self.nodes[e.target].get_center()[0] - self.nodes[e.source].get_center()[0])
                              / self.layout.column) for e in graph.edges), default=1)
         # opacity = a, the edge's attention weight (1 in the gated RNN and for the loss): an edge the
@@ -220,7 +200,7 @@ class GradientFlow(StoryScene):
         shown = VGroup()
         for index, (step, (start, end)) in enumerate(zip(story.steps, self.timeline)):
             self.begin_step(index)
-            lines = self._lines(step)
+            lines = self.lines_of(step, LINES_Y, LINE_SIZE, self.frame_w, ROLE_COLORS)
             self.step_lines[index] = lines
             anims = self._light(step)
             run_time = min(TRANSITION, 0.3 * (end - start))

@@ -13,11 +13,12 @@ With manim-slides installed, `begin_step` also calls `next_slide()` when the sce
 """
 from __future__ import annotations
 
-from manim import Animation, Mobject, Scene
+from manim import Animation, Mobject, Scene, VGroup
 
 from viz.story.core import Story
 
 from . import style
+from .common import text as make_text
 
 
 class StoryScene(Scene):
@@ -28,6 +29,7 @@ class StoryScene(Scene):
         self.story = story
         self.step_time = float(step_time)
         self.step_starts: list[float] = []
+        self.texts: list[tuple[object, str]] = []    # every text drawn, with its string (for tests)
 
     @property
     def timeline(self) -> list[tuple[float, float]]:
@@ -48,6 +50,30 @@ class StoryScene(Scene):
         rest = t - self.clock()
         if rest > 1e-6:
             self.wait(rest)
+
+
+    def draw_text(self, s: str, size: float, color: str = style.TEXT, mono: bool = False):
+        """Monospaced text from cached outlines (fast); other text a Manim Text without its SVG tree;
+        recorded in `texts`."""
+        mob = make_text(s, size, color, font=style.MONO if mono else style.FONT)
+        self.texts.append((mob, s))
+        return mob
+
+    def lines_of(self, step, ys, size: float, width: float, colors=style.ROLE_COLORS) -> VGroup:
+        """A step's lines, one per height in `ys`, centred, each scaled down to `width` if wider,
+        in its role's colour."""
+        group = VGroup()
+        for line, y in zip(step.lines, ys):
+            mob = fit_width(self.draw_text(line.text, size, colors.get(line.role, style.TEXT)), width)
+            group.add(mob.move_to([0, y, 0]))
+        return group
+
+
+def fit_width(mob, width: float):
+    """Scale `mob` down (never up) to `width`."""
+    if mob.width > width:
+        mob.scale_to_fit_width(width)
+    return mob
 
 
 class Fade(Animation):

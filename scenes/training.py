@@ -23,8 +23,7 @@ from viz.story.training import training_story
 from viz.train import CLIP, STEPS
 
 from . import style
-from .common import text as make_text
-from .story_scene import Fade, StoryScene
+from .story_scene import Fade, StoryScene, fit_width
 
 X_LEFT, X_RIGHT = -5.4, 6.3          # plot area (Manim units)
 LOSS_BOTTOM, LOSS_TOP = -0.7, 1.95
@@ -36,11 +35,6 @@ DRAW_SHARE = 0.5                     # a step that draws curves spends this shar
 TRANSITION = 0.45                    # seconds of a step's other transitions, at most
 ROLE_COLORS = style.ROLE_COLORS
 
-
-def _fit(mob, width: float):
-    if mob.width > width:
-        mob.scale_to_fit_width(width)
-    return mob
 
 
 class TrainingCurve(StoryScene):
@@ -54,7 +48,6 @@ class TrainingCurve(StoryScene):
         self.series = {s.name: s for s in story.series}
         self.n_steps = steps
         self.progress_total = 1 + 2 * len(story.steps)
-        self.texts: list[tuple[object, str]] = []
         self.step_lines: dict[int, VGroup] = {}
         self.markers: dict[str, VGroup] = {}
         self.curves: dict[str, list] = {}
@@ -79,11 +72,6 @@ class TrainingCurve(StoryScene):
 
     # -- building blocks --------------------------------------------------------------------------
 
-    def _text(self, s: str, size: float, color: str = style.TEXT, mono: bool = False):
-        mob = make_text(s, size, color, font=style.MONO if mono else style.FONT)
-        self.texts.append((mob, s))
-        return mob
-
     def _axes(self) -> VGroup:
         g, small = VGroup(), style.SMALL_SIZE
         loss, grad = self.series["loss"], self.series["grad"]
@@ -93,18 +81,18 @@ class TrainingCurve(StoryScene):
         for tick, label in zip(loss.x_ticks, loss.x_tick_labels):
             xx = self.x(tick)
             g.add(Line([xx, GRAD_BOTTOM, 0], [xx, GRAD_BOTTOM - 0.08, 0], color=style.MUTED))
-            g.add(self._text(label, small, style.MUTED, mono=True).next_to([xx, GRAD_BOTTOM - 0.08, 0], DOWN,
+            g.add(self.draw_text(label, small, style.MUTED, mono=True).next_to([xx, GRAD_BOTTOM - 0.08, 0], DOWN,
                                                                           buff=0.06))
-        g.add(self._text("training step", small, style.MUTED).move_to([(X_LEFT + X_RIGHT) / 2, GRAD_BOTTOM - 0.62, 0]))
+        g.add(self.draw_text("training step", small, style.MUTED).move_to([(X_LEFT + X_RIGHT) / 2, GRAD_BOTTOM - 0.62, 0]))
         for series in (loss, grad):
             for tick, label in zip(series.ticks, series.tick_labels):
                 yy = self.y(series, tick)
                 g.add(Line([X_LEFT - 0.08, yy, 0], [X_LEFT, yy, 0], color=style.MUTED))
-                g.add(self._text(label, small, style.MUTED, mono=True).next_to([X_LEFT - 0.08, yy, 0], LEFT,
+                g.add(self.draw_text(label, small, style.MUTED, mono=True).next_to([X_LEFT - 0.08, yy, 0], LEFT,
                                                                               buff=0.06))
         for name, top, color in (("loss", LOSS_TOP, style.TEXT), ("grad", GRAD_TOP, style.GRADIENT)):
             title = "loss" if name == "loss" else self.series[name].label
-            g.add(self._text(title, style.LABEL_SIZE - 4, color).next_to([X_LEFT, top, 0], UP, buff=0.1)
+            g.add(self.draw_text(title, style.LABEL_SIZE - 4, color).next_to([X_LEFT, top, 0], UP, buff=0.1)
                   .align_to([X_LEFT - 0.6, 0, 0], LEFT))
         for name, below in (("ln4", True), ("clip", False)):          # the reference lines
             s = self.series[name]
@@ -112,7 +100,7 @@ class TrainingCurve(StoryScene):
             a, b = self._point(s, s.x[0], s.y[0]), self._point(s, s.x[-1], s.y[-1])
             a[0], b[0] = X_LEFT, X_RIGHT
             g.add(DashedLine(a, b, color=color, stroke_width=2, dash_length=0.08))
-            label = self._text(s.label, small, color)
+            label = self.draw_text(s.label, small, color)
             label.next_to(b, DOWN if below else UP, buff=0.06).align_to([X_RIGHT, 0, 0], RIGHT)
             back = BackgroundRectangle(label, color=style.BACKGROUND, fill_opacity=0.85, buff=0.04)
             g.add(VGroup(back, label).set_z_index(LABEL_Z))      # curves drawn later pass under it
@@ -131,13 +119,6 @@ class TrainingCurve(StoryScene):
         mob = VMobject(stroke_color=color, stroke_width=width).set_points_as_corners(pts)
         self.curves.setdefault(series.name, []).append(mob)
         return mob
-
-    def _lines(self, step) -> VGroup:
-        group = VGroup()
-        for line, y in zip(step.lines, LINES_Y):
-            color = ROLE_COLORS.get(line.role, style.TEXT)
-            group.add(_fit(self._text(line.text, LINE_SIZE, color), self.frame_w).move_to([0, y, 0]))
-        return group
 
     def _markers(self, step) -> VGroup:
         """Yellow marks at what the step lights: a triangle over a spike's peak (a dot for a plain point
@@ -167,9 +148,9 @@ class TrainingCurve(StoryScene):
         self.camera.background_color = style.BACKGROUND
         self.frame_w = config.frame_width - 2 * style.FRAME_MARGIN
         story = self.story
-        title = _fit(self._text(story.title, TITLE_SIZE), self.frame_w).move_to([0, TITLE_Y, 0])
-        legend = VGroup(self._text(self.series["loss"].label, style.SMALL_SIZE + 2, style.TEXT),
-                        self._text(self.series["loss-clipped"].label, style.SMALL_SIZE + 2, style.OUTPUT))
+        title = fit_width(self.draw_text(story.title, TITLE_SIZE), self.frame_w).move_to([0, TITLE_Y, 0])
+        legend = VGroup(self.draw_text(self.series["loss"].label, style.SMALL_SIZE + 2, style.TEXT),
+                        self.draw_text(self.series["loss-clipped"].label, style.SMALL_SIZE + 2, style.OUTPUT))
         legend.arrange(RIGHT, buff=0.5).next_to([X_RIGHT, LOSS_TOP + 0.05, 0], UP, buff=0.05)
         legend.align_to([X_RIGHT, 0, 0], RIGHT)
         self.add(self._axes(), title, legend[0])
@@ -177,7 +158,7 @@ class TrainingCurve(StoryScene):
         shown, drawn, previous = VGroup(), 0.0, None
         for index, (step, (start, end)) in enumerate(zip(story.steps, self.timeline)):
             self.begin_step(index)
-            lines = self._lines(step)
+            lines = self.lines_of(step, LINES_Y, LINE_SIZE, self.frame_w, ROLE_COLORS)
             self.step_lines[index] = lines
             until = float(step.data.get("until", drawn))
             new = [m for m in (self._polyline(self.series["loss"], until, drawn, style.TEXT, 2.5),
