@@ -180,6 +180,8 @@ class StoryPlayer:
                 g.add(view.fills(lit.cells, style.NEVER_READ, style.NEVER_READ_FILL_OPACITY))
             elif lit.role in ("padding_tap", "muted", "output"):
                 g.add(view.outlines(lit.cells))
+            elif lit.role == "highlight":         # the cell a step picks (a max pool's maximum)
+                g.add(view.outlines(lit.cells, style.OUTPUT))
         return g
 
     def writes(self, step, animate: bool):
