@@ -13,6 +13,7 @@ are parameters with ``render_option=True``, kept apart by `FigureKind.render_opt
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,9 @@ class FigureKind:
         if not self.story:
             raise ParamError("format", f"{self.key} has no story")
         module, _, func = self.story.partition(":")
-        return getattr(importlib.import_module(module), func)(dict(values))
+        story = getattr(importlib.import_module(module), func)(dict(values))
+        # one builder may serve several kinds (a figure and its animation): the story names the one asked
+        return story if story.kind == self.key else dataclasses.replace(story, kind=self.key)
 
     @property
     def key(self) -> str:
@@ -463,10 +466,11 @@ _TRAINING_PARAMS = (
 
 TRAINING_ANIMATION = FigureKind(
     command="animate", name="training",
-    summary="The training loss drawn as training proceeds; the first spike annotated with its gradient norm.",
+    summary="The training loss drawn phase by phase; every spike the plot labels marked with the gradient norm that caused it, then the clipped run.",
     params=_TRAINING_PARAMS + (QUALITY, STEP_TIME),
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
+    story="viz.story.training:training_story",
 )
 
 TRAINING_PLOT = FigureKind(
