@@ -97,6 +97,9 @@ class RowsScene(ConvScene):
                 x = v.group.get_right()[0] + GAP
                 placed.append(v)
                 views[name] = v
+            dy = y - max(v.group.get_top()[1] for v in placed)     # the row's labels start at y
+            for v in placed:
+                v.group.shift(np.array([0, dy, 0]))
             y = min(v.group.get_bottom()[1] for v in placed) - ROW_GAP
         return views
 
@@ -137,12 +140,16 @@ class RowsScene(ConvScene):
     def construct(self):
         head = self.story_header()
         foot = self.story_legend(self.LEGEND)
-        top = head.get_bottom()[1] - 0.1
+        top = head.get_bottom()[1] - 0.25
         bottom = foot.get_top()[1] + 0.15
         size = self.text_size(RIGHT_X - LEFT_X)
         text_h = self.text_height(size)
         pages, cell = self.choose(top, bottom, text_h)
         views = [self.fit_page([r for r in rows if r], cell, top, bottom, text_h) for rows in pages]
+        for page in views:      # centre each page's grids and lines in the room left
+            low = min(v.group.get_bottom()[1] for v in page.values()) - TEXT_GAP - text_h
+            for v in page.values():
+                v.group.shift(np.array([0, -max(0.0, low - bottom) / 2, 0]))
         self.page_of_step = [self.page_for(s, pages) for s in self.story.steps]
         anchors = []
         for page in views:
@@ -150,6 +157,8 @@ class RowsScene(ConvScene):
             self.pages.append({name: self.layout.pop(name) for name in page})
             low = min(v.group.get_bottom()[1] for v in page.values())
             anchors.append(np.array([LEFT_X, low - TEXT_GAP, 0]))
+        self.text_tops = [float(a[1]) for a in anchors]      # per page, the top of the step's lines
+        self.body = (float(top), float(bottom))               # under the header, above the legend
         self.layout.update(self.pages[0])
         first = anchors[self.page_of_step[0]] if self.story.steps else anchors[0]
         self.layout["text"] = {"left": float(first[0]), "top": float(first[1]),

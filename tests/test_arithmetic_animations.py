@@ -189,6 +189,7 @@ def test_shape_pool_refusals(argv, words):
 pytest.importorskip("manim")
 av = pytest.importorskip("av")
 
+from scenes import style  # noqa: E402
 from scenes.render import QUALITIES, dry_run, render_animation  # noqa: E402
 from test_frames import is_filled_output, is_window, mid_hold_frames, samples  # noqa: E402
 
@@ -257,3 +258,50 @@ def test_pages_hold_every_grid_a_step_uses(rendered):
         page = scene.pages[scene.page_of_step[k]]
         used = {lit.target for lit in step.lit if lit.cells} | {w.target for w in step.writes}
         assert used <= set(page), f"{name} step {step.id}"
+
+
+LAYOUT_CASES = {
+    "transpose-2d-dilated": ("conv-transpose", dict(input=(7, 7), kernel=(3, 3), stride=(1, 1), padding=0,
+                                                    dilation=(2, 2), output_padding=(0, 0), values="float", seed=0)),
+    "transpose-2d-outpad": ("conv-transpose", dict(input=(3, 3), kernel=(3, 3), stride=(2, 2), padding=1,
+                                                   dilation=(1, 1), output_padding=(1, 1), values="int", seed=0)),
+    "transpose-1d-long": ("conv-transpose", dict(input=(8,), kernel=(4,), stride=(3,), padding=0, dilation=(1,),
+                                                 output_padding=(2,), values="int", seed=1)),
+    "pool-1d-avg-ceil": ("pool", dict(input=(6,), kernel=(3,), stride=(2,), padding=(1,), dilation=(1,), mode="avg",
+                                      ceil_mode=True, count_include_pad=False, values="float", seed=1)),
+    "pool-2d-max-big": ("pool", dict(input=(12, 12), kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1),
+                                     mode="max", ceil_mode=False, count_include_pad=True, values="int", seed=0)),
+}
+
+
+@pytest.mark.parametrize("name", list(LAYOUT_CASES))
+def test_pages_fit_the_frame_without_overlaps(name):
+    """Every page's grids (with their labels) lie inside the frame, pairwise apart, above the text
+    box, which lies above the legend; the text's widest line fits the frame's width."""
+    from scenes.arithmetic import LEFT_X, RIGHT_X
+
+    kind, p = LAYOUT_CASES[name]
+    scene = dry_run(kind, {**p, "step_time": STEP_TIME})
+    for page_views in scene.players:
+        boxes = {n: (v.group.get_left()[0], v.group.get_bottom()[1], v.group.get_right()[0], v.group.get_top()[1])
+                 for n, v in page_views.views.items()}
+        for n, (l, b, r, t) in boxes.items():
+            assert LEFT_X - 1e-6 <= l and r <= RIGHT_X + 1e-6 and b >= -4 and t <= 4, (name, n)
+        names = list(boxes)
+        for i, a in enumerate(names):
+            for c in names[i + 1:]:
+                A, C = boxes[a], boxes[c]
+                apart = A[2] <= C[0] + 1e-6 or C[2] <= A[0] + 1e-6 or A[3] <= C[1] + 1e-6 or C[3] <= A[1] + 1e-6
+                assert apart, f"{name}: {a} overlaps {c}"
+        low = min(b for _, b, _, _ in boxes.values())
+        top = scene.text_tops[scene.players.index(page_views)]
+        assert top <= low + 1e-6, f"{name}: the lines start inside the grids"
+        assert top - scene.layout["text"]["height"] >= scene.body[1] - 1e-6, f"{name}: the lines reach the legend"
+        assert max(t for _, _, _, t in boxes.values()) <= scene.body[0] + 1e-6, f"{name}: grids reach the header"
+    widest = max(len(ln.text) for s in scene.story.steps for ln in s.lines)
+    assert widest * style.MONO_ADVANCE * scene_text_size(scene) <= RIGHT_X - LEFT_X + 1e-6
+
+
+def scene_text_size(scene):
+    from scenes.arithmetic import LEFT_X, RIGHT_X
+    return scene.text_size(RIGHT_X - LEFT_X)

@@ -299,6 +299,27 @@ def _retarget(step: Step, names: dict) -> Step:
                                             for w in step.writes))
 
 
+def _output_padding_note(step: Step, values: dict, out_shape) -> Step:
+    """The unreached step, saying which of its cells are the rows/columns output padding adds:
+    index ≥ out − a on some axis (a = output padding)."""
+    import dataclasses
+
+    nd = len(out_shape)
+    op = values.get("output_padding", 0)
+    op = tuple(op) if isinstance(op, (tuple, list)) else (int(op),) * nd
+    added = [c for c in step.lit_cells("y", "never_read") if any(c[a] >= out_shape[a] - op[a] for a in range(nd))]
+    if not added:
+        return step
+    if nd == 1:
+        what = f"y[{names(added)}]"
+    else:
+        span = lambda a: ", ".join(str(i + 1) for i in range(out_shape[a] - op[a], out_shape[a]))  # noqa: E731
+        what = " and ".join(f"{('row', 'column')[a]}{'s' if op[a] > 1 else ''} {span(a)}" for a in range(nd) if op[a])
+    text = f"output padding {_shape_str(op)} adds {what} after the last stamp"
+    return dataclasses.replace(step, lines=step.lines + (Line(text, "never_read", ()),),
+                               narration=step.narration + " " + text[0].upper() + text[1:] + ".")
+
+
 def transpose_animation_story(values: dict) -> Story:
     """`animate conv-transpose`: the scatter form (one step per input: its stamp, the running sums
     rewritten), the outputs no stamp reaches (output padding: the extra last rows/columns), then the
@@ -320,7 +341,8 @@ def transpose_animation_story(values: dict) -> Story:
     y_gather = Grid("y_gather", "y (gather)", "output", y.shape, y.values, y.texts, axis_labels=y.axis_labels)
     grids = scatter.grids + (gather.grid("x_spread"), w_flip, y_gather)
     rename = {"y": "y_gather"}
-    steps = scatter.steps + tuple(_retarget(s, rename) for s in gather.steps if s.part == "gather")
+    steps = tuple(_output_padding_note(s, values, y.shape) if s.part == "never_read" else s for s in scatter.steps)
+    steps += tuple(_retarget(s, rename) for s in gather.steps if s.part == "gather")
     claims = tuple(c for cap in scatter.captions for c in cap.claims)
     captions = (Caption(scatter.captions[0].text, claims[:2]), scatter.captions[1])
     title = scatter.title.replace(" (scatter)", "")
