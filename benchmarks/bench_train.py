@@ -30,6 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.oracles import torch_rnn_last_state  # noqa: E402  (the tests' oracle, timed)
 from viz import train as tr  # noqa: E402
 
 FIGURE_TARGET_S = 30.0
@@ -76,13 +77,7 @@ def torch_trainer(torch, model: str, steps: int, dtype, fused: bool):
                 _, h = rnn(xs)
                 logits = head(h[0])
             else:
-                h = torch.zeros(xs.shape[1], cfg["hidden"], dtype=dtype)
-                for x in xs:
-                    if model == "vanilla":
-                        h = torch.tanh(x @ p["W_x"].T + h @ p["W_h"].T + p["b"])
-                    else:
-                        c = torch.sigmoid(x @ p["W_c"].T + h @ p["W_h"].T)
-                        h = c * h + (1 - c) * (x @ p["W_x"].T)
+                h = torch_rnn_last_state(torch, model, p, xs, cfg["hidden"], dtype)
                 logits = h @ p["W_o"].T + p["b_o"]
             loss = torch.nn.functional.cross_entropy(logits, labels)
             opt.zero_grad()

@@ -57,3 +57,17 @@ def assert_close(actual, expected, rtol=1e-7, atol=1e-9, what=""):
     expected = np.asarray(expected)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
+
+
+def torch_rnn_last_state(torch, model: str, params: dict, xs, hidden: int, dtype):
+    """h[T] of viz.train's recurrences written with torch ops (the training oracle; the benchmark
+    times it too): vanilla h[t] = tanh(W_x x[t] + W_h h[t-1] + b), gated
+    c[t] = σ(W_c x[t] + W_h h[t-1]), h[t] = c[t] ⊙ h[t-1] + (1 - c[t]) ⊙ W_x x[t]; h[0] = 0."""
+    h = torch.zeros(xs.shape[1], hidden, dtype=dtype)
+    for x in xs:
+        if model == "vanilla":
+            h = torch.tanh(x @ params["W_x"].T + h @ params["W_h"].T + params["b"])
+        else:
+            c = torch.sigmoid(x @ params["W_c"].T + h @ params["W_h"].T)
+            h = c * h + (1 - c) * (x @ params["W_x"].T)
+    return h

@@ -400,7 +400,9 @@ def test_default_gallery_is_valid():
     assert all(e.caption for e in m.entries)
     conv2d = next(e for e in m.entries if e.name == "conv2d-strided-dilated")
     assert conv2d.values["input"] == (7, 7) and conv2d.values["dilation"] in (2, (2,), (2, 2))
-    assert all(e.values.get("quality", "low") == "low" for e in m.entries)
+    videos = [e for e in m.entries if e.kind.is_video]
+    assert videos and all(e.values["quality"] == "high" for e in videos)       # 1080p60: for slides
+    assert all("vtt" in e.formats for e in videos)                              # with captions tracks
 
 
 def test_real_shape_and_diagram_build(tmp_path):

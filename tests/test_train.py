@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.oracles import assert_close, central_diff, torch_or_skip
+from tests.oracles import assert_close, central_diff, torch_or_skip, torch_rnn_last_state
 from viz import train as tr
 
 # ---------------------------------------------------------------------------------------------------
@@ -222,14 +222,7 @@ def _torch_train(torch, model, config, steps):
     losses = []
     for k in range(steps):
         batch = task.make_batch(config["batch_size"], k)
-        xs = torch.tensor(batch.xs)
-        h = torch.zeros(xs.shape[1], config["hidden"], dtype=torch.float64)
-        for x in xs:
-            if model == "vanilla":
-                h = torch.tanh(x @ params["W_x"].T + h @ params["W_h"].T + params["b"])
-            else:
-                c = torch.sigmoid(x @ params["W_c"].T + h @ params["W_h"].T)
-                h = c * h + (1 - c) * (x @ params["W_x"].T)
+        h = torch_rnn_last_state(torch, model, params, torch.tensor(batch.xs), config["hidden"], torch.float64)
         logits = h @ params["W_o"].T + params["b_o"]
         loss = torch.nn.functional.cross_entropy(logits, torch.tensor(batch.labels))
         opt.zero_grad()

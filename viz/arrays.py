@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from viz.text import fmt_shape
+
 MAX_ELEMENTS = 1_000_000      # a figure draws every number: far fewer in practice; this bounds memory
 
 
@@ -29,7 +31,7 @@ def _flag(name: str) -> str:
 
 
 def shape_text(shape) -> str:
-    return "x".join(str(int(v)) for v in shape) if len(shape) else "a scalar"
+    return fmt_shape(shape, "x") if len(shape) else "a scalar"
 
 
 def _from_tensor(value):

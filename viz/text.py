@@ -67,3 +67,9 @@ def fmt_norm(x: float) -> str:
     if not math.isfinite(x):
         return "overflow"
     return f"{x:.3g}" if x < 1e5 else f"{x:.1e}"
+
+
+def fmt_shape(shape, sep: str = "×") -> str:
+    """An array shape as a reader writes it: (1, 5, 3) -> "1×5×3" ("1x5x3" with sep="x", as typed on a
+    command line); () -> "scalar"."""
+    return sep.join(str(int(v)) for v in shape) if len(shape) else "scalar"

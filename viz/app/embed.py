@@ -11,7 +11,6 @@ One mechanism for every page viz writes into (MkDocs, Sphinx, notebooks):
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 
 from viz.app import registry
@@ -21,9 +20,11 @@ VIDEO_FORMATS = ("mp4", "webm")
 
 
 def cache_dir() -> Path:
-    """The figures pages and notebooks share: $XDG_CACHE_HOME/viz/notebook (else ~/.cache)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "viz" / "notebook"
+    """The figures pages and notebooks share: the user's cache folder for viz (platformdirs:
+    $XDG_CACHE_HOME/viz, else ~/.cache/viz on Linux), then notebook/."""
+    import platformdirs
+
+    return platformdirs.user_cache_path("viz") / "notebook"
 
 
 def cached(kind: registry.FigureKind, values: dict, fmt: str) -> Path:

@@ -10,7 +10,7 @@ assemble these lines into steps.
 from __future__ import annotations
 
 from viz.story.core import Line
-from viz.text import fmt_factor, fmt_index, fmt_value
+from viz.text import fmt_factor, fmt_index, fmt_value, fmt_shape
 
 MAX_TERMS_INLINE = 6     # a products line with more terms reads "Σ of N products = v"
 MAX_ROW_LINES = 5        # a 2-D single-channel window is written one kernel row per line up to this
@@ -69,7 +69,7 @@ def reads_text(name: str, cells, n_pad: int, channel: bool = True) -> str:
 
 
 def _shape_str(shape) -> str:
-    return "×".join(str(int(v)) for v in shape)
+    return fmt_shape(shape)
 
 
 def params_text(g) -> str:

@@ -126,7 +126,7 @@ def _media_html(out_dir: Path, entry: Entry, present: list[str]) -> str:
                 f'<a href="{e(entry.file(media))}">{e(entry.file(media))}</a></video>')
     if media in IMAGE_FORMATS:
         return f'<img src="{e(entry.file(media))}" alt="{e(alt_text(entry))}" loading="lazy">'
-    if media in TEXT_FORMATS and entry.kind.command == "shape":
+    if media in TEXT_FORMATS and entry.kind.writes_text:
         from viz.app.shape_report import shape_html   # the reference's own table, as in a notebook
 
         return f'<div class="table">{shape_html(entry.values)}</div>'

@@ -275,8 +275,7 @@ def _kind(kind_text, fail) -> figures.FigureKind | None:
 
 
 def _values(kind: figures.FigureKind, params: dict, fail, quality: str | None, base: Path | None = None) -> dict | None:
-    if quality is not None and any(p.name == "quality" for p in kind.params):
-        params["quality"] = quality
+    params = kind.with_options(params, quality=quality)     # --quality: every kind that has it
     for p in kind.params:      # an array given as a file: a relative path is relative to the manifest
         given = params.get(p.name)
         if p.type == "array" and base is not None and isinstance(given, str) and given.strip() \

@@ -37,6 +37,7 @@ from typing import Callable
 from viz import __version__
 from viz.app import registry as figures
 from viz.app.serve.arithmetic import check_transpose, padding_note, stamp_products
+from viz.text import fmt_shape
 
 THEMES = ("light", "dark")
 DOT_HINT = ("Graphviz's `dot` program is needed to draw this figure: install Graphviz with "
@@ -188,7 +189,7 @@ def unused_params(kind: figures.FigureKind, values: dict) -> list[str]:
 
 
 def _sizes(seq) -> str:
-    return "×".join(str(v) for v in seq)
+    return fmt_shape(seq)
 
 
 def conv_formula(values: dict) -> list[str]:
@@ -216,7 +217,7 @@ def rnn_formula(key: str, values: dict) -> list[str]:
         from viz.rnn import GatedRNN
 
         net = GatedRNN(values["n"], values["m"], seed=values["seed"])
-        shape = lambda a: "×".join(map(str, a.shape))  # noqa: E731
+        shape = lambda a: fmt_shape(a.shape)  # noqa: E731
         return [f"x[t] ∈ ℝ^{net.n},  h[t], c[t] ∈ ℝ^{net.m};  W_c {shape(net.W_c)}, W_x {shape(net.W_x)} "
                 f"(m×n),  W_h {shape(net.W_h)} (m×m);  T = {values['steps']}, h[0] = 0",
                 "c[t] = σ(W_c x[t] + W_h h[t−1]),   h[t] = c[t] ⊙ h[t−1] + (1 − c[t]) ⊙ W_x x[t]"]

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+from viz.text import fmt_shape  # noqa: F401  (re-exported: node labels write shapes with it)
 
 # What a node is. The renderer gives each kind one colour and one shape in every figure.
 NODE_KINDS = (
@@ -225,8 +226,6 @@ def fmt_num(x: float) -> str:
     return s.replace("-", "−")
 
 
-def fmt_shape(shape: tuple[int, ...]) -> str:
-    return "×".join(str(s) for s in shape) if shape else "scalar"
 
 
 def summary(value, mode: str, max_numbers: int = 4) -> str | None:
