@@ -479,6 +479,7 @@ TRAINING_PLOT = FigureKind(
     params=_TRAINING_PARAMS,
     formats=("svg", "png", "pdf"),
     render="viz.app.registry:_render_plot",
+    story="viz.story.training:training_story",   # the same runs, curves and spikes the animation tells
 )
 
 _FIGURE_FORMATS = ("svg", "png", "pdf")
