@@ -274,7 +274,8 @@ _ARRAY_HELP = " (PyTorch layout, no batch axis; a JSON array or a .npy, .json or
 USER_ARRAYS = (
     Param("x", "array", None, "Your input x, shape C x *input" + _ARRAY_HELP + "."),
     Param("w", "array", None, "Your kernel w, shape 1 x C x *kernel (one filter)" + _ARRAY_HELP + "."),
-    Param("b", "array", None, "Your bias b, shape 1 (implies --bias)" + _ARRAY_HELP + "."),
+    Param("b", "array", None, "Your bias b, shape 1: turns the bias on (--bias alone adds a seeded one)"
+          + _ARRAY_HELP.replace(" [default: seeded example]", "") + "."),
     Param("grad_y", "array", None, "Your upstream gradient ∂ℓ/∂y, shape 1 x *output" + _ARRAY_HELP + "."),
 )
 
