@@ -31,3 +31,17 @@ def test_every_claim_of_every_shipped_figure_holds(name):
         assert not failed, (entry.name, [(c.id, c.lhs, c.relation, c.rhs) for c in failed])
         checked += len(story.claims)
     assert checked > 0
+
+
+@pytest.mark.parametrize("key, raw", [
+    ("animate bptt", {"model": "attention", "k": 2}), ("animate bptt", {"model": "attention", "k": "inf"}),
+    ("diagram attention-rnn", {"view": "backward", "steps": 12, "base_case": "mask"}),
+    ("diagram attention-rnn", {"view": "backward", "steps": 12, "base_case": "zeros"}),
+])
+def test_every_attention_figure_states_its_base_case(key, raw):
+    kind = registry.get(key)
+    story = kind.build_story(kind.validate(raw))
+    words = " ".join([story.title, *story.formula, *(c.text for c in story.captions)]).lower()
+    assert "base case" in words
+    if raw.get("base_case") == "mask" or raw.get("k") == "inf":
+        assert "mask" in words

@@ -322,7 +322,15 @@ def _model_caption(r: Run) -> Caption:
         reach = {1: "h[t−1]", 2: "h[t−1], h[t−2]"}.get(r.k, f"h[t−1] … h[t−{r.k}]")
     return Caption(f"AttentionRNN({'∞' if r.k is None else r.k}), T = {r.T}: h[t] attends to x[t] and {reach}; "
                    "δ[t] sums the gradients of the steps that read h[t]. Arcs are skip edges, drawn with "
-                   "opacity ∝ their attention weight a; the loss ℓ reads h[T] only.")
+                   "opacity ∝ their attention weight a; the loss ℓ reads h[T] only. " + _base_case_words(r))
+
+
+def _base_case_words(r: Run) -> str:
+    """Which base case the run uses (the two give different numbers; every AttentionRNN figure says it)."""
+    if getattr(r.run.model, "base_case", "mask") == "zeros":
+        return ("Base case: the literal rule, states before h[1] are zeros that still take softmax mass "
+                "(logit 0).")
+    return "Base case: states before h[1] are masked, the softmax runs over existing states only."
 
 
 def _edge_id(s: int, t) -> str:
