@@ -106,7 +106,8 @@ class _Setup:
         """The figure's parameters as JSON keeps them (tuples as lists), render options left out."""
         def plain(v):
             return [plain(e) for e in v] if isinstance(v, (list, tuple)) else v
-        return {k: plain(v) for k, v in self.values.items() if k not in RENDER_OPTIONS}
+        return {k: plain(v) for k, v in self.values.items()     # user arrays not given: not shown
+                if k not in RENDER_OPTIONS and not (k in ("x", "w", "b", "grad_y") and v is None)}
 
     def title(self, what: str) -> str:
         g, C = self.g, self.C
