@@ -18,7 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import json
+
 from viz.app.registry import ParamError, get
+from viz.app.shape_report import report
 from viz.story.arithmetic import pool_animation_story, transpose_animation_story
 
 torch = pytest.importorskip("torch")
@@ -63,6 +66,9 @@ def test_transpose_story_equals_torch(values):
     ref = conv_t(torch.tensor(x[None]), torch.tensor(w), stride=values["stride"], padding=values["padding"],
                  dilation=values["dilation"], output_padding=values["output_padding"])[0, 0].numpy()
     assert story.grid("y_gather").array().shape == ref.shape
+    shape = get("shape").validate({**{k: values[k] for k in ("input", "kernel", "stride", "padding", "dilation",
+                                                             "output_padding")}, "transposed": True})
+    assert json.loads(report(shape, "json"))["out_shape"] == list(ref.shape)      # = viz shape --transposed
     np.testing.assert_allclose(story.grid("y").array(), ref, atol=1e-9)
     np.testing.assert_allclose(story.grid("y_gather").array(), ref, atol=1e-9)
     scatter = last_writes(story, "y")
