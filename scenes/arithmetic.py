@@ -197,7 +197,7 @@ class TransposeScene(RowsScene):
     EMPTY = ("y", "y_gather")
     LEGEND = [("input", "input x"), ("padding", "padding (0)"), ("kernel", "kernel w"), ("output", "output y"),
               ("highlight", "stamp / window"), ("never_read", "never reached")]
-    PARAMS = ("input", "kernel", "stride", "padding", "dilation", "output_padding", "values", "seed")
+    PARAMS = ("input", "kernel", "stride", "padding", "dilation", "output_padding", "values", "seed", "x", "w")
     builder = staticmethod(SA.transpose_animation_story)
 
 
@@ -212,5 +212,5 @@ class PoolScene(RowsScene):
     LEGEND = [("input", "input x"), ("padding", "padding"), ("output", "output y"), ("gradient", "gradient"),
               ("highlight", "window")]
     PARAMS = ("input", "kernel", "stride", "padding", "dilation", "mode", "ceil_mode", "count_include_pad",
-              "values", "seed")
+              "values", "seed", "x", "grad_y")
     builder = staticmethod(SA.pool_animation_story)

@@ -47,8 +47,13 @@ def transposed(draw):
         axes.append((draw(st.integers(1, 4)), draw(st.integers(1, 3)), s, draw(st.integers(0, 1)), d,
                      draw(st.integers(0, max(s, d) - 1))))
     i, k, s, p, d, a = (tuple(ax[j] for ax in axes) for j in range(6))
-    return dict(input=i, kernel=k, stride=s, padding=p, dilation=d, output_padding=a,
-                values=draw(st.sampled_from(["int", "float"])), seed=draw(st.integers(0, 1000)))
+    values = dict(input=i, kernel=k, stride=s, padding=p, dilation=d, output_padding=a,
+                  values=draw(st.sampled_from(["int", "float"])), seed=draw(st.integers(0, 1000)))
+    if draw(st.booleans()):                      # the user's own x and w (--x, --w)
+        rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+        values.update(x=np.round(rng.uniform(-3, 3, (1, *i)), 2).tolist(),
+                      w=np.round(rng.uniform(-2, 2, (1, 1, *k)), 2).tolist())
+    return values
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
@@ -62,6 +67,9 @@ def test_transpose_story_equals_torch(values):
     nd = len(values["input"])
     x = story.grid("x").array()                  # (1, *input): one channel
     w = story.grid("w").array()[None]            # (1, 1, *kernel)
+    if values.get("x") is not None:              # the user's arrays flow through unchanged
+        np.testing.assert_array_equal(x, np.asarray(values["x"]))
+        np.testing.assert_array_equal(w, np.asarray(values["w"]))
     conv_t = F.conv_transpose1d if nd == 1 else F.conv_transpose2d
     ref = conv_t(torch.tensor(x[None]), torch.tensor(w), stride=values["stride"], padding=values["padding"],
                  dilation=values["dilation"], output_padding=values["output_padding"])[0, 0].numpy()
@@ -95,9 +103,20 @@ def pools(draw):
         p = draw(st.integers(0, k // 2))
         axes.append((draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), 6)), k, draw(st.integers(1, 3)), p, d))
     i, k, s, p, d = (tuple(ax[j] for ax in axes) for j in range(5))
-    return dict(input=i, kernel=k, stride=s, padding=p, dilation=d, mode=mode, ceil_mode=draw(st.booleans()),
-                count_include_pad=draw(st.booleans()), values=draw(st.sampled_from(["int", "float"])),
-                seed=draw(st.integers(0, 1000)))
+    values = dict(input=i, kernel=k, stride=s, padding=p, dilation=d, mode=mode, ceil_mode=draw(st.booleans()),
+                  count_include_pad=draw(st.booleans()), values=draw(st.sampled_from(["int", "float"])),
+                  seed=draw(st.integers(0, 1000)))
+    if draw(st.booleans()):                      # the user's own x and ∂ℓ/∂y (--x, --grad-y)
+        from viz import pool
+
+        try:
+            out = pool.pool_geometry(i, k, s, p, d, values["ceil_mode"]).out_shape
+        except ValueError:
+            return values
+        rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+        values.update(x=np.round(rng.uniform(-3, 3, (1, *i)), 1).tolist(),
+                      grad_y=np.round(rng.uniform(-2, 2, (1, *out)), 1).tolist())
+    return values
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
@@ -121,6 +140,9 @@ def test_pool_story_equals_torch_forward_and_autograd(values):
         y = pool(xt, values["kernel"], values["stride"], values["padding"], ceil_mode=values["ceil_mode"],
                  count_include_pad=values["count_include_pad"])
     gy = story.grid("grad_y").array()
+    if values.get("x") is not None:              # the user's arrays flow through unchanged
+        np.testing.assert_array_equal(x, np.asarray(values["x"]))
+        np.testing.assert_array_equal(gy, np.asarray(values["grad_y"])[0])
     y.backward(torch.tensor(gy[None, None]))
     ref_y, ref_gx = y[0, 0].detach().numpy(), xt.grad[0, 0].numpy()
     written = last_writes(story, "y")
@@ -139,6 +161,12 @@ def test_pool_story_equals_torch_forward_and_autograd(values):
     (["animate", "conv-transpose", "--input", "3", "--stride", "2", "--output-padding", "2"], "output_padding"),
     (["animate", "pool", "--input", "5", "--kernel", "3", "--padding", "2"], "padding must be in 0..kernel//2"),
     (["animate", "pool", "--input", "1", "--kernel", "2", "--padding", "1", "--dilation", "2"], "reads only padding"),
+    (["animate", "conv-transpose", "--input", "3", "--w", "[[[1, 1]]]"],
+     "--w: expected shape 1x1x3 for 1 input channel, 1 filter and kernel 3, got 1x1x2"),
+    (["animate", "pool", "--input", "4", "--kernel", "2", "--grad-y", "[[1, -1, 3]]"],
+     "--grad-y: expected shape 1x2 for 1 channel and output 2, got 1x3"),
+    (["animate", "pool", "--input", "4", "--kernel", "2", "--x", "[[1, 2], [3, 4]]"],
+     "--x: expected shape 1x4 for 1 channel and input 4, got 2x2"),
 ])
 def test_refusals_are_one_line_exit_2_no_file(tmp_path, argv, words):
     out = tmp_path / "fig.mp4"

@@ -266,7 +266,7 @@ def _check_conv_animation(values: dict) -> None:
     if len(values["input"]) > 2:
         raise ParamError("input", f"--input: animations show 1-D or 2-D inputs (got {len(values['input'])} axes)")
     _check_conv(values)
-    if "x" in values:
+    if "x" in values and not values.get("transposed"):     # the conv kinds' arrays (transposed: its own check)
         _check_conv_arrays(values)
 
 
@@ -558,16 +558,43 @@ def _check_transpose_animation(values: dict) -> None:
     g = conv.conv_transpose_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
                                      values["dilation"], values["output_padding"])
     spread = [(n - 1) * s + 1 + 2 * (d * (k - 1)) for n, s, d, k in zip(g.in_shape, g.stride, g.dilation, g.kernel)]
+    shape = lambda t: "x".join(str(v) for v in t)  # noqa: E731
+    _check_given_arrays(values, {"x": ((1, *g.in_shape), f"1 channel and input {shape(g.in_shape)}"),
+                                 "w": ((1, 1, *g.kernel), f"1 input channel, 1 filter and kernel {shape(g.kernel)}")})
     big = max(max(g.out_shape), max(spread))
     if big > MAX_ANIMATED_AXIS:
         raise ParamError("input", f"--input: the transposed convolution would draw {big} cells on one axis "
                                   f"(at most {MAX_ANIMATED_AXIS}); use a smaller --input, --stride, --kernel or --dilation")
 
 
+def _check_given_arrays(values: dict, expected: dict) -> None:
+    """Each array given has its expected shape: {name: (shape, "for ...")}; one line naming it."""
+    import numpy as np
+
+    from viz.arrays import ArrayError, check_shape
+
+    for name, (want, why) in expected.items():
+        if values.get(name) is not None:
+            try:
+                check_shape(np.asarray(values[name], dtype=float), want, name, why)
+            except ArrayError as err:
+                raise ParamError(name, str(err)) from None
+
+
 def _check_pool_animation(values: dict) -> None:
-    """PyTorch's pooling rules, and no max window reading only padding (the reference's message)."""
+    """PyTorch's pooling rules, the arrays given, and no max window reading only padding (the
+    reference's message)."""
+    from viz import pool
     from viz.story.arithmetic import pool_animation_story
 
+    try:
+        g = pool.pool_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
+                               values["dilation"] if values["mode"] == "max" else 1, values["ceil_mode"])
+    except ValueError as err:
+        raise ParamError("input", " ".join(str(err).split())) from None
+    shape = lambda t: "x".join(str(v) for v in t)  # noqa: E731
+    _check_given_arrays(values, {"x": ((1, *g.in_shape), f"1 channel and input {shape(g.in_shape)}"),
+                                 "grad_y": ((1, *g.out_shape), f"1 channel and output {shape(g.out_shape)}")})
     try:
         pool_animation_story(values)
     except ParamError:
@@ -585,6 +612,9 @@ TRANSPOSE_ANIMATION = FigureKind(
               min=0, max=15, broadcast=True),
         Param("values", "choice", "int", "Example data: small integers (checkable by hand) or decimals.",
               choices=("int", "float")),
+        Param("x", "array", None, "Your input x, shape 1 x *input" + _ARRAY_HELP + "."),
+        Param("w", "array", None, "Your kernel w, shape 1 x 1 x *kernel (PyTorch's conv_transpose layout: "
+              "C_in x F x *kernel)" + _ARRAY_HELP.replace(" (PyTorch layout, no batch axis;", " (") + "."),
         SEED, QUALITY, STEP_TIME),
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
@@ -599,6 +629,8 @@ POOL_ANIMATION = FigureKind(
     params=tuple(p for p in POOL_FIGURE.params if p.name not in ("positions", "theme")) + (
         Param("values", "choice", "int", "Example data: small integers (checkable by hand) or decimals.",
               choices=("int", "float")),
+        Param("x", "array", None, "Your input x, shape 1 x *input" + _ARRAY_HELP + "."),
+        Param("grad_y", "array", None, "Your upstream gradient ∂ℓ/∂y, shape 1 x *output" + _ARRAY_HELP + "."),
         QUALITY, STEP_TIME),
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",

@@ -35,7 +35,15 @@ def _grid(name, label, role, a, integer, padding=None, muted=None, axis_labels=(
 def _plain(values: dict) -> dict:
     def plain(v):
         return [plain(e) for e in v] if isinstance(v, (list, tuple)) else v
-    return {k: plain(v) for k, v in values.items() if k not in RENDER_OPTIONS}
+    return {k: plain(v) for k, v in values.items()             # user arrays not given: not shown
+            if k not in RENDER_OPTIONS and not (k in ("x", "w", "grad_y") and v is None)}
+
+
+def _given(values: dict, data: dict, names, integer: bool) -> tuple[dict, bool]:
+    """The seeded example data with the user's arrays (shapes checked by the registry) put in; integer
+    formatting only if every array given is integral."""
+    given = {k: np.asarray(values[k], dtype=float) for k in names if values.get(k) is not None}
+    return {**data, **given}, integer and all(np.all(a == np.round(a)) for a in given.values())
 
 
 def _cells(a) -> tuple:
@@ -63,6 +71,7 @@ def transpose_story(values: dict) -> Story:
     integer = values.get("values", "int") == "int"
     data = example_data(g.in_shape, 1, g.kernel, g.out_shape, int(values.get("seed", 0)),
                         values.get("values", "int"))
+    data, integer = _given(values, data, ("x", "w"), integer)
     x, w = data["x"], data["w"]                       # x (1, *i'), w (1, 1, *k): C_in = F = 1
     args = dict(stride=g.stride, padding=g.padding, dilation=g.dilation, output_padding=g.output_padding)
     y = V.conv_transpose(x, w, **args)[0]
@@ -186,6 +195,7 @@ def pool_story(values: dict, running: bool = False) -> Story:
     integer = values.get("values", "int") == "int"
     include_pad = values.get("count_include_pad", True)
     data = example_data(g.in_shape, 1, g.kernel, g.out_shape, int(values.get("seed", 0)), values.get("values", "int"))
+    data, integer = _given(values, data, ("x", "grad_y"), integer)
     x, gy = data["x"], data["grad_y"]
     if mode == "max":
         y, arg = P.max_pool(x, g.kernel, g.stride, g.padding, g.dilation, g.ceil_mode, return_indices=True)
