@@ -115,10 +115,12 @@ def bad_values(p: registry.Param) -> list:
         return common + [str(hi + 1), "-1", "1:2:3", "sane", f"{hi + 1}:0"]
     if p.type == "list":
         return common + [str(lo - 1), str(hi + 1), f"{lo},", ",", f"{lo},,{lo}", f"+{lo}", "al", f"{lo};{lo}"]
+    if p.type == "array":      # viz.arrays says why: no such file, ragged, not numbers, empty, not finite
+        return common + ["[[1], [2, 3]]", '["a"]', "[]", "[1, NaN]", "[1, Infinity]", "[[1, 2]", "nope.npy"]
     return common   # a type this file does not know yet (test_every_parameter_type_has_its_bad_values fails)
 
 
-KNOWN_TYPES = ("int", "k", "float", "choice", "flag", "shape", "padding", "list")
+KNOWN_TYPES = ("int", "k", "float", "choice", "flag", "shape", "padding", "list", "array")
 
 
 def test_every_parameter_type_has_its_bad_values():
@@ -158,7 +160,7 @@ def test_every_bad_value_is_one_line_exit_2_and_no_file(empty_dir, kind, param, 
     value = [f"{param.flag}={raw}"] if param.type == "flag" else [param.flag, raw]
     result = invoke([*kind.key.split(), *_required(kind, param.name), *value, "-o", target])
     line = assert_one_line_error(result.stderr, result.exit_code, 2, param.flag)
-    if param.type != "flag":   # click's own message for a flag given a value names it too
+    if param.type not in ("flag", "array"):   # click names a flag given a value; arrays say why they fail
         assert f"must be {param.describe_range()}" in line
     assert list(tmp_path.iterdir()) == []
     assert result.stdout == ""
@@ -172,7 +174,8 @@ def test_every_manifest_style_bad_value_names_the_parameter(kind):
         wrong = {"flag": ["maybe", 2, [True]], "choice": [1, None, ["a"]],
                  "float": [True, [1.0], {"x": 1}, float("nan")],
                  "shape": [True, [], [1.5], [[1]], (p.min or 0) - 1], "padding": [True, [[1, 2, 3]], -1],
-                 "int": [True, 2.5, [1], None], "k": [True, 0, 2.5], "list": [True, [1.5], [[1]], (p.min or 0) - 1]
+                 "int": [True, 2.5, [1], None], "k": [True, 0, 2.5], "list": [True, [1.5], [[1]], (p.min or 0) - 1],
+                 "array": [True, [[1], [2, 3]], ["a"], [], [float("nan")]],
                  }.get(p.type, [True])
         for raw in wrong:
             if raw is None and p.default is None:

@@ -264,7 +264,7 @@ _JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() 
                         max_leaves=8)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True)
 @given(st.data())
 def test_any_input_parses_or_fails_with_one_line_naming_the_flag(data):
     """Fuzz: whatever a manifest, the explorer or a shell hands over, the answer is a value or a
@@ -278,4 +278,6 @@ def test_any_input_parses_or_fails_with_one_line_naming_the_flag(data):
         assert message.startswith(p.flag + ": ") and len(message.splitlines()) == 1, message
         assert err.param == p.name
     else:
-        assert p.parse(value) == value and p.parse(p.format(value)) == value, (kind.key, p.name, raw)
+        assert p.parse(value) == value, (kind.key, p.name, raw)
+        if value is not None:      # None is "not given" (a parameter without a default), not a spelling
+            assert p.parse(p.format(value)) == value, (kind.key, p.name, raw)
