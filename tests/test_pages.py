@@ -77,6 +77,10 @@ NOTES = f"""# Convolution
 ```viz
 {SHAPE}
 ```
+
+```viz step="2" caption="The second window"
+{ANIMATION}
+```
 """
 
 
@@ -103,6 +107,8 @@ def test_mkdocs_strict_site_with_fences(tmp_path, monkeypatch, directory_urls):
     assert 'poster="' in video and '<track kind="captions"' in video and 'aria-label="' in video
     assert "<figcaption>Three windows</figcaption>" in html
     assert "floor((21 + 0 + 0 - 1*(4-1) - 1)/4) + 1 = 5" in html      # the shape table, inline
+    still = re.search(r'<img src="([^"]+\.svg)" alt="[^"]+"[^>]*><figcaption>The second window', html)
+    assert still, "step=2 shows the still of step 2"
 
 
 @pytest.mark.render
@@ -128,6 +134,13 @@ SPHINX_PAGE = f"""# Notes
 
 ```{{viz}}
 {SHAPE}
+```
+
+```{{viz}}
+:step: 2
+:caption: The second window
+
+{ANIMATION}
 ```
 """
 
@@ -155,6 +168,9 @@ def test_sphinx_html_and_latex(tmp_path, monkeypatch):
     pdf = re.search(r"\\sphinxincludegraphics\[[^]]*\]\{([^}]+\.pdf)\}", tex)
     assert pdf and (tmp_path / "_build/latex" / pdf.group(1)).read_bytes().startswith(b"%PDF")
     assert "\\caption{AttentionRNN(2), one step}" in tex
+    pdfs = re.findall(r"\\sphinxincludegraphics\[[^]]*\]\{([^}]+\.pdf)\}", tex)
+    assert len(pdfs) == 2 and all((tmp_path / "_build/latex" / p).read_bytes().startswith(b"%PDF") for p in pdfs)
+    assert "\\caption{The second window}" in tex        # the animation prints as a vector still of step 2
 
 
 @pytest.mark.render

@@ -42,6 +42,35 @@ def cached(kind: registry.FigureKind, values: dict, fmt: str) -> Path:
     return path
 
 
+def cached_step(kind: registry.FigureKind, values: dict, step: int, fmt: str) -> Path:
+    """The still of 1-based Story step `step` of an animation (png, svg or pdf), cached like `cached`."""
+    from viz.app.build import cache_key
+    from viz.app.slides import check_step, render_step
+
+    check_step(kind, values, step)                  # a ParamError naming --step and the range
+    path = cache_dir() / f"{cache_key(kind.key, {**values, '_step': step}, fmt)}.{fmt}"
+    if not path.is_file():
+        from scenes.render import quiet
+
+        with quiet(), atomic_path(path) as tmp:
+            render_step(kind, dict(values), step, tmp, fmt)
+    return path
+
+
+def request_files(request) -> dict[str, Path]:
+    """Format -> cached file of everything a page shows for a fence: the figure and its companions, or
+    with step=K on an animation, that step's still (SVG, and PNG for viewers without SVG)."""
+    kind, values = request.kind, request.values
+    if request.step is not None and kind.is_video:
+        return {fmt: cached_step(kind, values, request.step, fmt) for fmt in ("svg", "png")}
+    return {fmt: cached(kind, values, fmt) for fmt in (request.fmt, *companions(kind, request.fmt))}
+
+
+def shown_format(request) -> str:
+    """The format a page embeds for a fence: the still's SVG with step=K, else the fence's format."""
+    return "svg" if request.step is not None and request.kind.is_video else request.fmt
+
+
 def companions(kind: registry.FigureKind, fmt: str) -> tuple[str, ...]:
     """Formats rendered beside `fmt` so a page can show it accessibly: a video's poster and captions."""
     if fmt in VIDEO_FORMATS:

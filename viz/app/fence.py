@@ -150,9 +150,8 @@ def fence_html(request: FigureRequest, out_dir, url_prefix: str = "") -> str:
 
         return f'<figure class="viz-figure viz-shape">{shape_html(request.values)}</figure>'
     urls = {}
-    for fmt in (request.fmt, *embed.companions(request.kind, request.fmt)):
-        source = embed.cached(request.kind, request.values, fmt)
+    for fmt, source in embed.request_files(request).items():
         copy_atomic(source, Path(out_dir) / source.name)
         urls[fmt] = url_prefix + source.name
-    return embed.figure_html(request.kind, request.values, request.fmt, urls, caption=request.caption,
-                             alt=request.alt, width=request.width)
+    return embed.figure_html(request.kind, request.values, embed.shown_format(request), urls,
+                             caption=request.caption, alt=request.alt, width=request.width)

@@ -73,13 +73,12 @@ class VizPlugin(BasePlugin):
 
             return f'<figure class="viz-figure viz-shape">{shape_html(values)}</figure>'
         urls = {}
-        for fmt in (request.fmt, *embed.companions(kind, request.fmt)):
-            path = embed.cached(kind, values, fmt)
+        for fmt, path in embed.request_files(request).items():
             site_path = f"{self.config['assets_dir'].strip('/')}/{path.name}"
             self._files[site_path] = path
             urls[fmt] = get_relative_url(site_path, self._page.url if self._page else "")
-        return embed.figure_html(kind, values, request.fmt, urls, caption=request.caption, alt=request.alt,
-                                 width=request.width)
+        return embed.figure_html(kind, values, embed.shown_format(request), urls, caption=request.caption,
+                                 alt=request.alt, width=request.width)
 
     def on_post_build(self, config):
         site = Path(config["site_dir"])

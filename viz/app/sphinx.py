@@ -48,20 +48,14 @@ class VizDirective(SphinxDirective):
         node = viz_figure()
         # plain data only: Sphinx pickles doctrees between reading and writing
         node["viz"] = {"key": request.kind.key, "values": request.values, "fmt": request.fmt,
-                       "caption": request.caption, "alt": request.alt, "width": request.width}
+                       "caption": request.caption, "alt": request.alt, "width": request.width,
+                       "step": request.step}
         return [node]
 
 
 def _request(node) -> FigureRequest:
     data = dict(node["viz"])
     return FigureRequest(registry.get(data.pop("key")), **data)
-
-
-def _copy_out(builder, kind, values, fmt) -> str:
-    """Render (cached) and copy into the build's image folder; returns the file name."""
-    source = embed.cached(kind, values, fmt)
-    copy_atomic(source, Path(builder.outdir) / builder.imagedir / source.name)
-    return source.name
 
 
 def _failed(self, node, err) -> None:
@@ -97,10 +91,12 @@ def _visit_html(self, node):
 
         self.body.append(f'<figure class="viz-figure viz-shape">{shape_html(values)}</figure>')
         raise nodes.SkipNode
-    urls = {fmt: f"{self.builder.imgpath}/{_copy_out(self.builder, kind, values, fmt)}"
-            for fmt in (request.fmt, *embed.companions(kind, request.fmt))}
-    self.body.append(embed.figure_html(kind, values, request.fmt, urls, caption=request.caption,
-                                       alt=request.alt, width=request.width))
+    urls = {}
+    for fmt, source in embed.request_files(request).items():       # rendered once, cached
+        copy_atomic(source, Path(self.builder.outdir) / self.builder.imagedir / source.name)
+        urls[fmt] = f"{self.builder.imgpath}/{source.name}"
+    self.body.append(embed.figure_html(kind, values, embed.shown_format(request), urls,
+                                       caption=request.caption, alt=request.alt, width=request.width))
     raise nodes.SkipNode
 
 
@@ -108,12 +104,15 @@ def _visit_latex(self, node):
     request = _request(node)
     kind, values = request.kind, request.values
     fmt = embed.still_format(kind)
-    if fmt is None:                         # a shape report: its Markdown table as verbatim text
+    if kind.writes_text or fmt is None:     # a shape report: its table as verbatim text
         from viz.app.shape_report import report
 
         self.body.append("\n\\begin{sphinxVerbatim}\n" + report(values, "txt") + "\n\\end{sphinxVerbatim}\n")
         raise nodes.SkipNode
-    source = embed.cached(kind, values, fmt)
+    if kind.is_video:                       # print gets a vector still of one step (step=, else the first)
+        source = embed.cached_step(kind, values, request.step or 1, "pdf")
+    else:
+        source = embed.cached(kind, values, fmt)
     copy_atomic(source, Path(self.builder.outdir) / source.name)
     caption = self.encode(request.caption) if request.caption else ""
     self.body.append("\n\\begin{figure}[htbp]\n\\centering\n"
