@@ -63,3 +63,18 @@ def test_step_frames_are_drawn():
         for nid in (f"x{t}", f"h{t}"):
             x0, y0, x1, y1 = boxes[nid]
             assert fx0 < x0 and x1 < fx1 and fy0 < y0 and y1 < fy1
+
+
+def test_dense_attention_figures_go_compact():
+    """Issue 14: AttentionRNN(∞) at T = 8 (36 reads) dropped states off the row and tangled its arcs in
+    the detailed layout; past DETAILED_MAX_EDGES reads (unrolled) or DETAILED_MAX_BACKWARD_EDGES
+    (backward) the figure is compact: one row of states, no inputs drawn."""
+    from viz.app import registry
+
+    kind = registry.get("diagram attention-rnn")
+    for view, T, k, compact in [("unrolled", 6, "inf", False), ("unrolled", 8, 3, True), ("unrolled", 8, 2, False),
+                                ("unrolled", 8, "inf", True), ("backward", 6, "inf", True),
+                                ("backward", 6, 2, False)]:
+        story = kind.build_story(kind.validate({"view": view, "steps": T, "k": k}))
+        labels = {n.label for n in story.graph.nodes}
+        assert any(label.startswith("x[") for label in labels) != compact, (view, T, k)

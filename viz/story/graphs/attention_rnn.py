@@ -17,7 +17,8 @@ from viz.story.graphs.model import Graph, idx, jacobian, small, sub, summary
 # step (all reads exist; the figure's Story lists every weight of every step).
 COMPACT_LAGS = 2
 # A detailed figure with more attention edges than this is drawn compact (one label per edge).
-DETAILED_MAX_EDGES = 60
+DETAILED_MAX_EDGES = 24            # more attention reads than this are drawn compact: past it, dot's crossing
+DETAILED_MAX_BACKWARD_EDGES = 18   # minimisation drops states off the row and the arcs tangle (T = 8, k = ∞)
 # Zero states drawn one by one up to this many; beyond, one node stands for all of them.
 MAX_ZERO_NODES = 4
 
@@ -196,7 +197,8 @@ def unrolled(model, trace, annotate: str = "shapes", grads=None, dl_dh=None) -> 
     """
     T = trace.T
     backward = grads is not None
-    if common.is_compact(T) or _attention_edges(trace) > DETAILED_MAX_EDGES:
+    limit = DETAILED_MAX_BACKWARD_EDGES if backward else DETAILED_MAX_EDGES
+    if common.is_compact(T) or _attention_edges(trace) > limit:
         return _compact(model, trace, annotate, grads, dl_dh)
     n = model.n
     what = f"backward through T = {T} steps" if backward else f"unrolled over T = {T} steps"
