@@ -73,3 +73,17 @@ def fmt_shape(shape, sep: str = "×") -> str:
     """An array shape as a reader writes it: (1, 5, 3) -> "1×5×3" ("1x5x3" with sep="x", as typed on a
     command line); () -> "scalar"."""
     return sep.join(str(int(v)) for v in shape) if len(shape) else "scalar"
+
+
+def fmt_num(x: float) -> str:
+    """A number in a diagram label (Graphviz HTML): 3 significant digits, ``2.10·10<sup>−5</sup>`` when
+    far from 1, a real minus."""
+    x = float(x)
+    if x == 0:
+        return "0"
+    if 1e-2 <= abs(x) < 1e3:
+        s = f"{x:.3g}"
+    else:
+        mant, exp = f"{x:.2e}".split("e")
+        s = f"{mant}·10<sup>{int(exp)}</sup>"
+    return s.replace("-", MINUS)

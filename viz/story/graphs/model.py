@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
-from viz.text import fmt_shape  # noqa: F401  (re-exported: node labels write shapes with it)
+from viz.text import fmt_num, fmt_shape  # noqa: F401  (re-exported: node labels write numbers with them)
 
 # What a node is. The renderer gives each kind one colour and one shape in every figure.
 NODE_KINDS = (
@@ -210,22 +210,6 @@ def hbox(*parts: str) -> str:
 def small(text: str) -> str:
     """A smaller secondary line (shapes, values) inside a label."""
     return f'<font point-size="10">{text}</font>'
-
-
-def fmt_num(x: float) -> str:
-    """A number as a person reads it in a figure: 3 significant digits, scientific when far from 1."""
-    x = float(x)
-    if x == 0:
-        return "0"
-    ax = abs(x)
-    if 1e-2 <= ax < 1e3:
-        s = f"{x:.3g}"
-    else:
-        mant, exp = f"{x:.2e}".split("e")
-        s = f"{mant}·10<sup>{int(exp)}</sup>"
-    return s.replace("-", "−")
-
-
 
 
 def summary(value, mode: str, max_numbers: int = 4) -> str | None:
