@@ -12,6 +12,7 @@ import json
 
 from viz import conv, pool
 from viz.io import write_text_atomic
+from viz.text import fmt_shape
 
 
 def geometry(values: dict) -> conv.ConvGeometry:
@@ -43,6 +44,19 @@ def _pool_unread(g: pool.PoolGeometry, axis: int) -> list[int]:
     return [int(m[0]) for m in one.windows.never_read]
 
 
+def _sizes(fmt: str):
+    """Shapes as the format writes them: 7x5 in plain text (as typed), 7×5 in Markdown."""
+    return lambda seq: fmt_shape(seq, "x" if fmt == "txt" else "×")
+
+
+def _md_table(what: str, in_shape, out_shape, formulas, unread) -> list[str]:
+    """The Markdown report of a geometry: a headline, then per axis its formula and unread inputs."""
+    lines = [f"**{what}**: {fmt_shape(in_shape)} → {fmt_shape(out_shape)}", "",
+             "| axis | formula | never read (1-based) |", "| --- | --- | --- |"]
+    return lines + [f"| {a + 1} | `{f}` | {', '.join(str(m + 1) for m in u) or '–'} |"
+                    for a, (f, u) in enumerate(zip(formulas, unread))]
+
+
 def pool_report(values: dict, fmt: str = "txt") -> str:
     g = pool_geometry(values)
     name = f"{values['pool']}_pool"
@@ -53,14 +67,10 @@ def pool_report(values: dict, fmt: str = "txt") -> str:
                            "dilation": list(g.dilation), "ceil_mode": g.ceil_mode, "out_shape": list(g.out_shape),
                            "formula": [g.formula(a) for a in range(len(g.in_shape))],
                            "never_read": [list(u) for u in unread]}, indent=2) + "\n"
-    times = "x" if fmt == "txt" else "×"
-    size = lambda seq: times.join(str(v) for v in seq)  # noqa: E731
+    size = _sizes(fmt)
     if fmt == "md":
-        lines = [f"**{'Max' if values['pool'] == 'max' else 'Average'} pooling**: "
-                 f"{size(g.in_shape)} → {size(g.out_shape)}", "",
-                 "| axis | formula | never read (1-based) |", "| --- | --- | --- |"]
-        lines += [f"| {a + 1} | `{g.formula(a)}` | {', '.join(str(m + 1) for m in u) or '–'} |"
-                  for a, u in enumerate(unread)]
+        lines = _md_table(f"{'Max' if values['pool'] == 'max' else 'Average'} pooling", g.in_shape, g.out_shape,
+                          [g.formula(a) for a in range(len(g.in_shape))], unread)
     else:
         lines = [f"{name} {len(g.in_shape)}-D: in {size(g.in_shape)}, kernel {size(g.kernel)}, stride "
                  f"{size(g.stride)}, padding {size(g.padding)}, dilation {size(g.dilation)}"
@@ -79,15 +89,10 @@ def report(values: dict, fmt: str = "txt") -> str:
     data = g.to_dict(**channels)
     if fmt == "json":
         return json.dumps(data, indent=2) + "\n"
-    times = "x" if fmt == "txt" else "×"
-    size = lambda seq: times.join(str(v) for v in seq)  # noqa: E731
+    size = _sizes(fmt)
     if fmt == "md":
-        lines = [f"**{'Transposed convolution' if g.transposed else 'Convolution'}**: "
-                 f"{size(g.in_shape)} → {size(g.out_shape)}", "",
-                 "| axis | formula | never read (1-based) |", "| --- | --- | --- |"]
-        for a in range(g.ndim):
-            unread = ", ".join(str(m + 1) for m in g.unread(a)) or "–"
-            lines.append(f"| {a + 1} | `{g.formula(a)}` | {unread} |")
+        lines = _md_table("Transposed convolution" if g.transposed else "Convolution", g.in_shape, g.out_shape,
+                          [g.formula(a) for a in range(g.ndim)], [g.unread(a) for a in range(g.ndim)])
     else:
         lines = [str(g)]
     if channels:

@@ -372,14 +372,8 @@ def _grad_w_step(S: _Setup, j, win: V.Windows, grad_w, weight: float):
     label = f"∂ℓ/∂w[{fmt_index(j)}]" if C == 1 else f"∂ℓ/∂w[·, {fmt_index(j)}]"
     real = [tuple(int(v) - int(lo) for v, lo in zip(t, S.lo)) for t, p in zip(taps, pad) if not p]
     reads = reads_text("x", real, sum(pad))
-    lines = [Line(f"{label} reads {reads}", "window", ())]
-    if C == 1 and nd == 2:
-        lines += row_lines(f"{label} =", pairs[0], g.out_shape[1], vals[0], S.integer)
-    elif C == 1:
-        lines.append(products(pairs[0], vals[0], S.integer, head=f"{label} = "))
-    else:
-        lines += [products(pairs[c], vals[c], S.integer, head=f"∂ℓ/∂w[{c + 1},{fmt_index(j)}] = ")
-                  for c in range(C)]
+    lines = [Line(f"{label} reads {reads}", "window", ())] + \
+        _gradient_lines(S, label, "∂ℓ/∂w", j, pairs, vals, g.out_shape[-1])
     lit = (Lit("x", "window", tuple((c, *t) for c in range(C) for t, p in zip(taps, pad) if not p)),
            Lit("x", "padding_tap", tuple((c, *t) for c in range(C) for t, p in zip(taps, pad) if p)),
            Lit("grad_w", "output", tuple((c, *j) for c in range(C))))
@@ -390,6 +384,17 @@ def _grad_w_step(S: _Setup, j, win: V.Windows, grad_w, weight: float):
                 writes=tuple(Write("grad_w", (c, *j), vals[c], S.fmt(vals[c])) for c in range(C)),
                 weight=weight, part="grad_w", data=data)
     return step, [[a * b for a, b in pc] for pc in pairs]
+
+
+def _gradient_lines(S: _Setup, label: str, name: str, index, pairs, vals, cols: int) -> list[Line]:
+    """The products of one gradient entry: one line per row of a 2-D window (one channel), one line
+    (one channel, 1-D), or one line per channel, "∂ℓ/∂w[c,j] = …" (channels are not summed)."""
+    if S.C == 1 and S.g.ndim == 2:
+        return row_lines(f"{label} =", pairs[0], cols, vals[0], S.integer)
+    if S.C == 1:
+        return [products(pairs[0], vals[0], S.integer, head=f"{label} = ")]
+    return [products(pairs[c], vals[c], S.integer, head=f"{name}[{c + 1},{fmt_index(index)}] = ")
+            for c in range(S.C)]
 
 
 def _grad_x_step(S: _Setup, m, win: V.Windows, st, grad_x, masks, weight: float):
@@ -406,14 +411,7 @@ def _grad_x_step(S: _Setup, m, win: V.Windows, st, grad_x, masks, weight: float)
     label = f"∂ℓ/∂x[{fmt_index(m)}]" if C == 1 else f"∂ℓ/∂x[·, {fmt_index(m)}]"
     src = ", ".join(f"∂ℓ/∂y[{fmt_index(o)}]" for o in sources[:6]) + (" …" if len(sources) > 6 else "")
     words = f"{label} reads {src}" if sources else f"{label} reads only zeros (no window reads x[{fmt_index(m)}])"
-    lines = [Line(words, "window", ())]
-    if C == 1 and nd == 2:
-        lines += row_lines(f"{label} =", pairs[0], g.kernel[1], vals[0], S.integer)
-    elif C == 1:
-        lines.append(products(pairs[0], vals[0], S.integer, head=f"{label} = "))
-    else:
-        lines += [products(pairs[c], vals[c], S.integer, head=f"∂ℓ/∂x[{c + 1},{fmt_index(m)}] = ")
-                  for c in range(C)]
+    lines = [Line(words, "window", ())] + _gradient_lines(S, label, "∂ℓ/∂x", m, pairs, vals, g.kernel[-1])
     lit = (Lit("grad_y_padded", "window", tuple(t for t in taps if entry[t])),
            Lit("grad_y_padded", "padding_tap", tuple(t for t in taps if not inside[t])),
            Lit("grad_y_padded", "muted", tuple(t for t in taps if inside[t] and not entry[t])),
