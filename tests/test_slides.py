@@ -372,3 +372,43 @@ def test_gallery_slide_count_equals_story_steps(key, raw):
     render.dry_run_scene(factory)
     assert len(clocks[0].spans()) == len(story.steps) > 0
     assert slides.deck_slides(story).count("<section") == len(story.steps) + 1
+
+
+def test_single_file_deck_through_a_manifest_in_chromium(tmp_path, browser):
+    """`slides.html` as a manifest format: the whole deck in one file (reveal.js inlined, clips, posters
+    and captions as data: URIs), cached by the build like any file; it walks like the folder deck and
+    asks nothing of the network, nor of the disk around it."""
+    manifest = tmp_path / "notes.toml"
+    manifest.write_text('[[figure]]\nname = "hw"\nkind = "animate conv"\nformats = ["slides.html"]\n'
+                        'caption = "the homework"\n[figure.params]\ninput = 7\nchannels = 5\nkernel = 3\n'
+                        'stride = 2\n')
+    run = viz("build", str(manifest), "--out", str(tmp_path / "out"), "--jobs", "1")
+    assert run.returncode == 0, run.stderr
+    deck = tmp_path / "out" / "hw.slides.html"
+    again = viz("build", str(manifest), "--out", str(tmp_path / "out"), "--jobs", "1")
+    assert again.returncode == 0 and "nothing to render" in again.stderr, again.stderr   # cached
+    from viz.app import registry
+    kind = registry.get("animate conv")
+    n = len(kind.build_story(kind.validate(HOMEWORK)).steps)
+    context = browser.new_context()
+    outside = []
+
+    def route(r):
+        url = r.request.url
+        if url == deck.as_uri() or url.startswith("data:"):
+            r.continue_()
+        else:
+            outside.append(url)
+            r.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.goto(deck.as_uri())
+    page.wait_for_function("window.Reveal && Reveal.isReady()")
+    assert page.locator("section").count() == n + 1
+    for k in range(1, n + 1):
+        page.keyboard.press("ArrowRight")
+        assert page.evaluate("Reveal.getIndices().h") == k
+        page.wait_for_function(f"document.querySelector('#step-{k} video').currentTime > 0.2", timeout=15000)
+    assert outside == []
+    context.close()

@@ -81,7 +81,7 @@ class FigureKind:
         """The renderer's formats, plus "story.json" (the figure as data) where the kind has a Story."""
         derived = (STORY_FORMAT,) if self.story else ()
         if self.story and self.is_video:
-            derived += (CAPTIONS_FORMAT,)      # the captions track: one cue per Story step
+            derived += (CAPTIONS_FORMAT, DECK_FORMAT)   # the captions track; the slides, one file
         return self.formats + derived
 
     def format_for(self, out) -> str | None:
@@ -153,6 +153,10 @@ class FigureKind:
         if fmt == CAPTIONS_FORMAT:
             _write_captions(self, values, out)
             return
+        if fmt == DECK_FORMAT:
+            from viz.app.slides import build_single_file
+            build_single_file(self, values, out)
+            return
         module, _, func = self.render.partition(":")
         getattr(importlib.import_module(module), func)(self, dict(values), Path(out), fmt)
 
@@ -165,6 +169,7 @@ _MISSING = object()
 VIDEO_FORMATS = ("mp4", "gif", "webm")
 STORY_FORMAT = "story.json"
 CAPTIONS_FORMAT = "vtt"
+DECK_FORMAT = "slides.html"        # a reveal.js deck in one self-contained file (viz/app/slides.py)
 
 SEED = Param("seed", "int", 0, "Seed of the random weights and inputs (same seed, same figure).",
              min=0, max=2**31 - 1)

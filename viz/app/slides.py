@@ -97,6 +97,49 @@ def build_deck(kind: FigureKind, values: dict, out: Path, handout: Path | None =
                      command=kind.command_line(values), name=kind.name, progress=progress)
 
 
+def build_single_file(kind: FigureKind, values: dict, out: Path, progress: bool = True) -> Path:
+    """The deck as ONE self-contained HTML file (`-o talk.slides.html`, and the manifest format
+    "slides.html"): the folder deck with reveal.js's CSS and JS inlined and every clip, poster and
+    captions track as a data: URI. Opens from file:// with no network, like the folder; a build can
+    cache it like any other file."""
+    from viz.io import write_text_atomic
+
+    with tempfile.TemporaryDirectory(prefix=".viz-deck-") as work:
+        deck = build_deck(kind, values, Path(work) / "deck", progress=progress)
+        page = inline_deck(deck)
+    write_text_atomic(out, page)
+    return Path(out)
+
+
+_MIME = {".mp4": "video/mp4", ".png": "image/png", ".vtt": "text/vtt", ".svg": "image/svg+xml"}
+
+
+def inline_deck(deck: Path) -> str:
+    """index.html of a folder deck with everything it loads inlined (see build_single_file)."""
+    import base64
+    import re
+
+    page = (deck / "index.html").read_text(encoding="utf-8")
+
+    def style(match):
+        css = (deck / match.group(1)).read_text(encoding="utf-8")
+        css = re.sub(r"@import[^;]*;", "", css)              # web fonts the folder deck does not ship either
+        return f"<style>\n{css}\n</style>"
+
+    def script(match):
+        js = (deck / match.group(1)).read_text(encoding="utf-8").replace("</script", "<\\/script")
+        return f"<script>\n{js}\n</script>"
+
+    def media(match):
+        path = deck / match.group(2)
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f'{match.group(1)}="data:{_MIME[path.suffix]};base64,{data}"'
+
+    page = re.sub(r'<link rel="stylesheet" href="([^"]+)">', style, page)
+    page = re.sub(r'<script src="([^"]+)"></script>', script, page)
+    return re.sub(r'\b(src|poster)="(media/[^"]+)"', media, page)
+
+
 def make_deck(factory, out: Path, quality: str = "low", handout: Path | None = None, command: str = "",
               name: str = "scene", progress: bool = True) -> Path:
     """The deck of the StoryScene `factory()` builds, at `out` (an earlier viz deck is replaced only
