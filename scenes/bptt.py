@@ -69,7 +69,6 @@ class Layout:
         return min(0.5, 0.55 * self.column)
 
 
-
 def _arc_peak(lag: int, longest: int) -> float:
     """Height of a skip edge's arc above the nodes' tops: 0.3 for lag 2 up to ARC_MAX for the longest."""
     frac = 0.0 if longest <= 2 else (lag - 2) / (longest - 2)

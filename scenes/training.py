@@ -36,7 +36,6 @@ TRANSITION = 0.45                    # seconds of a step's other transitions, at
 ROLE_COLORS = style.ROLE_COLORS
 
 
-
 class TrainingCurve(StoryScene):
     """The loss and gradient norm of the unclipped run drawn phase by phase, each labelled spike marked
     with the gradient that caused it, then the clipped run for comparison."""

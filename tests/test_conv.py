@@ -321,7 +321,6 @@ def test_same_padding_matches_torch_same(nd, data):
 # MATH.md edge cases, written out
 
 
-
 @pytest.mark.parametrize("name", list(EDGE_CASES))
 def test_edge_case(name):
     in_shape, kernel, stride, padding, dilation, out_shape, unread = EDGE_CASES[name]

@@ -304,12 +304,6 @@ def _params_node(g: Graph, model, T: int, annotate: str) -> None:
     g.node("P", "parameter", label, info=tuple(lines), tooltip="Q, K, V: one set for every step")
 
 
-
-
-
-
-
-
 def _param_grads_node(g: Graph, grads, T: int, annotate: str) -> None:
     common.param_grads_node(g, "dP", "∂ℓ/∂Q, ∂ℓ/∂K, ∂ℓ/∂V", (grads.dQ, grads.dK, grads.dV), T, annotate)
 

@@ -178,12 +178,6 @@ def _weights_node(g: Graph, T: int, m: int, n: int, annotate: str) -> None:
            tooltip="the one set of weights every step uses (tied weights)")
 
 
-
-
-
-
-
-
 def _weight_grads_node(g: Graph, grads, T: int, annotate: str) -> None:
     common.param_grads_node(g, "dW", f"∂ℓ/∂{W_C}, ∂ℓ/∂{W_H},<br/>∂ℓ/∂{W_X}",
                             (grads.dW_c, grads.dW_h, grads.dW_x), T, annotate)
