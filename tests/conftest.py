@@ -1,4 +1,5 @@
 import os
+import threading
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -29,3 +30,17 @@ def _torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The explorer on an ephemeral loopback port, one per test module (test_serve, the browser tests)."""
+    from viz.app import serve
+
+    srv = serve.make_server(0)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(5)

@@ -8,7 +8,6 @@ import importlib.util
 import os
 import re
 import shutil
-import threading
 
 import numpy as np
 import pytest
@@ -27,17 +26,6 @@ GEOMETRIES = [   # 1-D and 2-D, padding, stride, dilation, channels, unread trai
     {"input": "7x6", "kernel": "2", "stride": "3", "dilation": "2", "channels": "1"},   # unread rows, cols
     {"input": "6x5", "kernel": "4x2", "stride": "1", "padding": "same", "dilation": "1x2", "channels": "1"},
 ]
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = serve.make_server(0)
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
 
 
 @pytest.fixture(scope="module")

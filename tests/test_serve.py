@@ -24,17 +24,6 @@ HAVE_DIAGRAMS = importlib.util.find_spec("diagrams.figures") is not None
 JSON = {"Content-Type": "application/json"}
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = serve.make_server(0)
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
-
-
 def request(srv, method, path, body=None, headers=None):
     conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=10)
     try:
