@@ -23,9 +23,13 @@ import sys
 import tempfile
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 
-from viz.app.registry import FigureKind, ParamError
+from viz.app.params import ParamError
 from viz.io import MissingProgram
+
+if TYPE_CHECKING:           # annotations only: the registry renders decks through this module
+    from viz.app.registry import FigureKind
 
 REVEAL_FILES = ("reset.css", "reveal.css", "reveal.js", "theme/black.css", "plugin/notes.js")
 REVEAL_HINT = ("reveal.js is missing: run ./tasks setup, or npm install --prefix "
