@@ -419,7 +419,8 @@ _ANIMATION_FORMATS = ("mp4", "gif", "webm", "png")
 
 CONV_ANIMATION = FigureKind(
     command="animate", name="conv",
-    summary="A strided / padded / dilated convolution sliding over its input, with the numbers.",
+    summary="A strided / padded / dilated convolution sliding over its input, with the numbers; 1-D or 2-D, "
+            "sizes whose numbers would be under 14 px tall at 1080p are refused.",
     params=_conv_params(32, (7,), 3, 2, channels=True, max_axes=2) + (
         Param("values", "choice", "int", "Example data: small integers (checkable by hand) or decimals.",
               choices=("int", "float")),
