@@ -224,8 +224,8 @@ pytest.importorskip("manim")
 av = pytest.importorskip("av")
 
 from scenes import style  # noqa: E402
-from scenes.render import QUALITIES, dry_run, render_animation  # noqa: E402
-from test_frames import is_filled_output, is_window, mid_hold_frames, samples  # noqa: E402
+from scenes.render import dry_run  # noqa: E402
+from test_frames import is_filled_output, is_window, mid_hold_frames, render_decoded, samples  # noqa: E402
 
 STEP_TIME = 1.0
 CASES = {   # overlapping stamps (running sums rewritten) and output padding; max pool, both pages or one
@@ -240,12 +240,7 @@ CASES = {   # overlapping stamps (running sums rewritten) and output padding; ma
 def rendered(request, tmp_path_factory):
     kind, p = CASES[request.param]
     p = {**p, "step_time": STEP_TIME}
-    out = tmp_path_factory.mktemp("arith") / f"{request.param}.mp4"
-    render_animation(kind, p, out, "mp4", quality="low", progress=False)
-    scene = dry_run(kind, p)
-    with av.open(str(out)) as c:
-        frames = [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
-    return request.param, scene, frames, QUALITIES["low"][3]
+    return (request.param, *render_decoded(kind, p, tmp_path_factory.mktemp("arith") / f"{request.param}.mp4"))
 
 
 def test_a_rewritten_cell_shows_one_number(rendered):

@@ -81,12 +81,17 @@ def is_filled_output(rgb):  # a written output cell: strong OUTPUT green
 @pytest.fixture(scope="module", params=list(CASES))
 def rendered(request, tmp_path_factory):
     kind, p = CASES[request.param]
-    out = tmp_path_factory.mktemp("frames") / f"{request.param}.mp4"
-    render_animation(kind, p, out, "mp4", quality="low", progress=False)
-    scene = dry_run(kind, p)
+    return (request.param, *render_decoded(kind, p, tmp_path_factory.mktemp("frames") / f"{request.param}.mp4"))
+
+
+def render_decoded(kind: str, params: dict, out):
+    """Render `kind` at low quality to `out`, and its scene again as a dry run (what it drew where):
+    (scene, every decoded RGB frame, frames per second)."""
+    render_animation(kind, params, out, "mp4", quality="low", progress=False)
+    scene = dry_run(kind, params)
     with av.open(str(out)) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
-    return request.param, scene, frames, QUALITIES["low"][3]
+    return scene, frames, QUALITIES["low"][3]
 
 
 def mid_hold_frames(scene, frames, fps):
