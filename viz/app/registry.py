@@ -285,28 +285,58 @@ USER_ARRAYS = (
 )
 
 
-def _check_conv_arrays(values: dict) -> None:
-    """Each given array has the shape the geometry asks: one line naming it and the expected shape."""
-    import numpy as np
+def _shape(t) -> str:
+    return "x".join(str(v) for v in t)
 
+
+def _conv_arrays(values: dict) -> dict:
     from viz import conv
-    from viz.arrays import ArrayError, check_shape
 
     g = conv.conv_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
                            values["dilation"])
-    c = values["channels"]
+    c, f, groups = values["channels"], values.get("filters", 1), values.get("groups", 1)
     chans = f"{c} input channel{'s' if c != 1 else ''}"
-    shape = lambda t: "x".join(str(v) for v in t)  # noqa: E731
-    expected = {"x": ((c, *g.in_shape), f"{chans} and input {shape(g.in_shape)}"),
-                "w": ((1, c, *g.kernel), f"1 filter, {chans} and kernel {shape(g.kernel)}"),
-                "b": ((1,), "1 filter"),
-                "grad_y": ((1, *g.out_shape), f"1 filter and output {shape(g.out_shape)}")}
-    for name, (want, why) in expected.items():
-        if values.get(name) is not None:
-            try:
-                check_shape(np.asarray(values[name], dtype=float), want, name, why)
-            except ArrayError as err:
-                raise ParamError(name, str(err)) from None
+    filt = f"{f} filter{'s' if f != 1 else ''}"
+    per = f" ({c // groups} per group of {groups})" if groups > 1 else ""
+    return {"x": ((c, *g.in_shape), f"{chans} and input {_shape(g.in_shape)}"),
+            "w": ((f, c // groups, *g.kernel), f"{filt}, {chans}{per} and kernel {_shape(g.kernel)}"),
+            "b": ((f,), filt),
+            "grad_y": ((f, *g.out_shape), f"{filt} and output {_shape(g.out_shape)}")}
+
+
+def _transpose_arrays(values: dict) -> dict:
+    from viz import conv
+
+    g = conv.conv_transpose_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
+                                     values["dilation"], values["output_padding"])
+    return {"x": ((1, *g.in_shape), f"1 channel and input {_shape(g.in_shape)}"),
+            "w": ((1, 1, *g.kernel), f"1 input channel, 1 filter and kernel {_shape(g.kernel)}")}
+
+
+def _pool_arrays(values: dict) -> dict:
+    from viz import pool
+
+    g = pool.pool_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
+                           values["dilation"] if values["mode"] == "max" else 1, values["ceil_mode"])
+    return {"x": ((1, *g.in_shape), f"1 channel and input {_shape(g.in_shape)}"),
+            "grad_y": ((1, *g.out_shape), f"1 channel and output {_shape(g.out_shape)}")}
+
+
+_ARRAYS_OF = {"animate conv": _conv_arrays, "animate conv-backward": _conv_arrays,
+              "animate conv-transpose": _transpose_arrays, "animate pool": _pool_arrays}
+
+
+def expected_arrays(key: str, values: dict) -> dict:
+    """{array parameter: (shape, "for ...")} that the kind `key` expects for the (geometry-checked)
+    `values`: what the checks hold given arrays to, and what the explorer's cell editors are sized to.
+    Empty for kinds that take no arrays."""
+    of = _ARRAYS_OF.get(key)
+    return {name: (tuple(int(v) for v in shape), why) for name, (shape, why) in of(values).items()} if of else {}
+
+
+def _check_conv_arrays(values: dict) -> None:
+    """Each given array has the shape the geometry asks: one line naming it and the expected shape."""
+    _check_given_arrays(values, _conv_arrays(values))
 
 
 def _check_conv_backward_animation(values: dict) -> None:
@@ -564,9 +594,7 @@ def _check_transpose_animation(values: dict) -> None:
     g = conv.conv_transpose_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
                                      values["dilation"], values["output_padding"])
     spread = [(n - 1) * s + 1 + 2 * (d * (k - 1)) for n, s, d, k in zip(g.in_shape, g.stride, g.dilation, g.kernel)]
-    shape = lambda t: "x".join(str(v) for v in t)  # noqa: E731
-    _check_given_arrays(values, {"x": ((1, *g.in_shape), f"1 channel and input {shape(g.in_shape)}"),
-                                 "w": ((1, 1, *g.kernel), f"1 input channel, 1 filter and kernel {shape(g.kernel)}")})
+    _check_given_arrays(values, _transpose_arrays(values))
     big = max(max(g.out_shape), max(spread))
     if big > MAX_ANIMATED_AXIS:
         raise ParamError("input", f"--input: the transposed convolution would draw {big} cells on one axis "
@@ -598,9 +626,7 @@ def _check_pool_animation(values: dict) -> None:
                                values["dilation"] if values["mode"] == "max" else 1, values["ceil_mode"])
     except ValueError as err:
         raise ParamError("input", " ".join(str(err).split())) from None
-    shape = lambda t: "x".join(str(v) for v in t)  # noqa: E731
-    _check_given_arrays(values, {"x": ((1, *g.in_shape), f"1 channel and input {shape(g.in_shape)}"),
-                                 "grad_y": ((1, *g.out_shape), f"1 channel and output {shape(g.out_shape)}")})
+    _check_given_arrays(values, _pool_arrays(values))
     try:
         pool_animation_story(values)
     except ParamError:
