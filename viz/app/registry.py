@@ -323,7 +323,8 @@ def _pool_arrays(values: dict) -> dict:
 
 
 _ARRAYS_OF = {"animate conv": _conv_arrays, "animate conv-backward": _conv_arrays,
-              "animate conv-transpose": _transpose_arrays, "animate pool": _pool_arrays}
+              "animate conv-transpose": _transpose_arrays, "animate pool": _pool_arrays,
+              "diagram conv-transpose": _transpose_arrays, "diagram pool": _pool_arrays}
 
 
 def expected_arrays(key: str, values: dict) -> dict:
@@ -520,6 +521,14 @@ TRAINING_PLOT = FigureKind(
 )
 
 _FIGURE_FORMATS = ("svg", "png", "pdf")
+# the arrays of the transposed-convolution and pooling kinds (diagram and animation alike)
+_TRANSPOSE_ARRAYS = (
+    Param("x", "array", None, "Your input x, shape 1 x *input" + _ARRAY_HELP + "."),
+    Param("w", "array", None, "Your kernel w, shape 1 x 1 x *kernel (PyTorch's conv_transpose layout: "
+          "C_in x F x *kernel)" + _ARRAY_HELP.replace(" (PyTorch layout, no batch axis;", " (") + "."))
+_POOL_ARRAYS = (
+    Param("x", "array", None, "Your input x, shape 1 x *input" + _ARRAY_HELP + "."),
+    Param("grad_y", "array", None, "Your upstream gradient ∂ℓ/∂y, shape 1 x *output" + _ARRAY_HELP + "."))
 _POSITIONS = Param("positions", "list", (), "Window positions drawn (1-based, row-major), or all.", min=1,
                    max=4096)
 
@@ -528,7 +537,10 @@ def _check_figure(values: dict) -> None:
     """The geometry (the reference's message), then the positions against the number of panels."""
     kind = next(k for k in (CONV_FIGURE, TRANSPOSE_FIGURE, POOL_FIGURE) if set(values) == {p.name for p in k.params})
     try:
+        _check_given_arrays(values, expected_arrays(kind.key, values))
         story = kind.build_story(values)
+    except ParamError:
+        raise
     except ValueError as err:
         raise ParamError("input", " ".join(str(err).split())) from None
     first = story.steps[0].part if story.steps else ""
@@ -557,7 +569,7 @@ TRANSPOSE_FIGURE = FigureKind(
               min=0, max=15, broadcast=True),
         Param("form", "choice", "scatter", "scatter: stamps summed; gather: zeros inserted, flipped kernel.",
               choices=("scatter", "gather")),
-        _POSITIONS, SEED, THEME),
+        *_TRANSPOSE_ARRAYS, _POSITIONS, SEED, THEME),
     formats=_FIGURE_FORMATS,
     render="viz.app.registry:_render_conv_figure",
     check=_check_figure,
@@ -576,7 +588,7 @@ POOL_FIGURE = FigureKind(
         Param("mode", "choice", "max", "max or avg.", choices=("max", "avg")),
         Param("ceil_mode", "flag", False, "Round the output size up, as PyTorch's ceil_mode."),
         Param("count_include_pad", "flag", True, "avg: padding counts in the divisor (PyTorch's default)."),
-        _POSITIONS, SEED, THEME),
+        *_POOL_ARRAYS, _POSITIONS, SEED, THEME),
     formats=_FIGURE_FORMATS,
     render="viz.app.registry:_render_conv_figure",
     check=_check_figure,
@@ -644,10 +656,7 @@ TRANSPOSE_ANIMATION = FigureKind(
               min=0, max=15, broadcast=True),
         Param("values", "choice", "int", "Example data: small integers (checkable by hand) or decimals.",
               choices=("int", "float")),
-        Param("x", "array", None, "Your input x, shape 1 x *input" + _ARRAY_HELP + "."),
-        Param("w", "array", None, "Your kernel w, shape 1 x 1 x *kernel (PyTorch's conv_transpose layout: "
-              "C_in x F x *kernel)" + _ARRAY_HELP.replace(" (PyTorch layout, no batch axis;", " (") + "."),
-        SEED, QUALITY, STEP_TIME),
+        *_TRANSPOSE_ARRAYS, SEED, QUALITY, STEP_TIME),
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
     check=_check_transpose_animation,
@@ -658,12 +667,10 @@ POOL_ANIMATION = FigureKind(
     command="animate", name="pool",
     summary="Max or average pooling (PyTorch's rules), each window's result, then the backward: max routes "
             "each gradient to its window's maximum, average spreads it.",
-    params=tuple(p for p in POOL_FIGURE.params if p.name not in ("positions", "theme")) + (
+    params=tuple(p for p in POOL_FIGURE.params if p.name not in ("positions", "theme", "x", "grad_y")) + (
         Param("values", "choice", "int", "Example data: small integers (checkable by hand) or decimals.",
               choices=("int", "float")),
-        Param("x", "array", None, "Your input x, shape 1 x *input" + _ARRAY_HELP + "."),
-        Param("grad_y", "array", None, "Your upstream gradient ∂ℓ/∂y, shape 1 x *output" + _ARRAY_HELP + "."),
-        QUALITY, STEP_TIME),
+        *_POOL_ARRAYS, QUALITY, STEP_TIME),
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
     check=_check_pool_animation,
