@@ -18,6 +18,7 @@ from . import conv_plan as P
 from . import style
 from .common import CellGrid, fit, legend, text
 from .player import GridView, StoryPlayer
+from .conv_backward import PartScene
 from .conv_plan import DOT_W, GAP, INSET_SEP, LABEL_W, PAIR_SEP, PANEL_SEP, TEXT_GAP, TITLE_H
 from .story_scene import StoryScene
 
@@ -33,11 +34,12 @@ class ConvScene(StoryScene):
     """
     build_story = staticmethod(SC.forward_story)
 
-    def __init__(self, *, input, kernel, stride=1, padding=0, dilation=1, channels: int = 1, seed: int = 0,
-                 values: str = "int", bias: bool = False, story=None, step_time: float = style.STORY_STEP_TIME,
-                 x=None, w=None, b=None, grad_y=None, **scene_kwargs):
+    def __init__(self, *, input, kernel, stride=1, padding=0, dilation=1, channels: int = 1, filters: int = 1,
+                 groups: int = 1, seed: int = 0, values: str = "int", bias: bool = False, story=None,
+                 step_time: float = style.STORY_STEP_TIME, x=None, w=None, b=None, grad_y=None, **scene_kwargs):
         params = dict(input=input, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
-                      channels=channels, values=values, seed=seed, bias=bias, x=x, w=w, b=b, grad_y=grad_y)
+                      channels=channels, filters=filters, groups=groups, values=values, seed=seed, bias=bias,
+                      x=x, w=w, b=b, grad_y=grad_y)
         story = story if story is not None else type(self).build_story(params)
         super().__init__(story=story, step_time=step_time, **scene_kwargs)
         self.captions: list[str] = []          # the title and formula lines shown
@@ -104,9 +106,13 @@ def _box(mob) -> tuple[float, float, float, float]:
     return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
 
 
-class ConvSlide(ConvScene):
+class ConvSlide(ConvScene, PartScene):
     """The forward pass: the window lit on the padded input, the output cell filled, the products and
     their sum, one Story step per output position; last, the never-read inputs filled.
+
+    Several filters (F output maps, each its own kernel, maybe in groups) are drawn part by part as
+    the backward pass is (PartScene: x, the F·C/G kernel slices, the F maps, one cell pitch), the
+    kernel in use lit with the window.
 
     1-D: channels are stacked rows, the kernel's rows beside them, the output row below, the text
     beside or below. 2-D: the channel panels on the left; on the right the kernel(s) and the output,
@@ -116,7 +122,13 @@ class ConvSlide(ConvScene):
     output cells, text) is largest.
     """
 
+    @property
+    def legend_items(self):
+        return LEGEND + ([("bias", "bias b")] if P._has(self.story, "b") else [])
+
     def construct(self):
+        if P.by_parts(self.story):
+            return self.draw_parts()
         head = self.story_header()
         foot = self.story_legend(LEGEND + ([("bias", "bias b")] if P._has(self.story, "b") else []))
         plan = P.best(self.story)

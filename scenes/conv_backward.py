@@ -16,6 +16,8 @@ name and bounding box of every text and cell mobject, and the digit height of ev
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from manim import DOWN, LEFT, UL, FadeIn, FadeOut, VGroup
 
@@ -25,9 +27,10 @@ from . import conv_layout, style
 from .common import CellGrid, glyphs, legend, text
 from .story_scene import StoryScene
 
-FIGURE_PARAMS = ("input", "kernel", "stride", "padding", "dilation", "channels", "values", "bias", "seed",
-                 "x", "w", "b", "grad_y")
-FORMULA_OF_PART = {"grad_w": 0, "grad_x": 1}          # which Story.formula line heads each part
+FIGURE_PARAMS = ("input", "kernel", "stride", "padding", "dilation", "channels", "filters", "groups", "values",
+                 "bias", "seed", "x", "w", "b", "grad_y")
+FORMULA_OF_PART = {"grad_w": 0, "grad_x": 1, "forward": None}   # which Story.formula line heads each part
+#                                                                  (None: all of them, joined)
 LINE_COLORS = {"window": style.HIGHLIGHT, "output": style.GRADIENT, "never_read": style.NEVER_READ,
                "text": style.TEXT}
 LEGEND = (("input", "input x"), ("padding", "padding (0)"), ("kernel", "kernel w"), ("gradient", "gradients"),
@@ -98,13 +101,15 @@ class _Panel:
         return out
 
 
-class ConvBackward(StoryScene):
-    """The backward Story, step by step: ∂ℓ/∂w per tap, ∂ℓ/∂x per input, ∂ℓ/∂b, the never-read inputs."""
+class PartScene(StoryScene):
+    """A convolution Story drawn part by part (`Step.part`: forward, grad_w, grad_x, grad_b,
+    never_read), every part's panels where `conv_layout.plan` puts them, one cell pitch per part.
+    Draws the backward pass (ConvBackward) and the forward pass of several filters (ConvSlide)."""
 
-    def __init__(self, *, story=None, step_time: float = style.STORY_STEP_TIME, **kwargs):
-        params = {k: kwargs.pop(k) for k in FIGURE_PARAMS if k in kwargs}
-        super().__init__(story=story or backward_story(params), step_time=step_time, **kwargs)
-        self.plans = conv_layout.plan(self.story)
+    legend_items = LEGEND
+
+    def __init__(self, *, story, step_time: float = style.STORY_STEP_TIME, **kwargs):
+        super().__init__(story=story, step_time=step_time, **kwargs)
         self.screen: list[list[tuple]] = []      # per step: what the layout test checks
         self.panels: dict = {}                   # (grid name, channel) -> _Panel of the current part
         self.written: dict = {}                  # grid name -> set of cells written so far
@@ -119,17 +124,18 @@ class ConvBackward(StoryScene):
         return _tag(t, "text", "title", size * scale * style.MONO_DIGIT_HEIGHT)
 
     def _formula(self, part: str, title):
-        i = FORMULA_OF_PART.get(part)
-        if i is None or i >= len(self.story.formula):
+        i = FORMULA_OF_PART.get(part, -1)
+        if i == -1 or (i is not None and i >= len(self.story.formula)) or not self.story.formula:
             return VGroup()
         size = 17
-        f = text(self.story.formula[i], size=size, color=style.MUTED)
+        line = "; ".join(self.story.formula) if i is None else self.story.formula[i]
+        f = text(line, size=size, color=style.MUTED)
         scale = min(1.0, (conv_layout.FRAME_W - 2 * style.FRAME_MARGIN) / f.width)
         f.scale(scale).next_to(title, DOWN, buff=0.14, aligned_edge=LEFT)
         return _tag(f, "text", f"formula {part}", size * scale * style.MONO_DIGIT_HEIGHT)
 
     def _legend(self):
-        lg = legend(LEGEND)
+        lg = legend(self.legend_items)
         lg.scale(min(1.0, (conv_layout.FRAME_W - 2 * style.FRAME_MARGIN) / lg.width))
         lg.to_edge(DOWN, buff=style.FRAME_MARGIN)
         return _tag(lg, "text", "legend", style.SMALL_SIZE * style.MONO_DIGIT_HEIGHT)
@@ -152,6 +158,11 @@ class ConvBackward(StoryScene):
                 idx = (p.channel, r, c) if p.channel is not None else (c,) if len(grid.shape) == 1 else (r, c)
                 centres[idx] = tuple(float(v) for v in panel.cells.position(r, c)[:2])
         return group
+
+    @functools.cached_property
+    def plans(self) -> dict:
+        """Where each part's panels and lines go (computed on first use: ConvSlide may not draw by parts)."""
+        return conv_layout.plan(self.story)
 
     def layout_at(self, k: int) -> dict:
         """Where each Story grid's cells are drawn during step k: {grid: {"cell": side, "centres":
@@ -216,6 +227,9 @@ class ConvBackward(StoryScene):
 
     # ---- the timeline --------------------------------------------------------------------------
     def construct(self):
+        self.draw_parts()
+
+    def draw_parts(self):
         steps, timeline = self.story.steps, self.timeline
         title, foot = self._header(), self._legend()
         self.add(title, foot)
@@ -274,3 +288,11 @@ class ConvBackward(StoryScene):
                             float(mob.viz_glyph)))
         self.screen.append(out)
 
+
+
+class ConvBackward(PartScene):
+    """The backward Story, step by step: ∂ℓ/∂w per tap, ∂ℓ/∂x per input, ∂ℓ/∂b, the never-read inputs."""
+
+    def __init__(self, *, story=None, step_time: float = style.STORY_STEP_TIME, **kwargs):
+        params = {k: kwargs.pop(k) for k in FIGURE_PARAMS if k in kwargs}
+        super().__init__(story=story or backward_story(params), step_time=step_time, **kwargs)

@@ -179,8 +179,18 @@ def _numbers_elsewhere(story) -> bool:
     return all("Σ of" not in ln.text for s in story.steps for ln in s.lines)
 
 
+def by_parts(story) -> bool:
+    """Several filters: ConvSlide draws the Story part by part (scenes.conv_layout), not this plan."""
+    return int(story.params.get("filters", 1)) > 1
+
+
 def refusal(story) -> str | None:
     """None when the forward Story can be drawn legibly at 1080p, else one line naming the limit."""
+    if by_parts(story):
+        from . import conv_layout
+
+        why = conv_layout.refusal(story)
+        return why.removeprefix("too large to draw legibly: ") if why else None
     plan = best(story)
     limit = f"at least {style.MIN_GLYPH_PX} px"
     if plan["text_scale"] < MIN_TEXT_SCALE:

@@ -28,12 +28,20 @@ def cases(draw):
     s = tuple(draw(st.integers(1, 2)) for _ in range(nd))
     d = tuple(draw(st.integers(1, 2)) for _ in range(nd))
     p = draw(st.integers(0, 1))
-    c = draw(st.integers(1, 3))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    c = groups * draw(st.integers(1, 3 if groups == 1 else 2))
+    f = groups * draw(st.integers(1, 2))         # F > 1 and groups (depthwise when c = f = groups)
     rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
     decimals = draw(st.sampled_from([0, 2]))
     arr = lambda *shape: np.round(rng.uniform(-3, 3, size=shape), decimals)  # noqa: E731
-    return dict(input=i, kernel=k, stride=s, padding=p, dilation=d, channels=c,
-                x=arr(c, *i).tolist(), w=arr(1, c, *k).tolist(), b=arr(1).tolist()), rng, decimals
+    return dict(input=i, kernel=k, stride=s, padding=p, dilation=d, channels=c, filters=f, groups=groups,
+                x=arr(c, *i).tolist(), w=arr(f, c // groups, *k).tolist(), b=arr(f).tolist()), rng, decimals
+
+
+def _maps(story, name: str, filters: int):
+    """A per-filter grid as (F, ...) (one filter: drawn without the filter axis)."""
+    a = story.grid(name).array()
+    return a if filters > 1 else a[None]
 
 
 def _validated(kind, raw):
@@ -51,15 +59,27 @@ def test_forward_story_uses_the_given_arrays(case):
     story = forward_story(values)
     x, w, b = (torch.tensor(np.asarray(raw[n], float)) for n in ("x", "w", "b"))
     conv = F.conv1d if len(raw["input"]) == 1 else F.conv2d
-    ref = conv(x[None], w, b, stride=raw["stride"], padding=raw["padding"], dilation=raw["dilation"])[0, 0].numpy()
+    nf = raw["filters"]
+    ref = conv(x[None], w, b, stride=raw["stride"], padding=raw["padding"], dilation=raw["dilation"],
+               groups=raw["groups"])[0].numpy()
     written = {tuple(wr.cell): wr.value for s in story.steps for wr in s.writes if wr.target == "y"}
+    ref = ref if nf > 1 else ref[0]
     assert set(written) == set(np.ndindex(*ref.shape))
     for cell, v in written.items():
         assert abs(v - ref[cell]) <= 1e-9
     xg = story.grid("x")
     pad = np.asarray(xg.padding, bool).reshape(xg.shape) if xg.padding else np.zeros(xg.shape, bool)
     np.testing.assert_array_equal(xg.array()[~pad], np.asarray(raw["x"]).ravel())
-    np.testing.assert_array_equal(story.grid("w").array(), np.asarray(raw["w"])[0])
+    w_given = np.asarray(raw["w"])
+    np.testing.assert_array_equal(story.grid("w").array(), w_given.reshape(-1, *w_given.shape[2:]))
+    # each filter's steps light only the channels of its group
+    per = raw["channels"] // raw["groups"]
+    for s in story.steps:
+        if s.part == "forward":
+            f = s.data.get("filter", 0)
+            lit = {cell[0] for lt in s.lit if lt.target == "x" for cell in lt.cells}
+            first = f // (nf // raw["groups"]) * per
+            assert lit <= set(range(first, first + per)), (s.id, lit)
     np.testing.assert_array_equal(story.grid("b").array(), np.asarray(raw["b"]))
     assert not story.failed_claims()
 
@@ -74,17 +94,27 @@ def test_backward_story_equals_autograd_for_the_given_gradient(case):
         g = V.conv_geometry(raw["input"], raw["kernel"], raw["stride"], raw["padding"], raw["dilation"])
     except ValueError:
         assume(False)
-    raw = {**raw, "grad_y": np.round(rng.uniform(-2, 2, size=(1, *g.out_shape)), decimals).tolist()}
+    nf = raw["filters"]
+    raw = {**raw, "grad_y": np.round(rng.uniform(-2, 2, size=(nf, *g.out_shape)), decimals).tolist()}
     values = _validated("animate conv-backward", raw)
     story = backward_story(values)
     x, w, b = (torch.tensor(np.asarray(raw[n], float), requires_grad=True) for n in ("x", "w", "b"))
     conv = F.conv1d if len(raw["input"]) == 1 else F.conv2d
-    y = conv(x[None], w, b, stride=raw["stride"], padding=raw["padding"], dilation=raw["dilation"])
+    y = conv(x[None], w, b, stride=raw["stride"], padding=raw["padding"], dilation=raw["dilation"],
+             groups=raw["groups"])
     y.backward(torch.tensor(np.asarray(raw["grad_y"], float))[None])
-    np.testing.assert_allclose(story.grid("grad_w").array(), w.grad[0].numpy(), atol=1e-9)
+    np.testing.assert_allclose(story.grid("grad_w").array(), w.grad.numpy().reshape(-1, *w.shape[2:]), atol=1e-9)
     np.testing.assert_allclose(story.grid("grad_x").array(), x.grad.numpy(), atol=1e-9)
     np.testing.assert_allclose(story.grid("grad_b").array(), b.grad.numpy(), atol=1e-9)
-    np.testing.assert_array_equal(story.grid("grad_y").array(), np.asarray(raw["grad_y"])[0])
+    np.testing.assert_array_equal(_maps(story, "grad_y", nf), np.asarray(raw["grad_y"]))
+    # the values the steps write are the ones drawn (every ∂ℓ/∂w and ∂ℓ/∂x cell written once)
+    written = {(wr.target, tuple(wr.cell)): wr.value for s in story.steps for wr in s.writes}
+    for name in ("grad_w", "grad_x"):
+        a = story.grid(name).array()
+        assert {c for t, c in written if t == name} == set(np.ndindex(*a.shape))
+        for (t, cell), v in written.items():
+            if t == name:
+                assert abs(v - a[cell]) <= 1e-12
 
 
 def test_integer_arrays_read_as_integers_decimals_as_decimals():
@@ -176,6 +206,10 @@ def test_manifest_arrays_inline_or_relative_to_the_manifest(tmp_path):
     (lambda: torch.nn.Conv1d(3, 1, 3, stride=2, padding=1, dilation=1), (3, 7)),
     (lambda: torch.nn.Conv1d(2, 1, 2, stride=1, padding=0, dilation=2, bias=False), (1, 2, 6)),   # a batch of one
     (lambda: torch.nn.Conv2d(2, 1, (2, 3), stride=(2, 1), padding=(1, 0)), (2, 4, 5)),
+    (lambda: torch.nn.Conv1d(2, 3, 2, stride=2), (2, 5)),                                   # F > 1
+    (lambda: torch.nn.Conv1d(4, 2, 2, groups=2, bias=False), (4, 5)),                         # groups
+    (lambda: torch.nn.Conv1d(3, 3, 2, groups=3), (3, 5)),                                     # depthwise
+    (lambda: torch.nn.Conv2d(1, 2, 2), (1, 3, 3)),                                            # 2-D, F > 1
 ])
 def test_figure_from_a_torch_layer_equals_the_layer(make, x_shape):
     import viz
@@ -186,7 +220,9 @@ def test_figure_from_a_torch_layer_equals_the_layer(make, x_shape):
     fig = viz.figure("animate conv", layer=layer, x=x)
     story = forward_story(fig.values)
     with torch.no_grad():
-        ref = layer(x if x.dim() == layer.weight.dim() else x[None])[0, 0].double().numpy()
+        ref = layer(x if x.dim() == layer.weight.dim() else x[None])[0].double().numpy()
+    ref = ref if layer.out_channels > 1 else ref[0]
+    assert fig.values["filters"] == layer.out_channels and fig.values["groups"] == layer.groups
     written = {tuple(wr.cell): wr.value for s in story.steps for wr in s.writes if wr.target == "y"}
     assert set(written) == set(np.ndindex(*ref.shape))
     for cell, v in written.items():
@@ -197,8 +233,6 @@ def test_figure_from_a_torch_layer_equals_the_layer(make, x_shape):
 
 
 @pytest.mark.parametrize("make, words", [
-    (lambda: torch.nn.Conv1d(2, 4, 3), "one filter with groups 1 (got out_channels 4, groups 1)"),
-    (lambda: torch.nn.Conv2d(2, 2, 3, groups=2), "one filter with groups 1"),
     (lambda: torch.nn.Conv1d(1, 1, 3, padding=1, padding_mode="reflect"), "padding_mode must be 'zeros'"),
     (lambda: torch.nn.Conv3d(1, 1, 3), "Conv1d and Conv2d"),
     (lambda: torch.nn.ConvTranspose1d(1, 1, 3), "transposed convolution layers"),

@@ -2,11 +2,12 @@
 
 The layer is read by duck typing, as `torch.nn.Conv1d` / `Conv2d` spell it:
 
-    weight   (F, C/groups, *kernel)  ->  --w (F = 1 and groups = 1: the animations draw one filter)
+    weight   (F, C/groups, *kernel)  ->  --w, --filters F, --channels C, --kernel
     bias     (F,) or None            ->  --b (and --bias)
     stride, padding, dilation        ->  --stride, --padding, --dilation (tuples per axis, or "same"/"valid")
-    groups, padding_mode             ->  must be 1 and "zeros" (what the animations draw)
-    x        (C, *input) or (1, C, *input)  ->  --x, --input, --channels
+    groups                           ->  --groups
+    padding_mode                     ->  must be "zeros" (the padding drawn)
+    x        (C, *input) or (1, C, *input)  ->  --x, --input
 
 Tensors become NumPy arrays through `.detach().cpu().numpy()` (viz.arrays); nothing here imports torch.
 Every refusal is a ParamError naming `layer` (or `x`) on one line.
@@ -16,7 +17,8 @@ from __future__ import annotations
 from viz.app.params import ParamError
 from viz.arrays import ArrayError, load_array
 
-LAYER_PARAMS = ("input", "channels", "kernel", "stride", "padding", "dilation", "w", "b", "bias", "x")
+LAYER_PARAMS = ("input", "channels", "filters", "groups", "kernel", "stride", "padding", "dilation", "w", "b",
+                "bias", "x")
 
 
 def _per_axis(value, nd: int, name: str):
@@ -51,10 +53,11 @@ def layer_params(layer, x=None) -> dict:
     if nd not in (1, 2):
         raise ParamError("layer", f"layer=: the animations draw Conv1d and Conv2d (weight of {w.ndim} axes)")
     groups = int(getattr(layer, "groups", 1))
-    if w.shape[0] != 1 or groups != 1:
-        raise ParamError("layer", f"layer=: the animations draw one filter with groups 1 (got out_channels "
-                                  f"{w.shape[0]}, groups {groups})")
-    raw = {"kernel": tuple(int(v) for v in w.shape[2:]), "channels": int(w.shape[1]), "w": w.tolist(),
+    if groups < 1 or w.shape[0] % groups:
+        raise ParamError("layer", f"layer=: groups ({groups}) must divide out_channels ({w.shape[0]})")
+    channels = int(w.shape[1]) * groups
+    raw = {"kernel": tuple(int(v) for v in w.shape[2:]), "channels": channels, "filters": int(w.shape[0]),
+           "groups": groups, "w": w.tolist(),
            "stride": _per_axis(getattr(layer, "stride", 1), nd, "stride"),
            "padding": _per_axis(getattr(layer, "padding", 0), nd, "padding"),
            "dilation": _per_axis(getattr(layer, "dilation", 1), nd, "dilation")}
@@ -64,9 +67,9 @@ def layer_params(layer, x=None) -> dict:
         xa = _array(x, "x")
         if xa.ndim == nd + 2 and xa.shape[0] == 1:
             xa = xa[0]                                  # a batch of one
-        if xa.ndim != nd + 1 or xa.shape[0] != w.shape[1]:
-            raise ParamError("x", f"--x: expected shape {w.shape[1]}x*input (or 1x{w.shape[1]}x*input) for the "
-                                  f"layer's {w.shape[1]} input channels, got {'x'.join(map(str, xa.shape))}")
+        if xa.ndim != nd + 1 or xa.shape[0] != channels:
+            raise ParamError("x", f"--x: expected shape {channels}x*input (or 1x{channels}x*input) for the "
+                                  f"layer's {channels} input channels, got {'x'.join(map(str, xa.shape))}")
         raw.update(x=xa.tolist(), input=tuple(int(v) for v in xa.shape[1:]))
     return raw
 

@@ -271,17 +271,26 @@ def _check_conv_animation(values: dict) -> None:
     if len(values["input"]) > 2:
         raise ParamError("input", f"--input: animations show 1-D or 2-D inputs (got {len(values['input'])} axes)")
     _check_conv(values)
+    if "filters" in values:
+        _check_filter_groups(values)
     if "x" in values and not values.get("transposed"):     # the conv kinds' arrays (transposed: its own check)
         _check_conv_arrays(values)
+
+
+def _check_filter_groups(values: dict) -> None:
+    """Groups split the channels and the filters alike: both must be divisible by it (as torch)."""
+    c, f, groups = values["channels"], values["filters"], values["groups"]
+    if c % groups or f % groups:
+        raise ParamError("groups", f"--groups: must divide --channels ({c}) and --filters ({f}) (got {groups})")
 
 
 _ARRAY_HELP = " (PyTorch layout, no batch axis; a JSON array or a .npy, .json or .csv file) [default: seeded example]"
 USER_ARRAYS = (
     Param("x", "array", None, "Your input x, shape C x *input" + _ARRAY_HELP + "."),
-    Param("w", "array", None, "Your kernel w, shape 1 x C x *kernel (one filter)" + _ARRAY_HELP + "."),
-    Param("b", "array", None, "Your bias b, shape 1: turns the bias on (--bias alone adds a seeded one)"
+    Param("w", "array", None, "Your kernel w, shape F x C/groups x *kernel" + _ARRAY_HELP + "."),
+    Param("b", "array", None, "Your bias b, shape F: turns the bias on (--bias alone adds a seeded one)"
           + _ARRAY_HELP.replace(" [default: seeded example]", "") + "."),
-    Param("grad_y", "array", None, "Your upstream gradient ∂ℓ/∂y, shape 1 x *output" + _ARRAY_HELP + "."),
+    Param("grad_y", "array", None, "Your upstream gradient ∂ℓ/∂y, shape F x *output" + _ARRAY_HELP + "."),
 )
 
 
@@ -350,8 +359,8 @@ def _check_conv_backward_animation(values: dict) -> None:
     why = refusal(backward_story(values))
     if why:
         size = "x".join(str(v) for v in values["input"])
-        raise ParamError("input", f"--input: {size} with {values['channels']} channel(s) is {why}; use a "
-                                  f"smaller --input, --channels, --kernel, --padding or --dilation")
+        raise ParamError("input", f"--input: {size} with {_maps(values)} is {why}; use a smaller --input, "
+                                  f"--channels, --filters, --kernel, --padding or --dilation")
 
 
 def _check_conv_forward_animation(values: dict) -> None:
@@ -364,9 +373,13 @@ def _check_conv_forward_animation(values: dict) -> None:
     why = refusal(forward_story(values))
     if why:
         size = "x".join(str(v) for v in values["input"])
-        raise ParamError("input", f"--input: {size} with {values['channels']} channel(s) is too large to draw "
-                                  f"legibly: {why}; use a smaller --input, --channels, --kernel, --padding "
-                                  f"or --dilation")
+        raise ParamError("input", f"--input: {size} with {_maps(values)} is too large to draw legibly: {why}; "
+                                  f"use a smaller --input, --channels, --filters, --kernel, --padding or --dilation")
+
+
+def _maps(values: dict) -> str:
+    f = values.get("filters", 1)
+    return f"{values['channels']} channel(s)" + (f" and {f} filters" if f > 1 else "")
 
 
 def _check_gated_preset(values: dict) -> None:
@@ -456,6 +469,9 @@ CONV_ANIMATION = FigureKind(
         Param("values", "choice", "int", "Example data: small integers (checkable by hand) or decimals.",
               choices=("int", "float")),
         Param("bias", "flag", False, "Add a bias b to every output (the backward pass shows ∂ℓ/∂b = Σ ∂ℓ/∂y)."),
+        Param("filters", "int", 1, "Filters F: F output maps, each from its own kernel.", min=1, max=8),
+        Param("groups", "int", 1, "Channel groups: filter f reads only the channels/groups channels of its group "
+              "(groups = channels = filters: depthwise).", min=1, max=8),
         *USER_ARRAYS, SEED, QUALITY, STEP_TIME),
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",

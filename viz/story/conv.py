@@ -66,17 +66,24 @@ class _Setup:
         self.C = int(values.get("channels", 1))
         if self.C < 1:
             raise ValueError(f"channels must be >= 1 (got {self.C})")
+        # F filters in G groups: filter f reads the C/G channels of its group f // (F/G)
+        self.F, self.G = int(values.get("filters", 1)), int(values.get("groups", 1))
+        if self.F < 1 or self.G < 1 or self.C % self.G or self.F % self.G:
+            raise ValueError(f"groups must divide channels ({self.C}) and filters ({self.F}) (got {self.G})")
+        self.Cg = self.C // self.G
         seed = int(values.get("seed", 0))
-        data = example_data(g.in_shape, self.C, g.kernel, g.out_shape, seed, values.get("values", "int"))
+        data = example_data(g.in_shape, self.C, g.kernel, g.out_shape, seed, values.get("values", "int"),
+                            filters=self.F, groups=self.G)
         # the user's arrays (--x, --w, --b, --grad-y; shapes checked by the registry) replace the seeded ones
         given = {k: np.asarray(values[k], dtype=float) for k in ("x", "w", "grad_y", "b") if values.get(k) is not None}
         data.update(given)
         self.x, self.w, self.grad_y = data["x"], data["w"], data["grad_y"]
         self.b = data["b"] if "b" in given else \
-            example_bias(seed, values.get("values", "int")) if values.get("bias") else None
+            example_bias(seed, values.get("values", "int"), self.F) if values.get("bias") else None
         # integers are shown as integers only if every array given is integral
         self.integer = values.get("values", "int") == "int" and all(np.all(a == np.round(a)) for a in given.values())
         self.args = dict(stride=g.stride, padding=g.padding, dilation=g.dilation)
+        self.gargs = dict(self.args, groups=self.G)
         self.win = g.windows()
         self.xp = V.pad(self.x, g.padding)
         self.pad_mask = V.pad(np.ones(g.in_shape), g.padding) == 0
@@ -97,6 +104,46 @@ class _Setup:
         """Channel labels: "x" for one channel, "x1", "x2", ... for several."""
         return (name,) if self.C == 1 else tuple(f"{name}{c + 1}" for c in range(self.C))
 
+    # ---- several filters (F > 1): the kernels drawn as F·C/G rows or panels, the outputs as F maps ----
+    @property
+    def several(self) -> bool:
+        return self.F > 1
+
+    def group_of(self, f: int) -> int:
+        return f // (self.F // self.G)
+
+    def channels_of(self, f: int) -> range:
+        """The input channels filter f reads (0-based): its group's C/G channels."""
+        g = self.group_of(f)
+        return range(g * self.Cg, (g + 1) * self.Cg)
+
+    def w_rows(self, f: int) -> range:
+        """Filter f's rows (1-D) or panels (2-D) in the drawn kernel grid."""
+        return range(f * self.Cg, (f + 1) * self.Cg)
+
+    def w_labels(self) -> tuple[str, ...]:
+        """Kernel channel labels: "w", "w1", ... for one filter; "w2[x3]" (filter 2's slice for input
+        channel 3) for several."""
+        if not self.several:
+            return self.channels("w")
+        return tuple(f"w{f + 1}[x{c + 1}]" for f in range(self.F) for c in self.channels_of(f))
+
+    def y_name(self, f: int) -> str:
+        return "y" if not self.several else f"y{f + 1}"
+
+    def y_cell(self, f: int, o) -> tuple[int, ...]:
+        """A cell of the drawn output: the map's axis first when there are several filters."""
+        o = tuple(int(v) for v in o)
+        return (f, *o) if self.several else o
+
+    def filter_words(self, f: int) -> str:
+        """ "filter 2 reads x3, x4 (group 2 of 2)", or "" for one filter."""
+        if not self.several:
+            return ""
+        chans = ", ".join(f"x{c + 1}" for c in self.channels_of(f))
+        group = f" (group {self.group_of(f) + 1} of {self.G})" if self.G > 1 else ""
+        return f"filter {f + 1} reads {chans}{group}"
+
     def x_grid(self) -> Grid:
         axes = [self.channels("x")] + [positions_labels(n, lo, i) for n, lo, i
                                        in zip(self.xp.shape[1:], self.lo, self.g.in_shape)]
@@ -107,13 +154,16 @@ class _Setup:
         def plain(v):
             return [plain(e) for e in v] if isinstance(v, (list, tuple)) else v
         return {k: plain(v) for k, v in self.values.items()     # user arrays not given: not shown
-                if k not in RENDER_OPTIONS and not (k in ("x", "w", "b", "grad_y") and v is None)}
+                if k not in RENDER_OPTIONS and not (k in ("x", "w", "b", "grad_y") and v is None)
+                and not (k in ("filters", "groups") and v == 1)}   # one filter, one group: as before
 
     def title(self, what: str) -> str:
         g, C = self.g, self.C
         bias = ", with bias" if self.b is not None else ""
+        filters = f", {self.F} filters" if self.several else ""
+        groups = f", {self.G} groups" if self.G > 1 else ""
         return (f"{what} {g.ndim}-D: input {C} channel{'s' if C > 1 else ''} × {_shape_str(g.in_shape)}, "
-                f"{params_text(g)}{bias}")
+                f"{params_text(g)}{filters}{groups}{bias}")
 
     def formula(self) -> tuple[str, ...]:
         """The output size formula of every axis, numbers substituted by viz (ConvGeometry.formula)."""
@@ -140,13 +190,13 @@ class _Setup:
         return step, text
 
 
-def example_bias(seed: int, values: str = "int") -> np.ndarray:
-    """The seeded example bias of the one filter (shape (1,)): ±1, ±2 for integer data, else one decimal.
-    Drawn from its own stream so adding a bias leaves x, w and ∂ℓ/∂y unchanged."""
+def example_bias(seed: int, values: str = "int", filters: int = 1) -> np.ndarray:
+    """The seeded example bias, one per filter (shape (filters,)): ±1, ±2 for integer data, else one
+    decimal. Drawn from its own stream so adding a bias leaves x, w and ∂ℓ/∂y unchanged."""
     rng = np.random.default_rng([int(seed), 1])
     if values == "int":
-        return rng.choice(np.array([-2.0, -1.0, 1.0, 2.0]), size=(1,))
-    return np.round(rng.standard_normal((1,)), 1)
+        return rng.choice(np.array([-2.0, -1.0, 1.0, 2.0]), size=(filters,))
+    return np.round(rng.standard_normal((filters,)), 1)
 
 
 def _sum_claim(cid: str, what: str, shown_terms, value: float) -> Claim:
@@ -158,26 +208,33 @@ def _sum_claim(cid: str, what: str, shown_terms, value: float) -> Claim:
 # ---- forward -----------------------------------------------------------------------------------------
 
 def forward_story(values: dict) -> Story:
-    """The forward convolution, one step per output position (row-major), then the never-read inputs."""
+    """The forward convolution, one step per output position (row-major; filter by filter when there
+    are several), then the never-read inputs.
+
+        y[f, o] = b[f] + Σ_{c in group(f)} Σ_j pad(x, p)[c, o*s + j*d] · w[f, c − first(f), j]
+    """
     S = _Setup(values)
     g, C, nd = S.g, S.C, S.g.ndim
-    y = V.conv(S.x, S.w, bias=S.b, **S.args)[0]
-    per_channel = V.conv(S.x, S.w.reshape(C, 1, *g.kernel), groups=C, **S.args)
-    grad_x, _ = V.conv_backward(S.x, S.w, S.grad_y, **S.args)
+    y = V.conv(S.x, S.w, bias=S.b, **S.gargs)                    # (F, *out)
+    grad_x, _ = V.conv_backward(S.x, S.w, S.grad_y, **S.gargs)
     outs = list(np.ndindex(*g.out_shape))
-    ws = weights(len(outs))
     steps, claims = [], []
-    for o, wt in zip(outs, ws):
-        step, terms = _forward_step(S, o, y, per_channel, wt)
-        steps.append(step)
-        claims.append(_sum_claim(f"sum-{step.id}", step.label, terms, y[o]))
+    for f in range(S.F):
+        chans = list(S.channels_of(f))
+        # Σ_j over one channel at a time: the per-channel sums the lines add up (depthwise over the group)
+        per_channel = V.conv(S.x[chans], S.w[f][:, None], groups=len(chans), **S.args)
+        for o, wt in zip(outs, _filter_weights(S.F, len(outs))[f]):
+            step, terms = _forward_step(S, f, o, y[f], per_channel, wt)
+            steps.append(step)
+            claims.append(_sum_claim(f"sum-{step.id}", step.label, terms, y[(f, *o)]))
     nr_step, nr_text = S.never_read_step([("x", S.drawn)], "no window reads them, so their gradient is exactly 0")
     steps += [nr_step] if nr_step else []
     nr = S.win.never_read
     worst = max((abs(float(grad_x[(c, *m)])) for c in range(C) for m in nr), default=0.0)
     captions = [
-        Caption(f"Each output y[n] is the sum of the products shown: the kernel times the window it "
-                f"reads{', summed over the ' + str(C) + ' channels' if C > 1 else ''}"
+        Caption(f"Each output {'y[n]' if not S.several else 'y_f[n]'} is the sum of the products shown: "
+                f"the kernel{' of its filter' if S.several else ''} times the window it reads"
+                f"{', summed over the ' + str(S.Cg) + ' channels' + (' of its group' if S.G > 1 else '') if S.Cg > 1 else ''}"
                 f"{', plus the bias' if S.b is not None else ''}.", tuple(claims)),
         Caption(f"Output size per axis: {'; '.join(S.formula())}.",
                 tuple(Claim(f"size-{a + 1}", f"output axis {a + 1} has {g.out_shape[a]} positions",
@@ -187,57 +244,116 @@ def forward_story(values: dict) -> Story:
                 (Claim("never-read-zero-gradient", "never-read inputs get exactly zero gradient", worst, "==",
                        0.0, "max |∂ℓ/∂x| over never-read inputs", "zero"),) if nr else ()),
     ]
-    k_axes = [S.channels("w")] + [positions_labels(k) for k in g.kernel]
-    grids = [S.x_grid(), S.grid("w", "w", "kernel", S.w[0], axis_labels=k_axes),
-             S.grid("y", "y", "output", y, axis_labels=[positions_labels(n) for n in g.out_shape])]
-    if S.b is not None:
-        grids.append(S.grid("b", "b", "bias", S.b, axis_labels=[("b",)]))
-    y_text = ", ".join(S.fmt(v) for v in y.ravel()[:12]) + (", …" if y.size > 12 else "")
-    alt = (f"Animation: a {_shape_str(g.kernel)} kernel slides over {C} input channel{'s' if C > 1 else ''} "
-           f"of size {_shape_str(g.in_shape)} ({params_text(g)}), writing the {y.size} outputs y = [{y_text}].")
+    if S.G > 1:
+        captions.append(_groups_caption(S, steps))
+    alt = (f"Animation: {'a' if not S.several else str(S.F)} {_shape_str(g.kernel)} "
+           f"kernel{'s slide' if S.several else ' slides'} over {C} input channel{'s' if C > 1 else ''} "
+           f"of size {_shape_str(g.in_shape)} ({params_text(g)}"
+           f"{', ' + str(S.G) + ' groups of ' + str(S.Cg) + ' channels' if S.G > 1 else ''}), "
+           f"writing the {y.size} outputs y = [{_values_text(S, y)}].")
     desc = " ".join([alt] + [s.narration for s in steps])
-    return Story("animate conv", S.shown_params(), S.title("Convolution"), S.formula(), tuple(grids),
+    return Story("animate conv", S.shown_params(), S.title("Convolution"), S.formula(), _forward_grids(S, y),
                  steps=tuple(steps), captions=tuple(captions), alt=alt, description=desc)
 
 
-def _forward_step(S: _Setup, o, y, per_channel, weight: float) -> tuple[Step, list[float]]:
-    """Output position o: its window from viz.windows, its value from viz.conv."""
-    g, C, nd = S.g, S.C, S.g.ndim
+def _values_text(S: _Setup, a, limit: int = 12) -> str:
+    return ", ".join(S.fmt(v) for v in a.ravel()[:limit]) + (", …" if a.size > limit else "")
+
+
+def _filter_weights(F: int, n: int) -> list[list[float]]:
+    """Step weights per filter: one part's `weights` over all F·n steps, each filter's first step
+    shown in full (the screen where the kernel in use changes)."""
+    flat = weights(F * n)
+    per = [flat[f * n:(f + 1) * n] for f in range(F)]
+    for ws in per:
+        ws[0] = 1.0
+    return per
+
+
+def _groups_caption(S: _Setup, steps) -> Caption:
+    """With groups: each filter's steps light only the channels of its group (counted on the steps)."""
+    claims = []
+    for f in range(S.F):
+        lit = {cell[0] for s in steps if s.data.get("filter") == f for lt in s.lit
+               if lt.target == "x" and lt.role in ("window", "padding_tap") for cell in lt.cells}
+        want = set(S.channels_of(f))
+        claims.append(Claim(f"filter-{f + 1}-channels", f"filter {f + 1} reads only x{min(want) + 1}..x{max(want) + 1}",
+                            float(len(lit ^ want)), "==", 0.0, "channels lit outside its group, or missed",
+                            "zero"))
+    return Caption(f"With {S.G} groups each filter reads only the {S.Cg} channel{'s' if S.Cg > 1 else ''} of its "
+                   f"group: {S.F // S.G} filter{'s' if S.F // S.G > 1 else ''} per group"
+                   f"{' (depthwise)' if S.Cg == 1 else ''}.", tuple(claims))
+
+
+def _forward_grids(S: _Setup, y) -> tuple[Grid, ...]:
+    g = S.g
+    k_axes = [S.w_labels()] + [positions_labels(k) for k in g.kernel]
+    out_axes = [positions_labels(n) for n in g.out_shape]
+    w_drawn = S.w.reshape(S.F * S.Cg, *g.kernel)
+    if S.several:
+        y_grid = S.grid("y", "y", "output", y, axis_labels=[tuple(S.y_name(f) for f in range(S.F))] + out_axes)
+    else:
+        y_grid = S.grid("y", "y", "output", y[0], axis_labels=out_axes)
+    grids = [S.x_grid(), S.grid("w", "w", "kernel", w_drawn, axis_labels=k_axes), y_grid]
+    if S.b is not None:
+        grids.append(S.grid("b", "b", "bias", S.b, axis_labels=[tuple(f"b{f + 1}" for f in range(S.F))
+                                                                  if S.several else ("b",)]))
+    return tuple(grids)
+
+
+def _forward_step(S: _Setup, f: int, o, y_f, per_channel, weight: float) -> tuple[Step, list[float]]:
+    """Output o of filter f: its window from viz.windows, its value from viz.conv."""
+    g, nd = S.g, S.g.ndim
+    chans = list(S.channels_of(f))
+    n = len(chans)
     taps = S.win.indices[o].reshape(-1, nd)
     pads = S.win.is_padding[o].ravel()
     disp = [tuple(int(v) for v in t + S.lo) for t in taps]
     k_index = list(np.ndindex(*g.kernel))
-    label = f"y[{fmt_index(o)}]"
-    sums = [float(per_channel[(c, *o)]) for c in range(C)]
-    pairs = [[(float(S.xp[(c, *d)]), float(S.w[(0, c, *j)])) for d, j in zip(disp, k_index)] for c in range(C)]
-    extra = ((float(S.b[0]), "bias"),) if S.b is not None else ()
+    label = f"{S.y_name(f)}[{fmt_index(o)}]"
+    sums = [float(per_channel[(i, *o)]) for i in range(n)]
+    pairs = [[(float(S.xp[(c, *d)]), float(S.w[(f, i, *j)])) for d, j in zip(disp, k_index)]
+             for i, c in enumerate(chans)]
+    extra = ((float(S.b[f]), "bias"),) if S.b is not None else ()
     real = [tuple(int(v) for v in t) for t, p in zip(taps, pads) if not p]
-    reads = reads_text("x", real, int(pads.sum()))
-    lines = [Line(f"{label} reads {reads}", "window", ())]
-    if C == 1 and nd == 2:
-        lines += row_lines(f"{label} =", pairs[0], g.kernel[1], y[o], S.integer, extra)
-    elif C == 1:
-        lines.append(products(pairs[0], y[o], S.integer, head=f"{label} = ", extra=extra))
+    if S.G > 1:      # the channels read are the group's: name them
+        reads = reads_text("x", [(c, *r) for c in chans for r in real], int(pads.sum()), channel=False)
     else:
-        lines += [products(pairs[c], sums[c], S.integer, head=f"channel {c + 1}: ") for c in range(C)]
+        reads = reads_text("x", real, int(pads.sum()))
+    value = y_f[o]
+    lines = [Line(f"{label} reads {reads}", "window", ())]
+    if S.several:
+        lines.append(Line(S.filter_words(f), "text", ()))
+    if n == 1 and nd == 2:
+        lines += row_lines(f"{label} =", pairs[0], g.kernel[1], value, S.integer, extra)
+    elif n == 1:
+        lines.append(products(pairs[0], value, S.integer, head=f"{label} = ", extra=extra))
+    else:
+        lines += [products(pairs[i], sums[i], S.integer, head=f"channel {c + 1}: ") for i, c in enumerate(chans)]
         body = " + ".join([fmt_factor(v, S.integer) for v in sums]
                           + [f"{fmt_factor(v, S.integer)} ({lab})" for v, lab in extra])
-        lines.append(Line(f"{label} = {body} = {S.fmt(y[o])}", "output",
-                          tuple(sums) + tuple(v for v, _ in extra) + (float(y[o]),)))
-    lit = (Lit("x", "window", tuple((c, *d) for c in range(C) for d, p in zip(disp, pads) if not p)),
-           Lit("x", "padding_tap", tuple((c, *d) for c in range(C) for d, p in zip(disp, pads) if p)),
-           Lit("y", "output", (tuple(int(v) for v in o),)))
+        lines.append(Line(f"{label} = {body} = {S.fmt(value)}", "output",
+                          tuple(sums) + tuple(v for v, _ in extra) + (float(value),)))
+    lit = (Lit("x", "window", tuple((c, *d) for c in chans for d, p in zip(disp, pads) if not p)),
+           Lit("x", "padding_tap", tuple((c, *d) for c in chans for d, p in zip(disp, pads) if p)),
+           Lit("y", "output", (S.y_cell(f, o),)))
+    if S.several:         # the kernel in use: filter f's slices
+        lit += (Lit("w", "window", tuple((r, *j) for r in S.w_rows(f) for j in k_index)),)
     if S.b is not None:
-        lit += (Lit("b", "bias", ((0,),)),)
+        lit += (Lit("b", "bias", ((f,),)),)
     bias_words = " plus the bias" if S.b is not None else ""
-    chan_words = f", summed over {C} channels" if C > 1 else ""
-    narration = (f"{label} = {S.fmt(y[o])}: the kernel reads {reads}, multiplied tap by tap{chan_words}"
+    chan_words = f", summed over {n} channels" if n > 1 else ""
+    whose = f"filter {f + 1}'s kernel" if S.several else "the kernel"
+    narration = (f"{label} = {S.fmt(value)}: {whose} reads {reads}, multiplied tap by tap{chan_words}"
                  f"{bias_words}.")
     data = {"output": [int(v) for v in o], "channel_sums": sums, "full": weight >= 1.0,
             "taps": [list(d) for d in disp], "padding": [bool(p) for p in pads],
             "patch_texts": [[S.fmt(a) for a, _ in pc] for pc in pairs]}
-    step = Step(f"y-{fmt_index(o).replace(',', '-')}", label, narration, lit=lit, lines=tuple(lines),
-                writes=(Write("y", tuple(int(v) for v in o), float(y[o]), S.fmt(y[o])),), weight=weight,
+    if S.several:
+        data.update(filter=f, channels=chans)
+    sid = ("y-" if not S.several else f"y{f + 1}-") + fmt_index(o).replace(',', '-')
+    step = Step(sid, label, narration, lit=lit, lines=tuple(lines),
+                writes=(Write("y", S.y_cell(f, o), float(value), S.fmt(value)),), weight=weight,
                 part="forward", data=data)
     return step, [a * b for pc in pairs for a, b in pc] + [v for v, _ in extra]
 
@@ -245,21 +361,27 @@ def _forward_step(S: _Setup, o, y, per_channel, weight: float) -> tuple[Step, li
 # ---- backward ----------------------------------------------------------------------------------------
 
 def backward_story(values: dict) -> Story:
-    """The backward pass: ∂ℓ/∂w one step per tap, ∂ℓ/∂x one step per input, ∂ℓ/∂b (with --bias),
-    then the never-read inputs (exactly zero gradient)."""
+    """The backward pass: ∂ℓ/∂w one step per tap (per filter), ∂ℓ/∂x one step per input, ∂ℓ/∂b (with
+    --bias), then the never-read inputs (exactly zero gradient).
+
+        ∂ℓ/∂w[f, c', j] = Σ_o pad(x)[c, o*s + j*d] · ∂ℓ/∂y[f, o]              c = first(f) + c'
+        ∂ℓ/∂x[c, m]     = Σ_{f reading c} Σ_j pad(dilate(∂ℓ/∂y, s))[f, m + j*d] · flip(w)[f, c', j]
+    """
     S = _Setup(values)
     g, C = S.g, S.C
-    st = V.conv_backward_steps(S.x, S.w, S.grad_y, **S.args)
-    grad_x, grad_w, grad_b = V.conv_backward(S.x, S.w, S.grad_y, with_bias=True, **S.args)
+    st = V.conv_backward_steps(S.x, S.w, S.grad_y, **S.gargs)
+    grad_x, grad_w, grad_b = V.conv_backward(S.x, S.w, S.grad_y, with_bias=True, **S.gargs)
     masks = _backward_masks(S, st)
     steps, claims = [], []
     taps = list(np.ndindex(*g.kernel))
     gw_win = st.grad_w_geometry.windows()
-    for j, wt in zip(taps, weights(len(taps))):
-        step, sums = _grad_w_step(S, j, gw_win, grad_w, wt)
-        steps.append(step)
-        claims += [_sum_claim(f"sum-{step.id}-{c + 1}", f"∂ℓ/∂w[{c + 1},{fmt_index(j)}]", t, grad_w[(0, c, *j)])
-                   for c, t in enumerate(sums)]
+    for f in range(S.F):
+        for j, wt in zip(taps, _filter_weights(S.F, len(taps))[f]):
+            step, sums = _grad_w_step(S, f, j, gw_win, grad_w, wt)
+            steps.append(step)
+            claims += [_sum_claim(f"sum-{step.id}-{c + 1}", f"∂ℓ/∂w[{f + 1},{c + 1},{fmt_index(j)}]"
+                                  if S.several else f"∂ℓ/∂w[{c + 1},{fmt_index(j)}]", t, grad_w[(f, c, *j)])
+                       for c, t in enumerate(sums)]
     inputs = list(np.ndindex(*g.in_shape))
     gx_win = st.grad_x_geometry.windows()
     for m, wt in zip(inputs, weights(len(inputs))):
@@ -268,23 +390,26 @@ def backward_story(values: dict) -> Story:
         claims += [_sum_claim(f"sum-{step.id}-{c + 1}", f"∂ℓ/∂x[{c + 1},{fmt_index(m)}]", t, grad_x[(c, *m)])
                    for c, t in enumerate(sums)]
     if S.b is not None:
-        step, claim = _grad_b_step(S, grad_b)
+        step, bias_claims = _grad_b_step(S, grad_b)
         steps.append(step)
-        claims.append(claim)
+        claims += bias_claims
     nr_step, nr_text = S.never_read_step([("x", S.drawn), ("grad_x", lambda m: tuple(int(v) for v in m))],
                                          "no window reads them: their gradient is exactly 0")
     steps += [nr_step] if nr_step else []
     nr = S.win.never_read
     worst = max((abs(float(grad_x[(c, *m)])) for c in range(C) for m in nr), default=0.0)
+    summed = (" ∂ℓ/∂x sums over the filters that read each channel." if S.several else "")
     captions = [
-        Caption("Every gradient entry is the sum of the products shown (channels are not summed).", tuple(claims)),
+        Caption("Every gradient entry is the sum of the products shown (channels are not summed)." + summed,
+                tuple(claims)),
         Caption(nr_text[0].upper() + nr_text[1:] + ".",
                 (Claim("never-read-zero-gradient", "never-read inputs get exactly zero gradient", worst, "==",
                        0.0, "max |∂ℓ/∂x| over never-read inputs", "zero"),) if nr else ()),
     ]
+    filters = f" with {S.F} filters" + (f" in {S.G} groups" if S.G > 1 else "") if S.several else ""
     alt = (f"Animation of the convolution backward pass for {C} channel{'s' if C > 1 else ''} of size "
-           f"{_shape_str(g.in_shape)} ({params_text(g)}): ∂ℓ/∂w by correlating the padded input with ∂ℓ/∂y, "
-           f"then ∂ℓ/∂x as a transposed convolution with the flipped kernel.")
+           f"{_shape_str(g.in_shape)} ({params_text(g)}){filters}: ∂ℓ/∂w by correlating the padded input "
+           f"with ∂ℓ/∂y, then ∂ℓ/∂x as a transposed convolution with the flipped kernel.")
     desc = " ".join([alt] + [s.narration for s in steps])
     return Story("animate conv-backward", S.shown_params(), S.title("Convolution backward"),
                  _backward_formula(S, st), _backward_grids(S, st, masks, grad_w, grad_x, grad_b),
@@ -292,15 +417,23 @@ def backward_story(values: dict) -> Story:
 
 
 def _backward_masks(S: _Setup, st) -> dict:
-    """Masks of the dilated and the padded, dilated ∂ℓ/∂y (the reference's dilate/pad applied to ones):
-    inserted zeros, entries, inside the padding; and which upstream entry each padded cell holds
-    (1-based flat index, 0 for a zero)."""
+    """Masks of the dilated and the padded, dilated ∂ℓ/∂y (the reference's dilate/pad applied to ones;
+    spatial: the same for every filter): inserted zeros, entries, inside the padding; and which
+    upstream entry each padded cell holds (1-based flat index, 0 for a zero)."""
     g = S.g
-    flat = np.arange(1, S.grad_y[0].size + 1, dtype=float).reshape(g.out_shape)
+    flat = np.arange(1, int(np.prod(g.out_shape)) + 1, dtype=float).reshape(g.out_shape)
     return {"inserted": V.dilate(np.ones(g.out_shape), g.stride) == 0,
             "entry": V.pad(V.dilate(np.ones(g.out_shape), g.stride), st.grad_x_padding) == 1,
             "inside": V.pad(np.ones(st.grad_y_dilated.shape[1:]), st.grad_x_padding) == 1,
             "label_of": V.pad(V.dilate(flat, g.stride), st.grad_x_padding).astype(int)}
+
+
+def _per_filter(S: _Setup, a, name: str, axes) -> tuple:
+    """A per-filter array (F, ...) as drawn: without the filter axis for one filter, else with the
+    filter names ("∂ℓ/∂y1", ...) as its first axis."""
+    if not S.several:
+        return a[0], list(axes)
+    return a, [tuple(f"{name}{f + 1}" for f in range(S.F))] + list(axes)
 
 
 def _backward_grids(S: _Setup, st, masks, grad_w, grad_x, grad_b) -> tuple[Grid, ...]:
@@ -313,23 +446,27 @@ def _backward_grids(S: _Setup, st, masks, grad_w, grad_x, grad_b) -> tuple[Grid,
     pad_axes = [[None if not 0 <= m - lo < len(ax) else ax[m - lo] for m in range(n)]
                 for ax, (lo, _), n in zip(dil_axes, st.grad_x_padding, st.grad_y_padded.shape[1:])]
     inside, entry = masks["inside"], masks["entry"]
-    grids = [S.x_grid(), S.grid("grad_y", "∂ℓ/∂y", "gradient", S.grad_y[0], axis_labels=out_axes)]
+    drawn = lambda a: a.reshape(S.F * S.Cg, *g.kernel)  # noqa: E731  (F, C/G, *k) as F·C/G rows/panels
+    w_names = S.w_labels()
+    gw_names = w_names if S.several else S.channels("∂ℓ/∂w")
+    a, ax = _per_filter(S, S.grad_y, "∂ℓ/∂y", out_axes)
+    grids = [S.x_grid(), S.grid("grad_y", "∂ℓ/∂y", "gradient", a, axis_labels=ax)]
     if any(s > 1 for s in g.stride):
-        grids.append(S.grid("grad_y_dilated", f"∂ℓ/∂y dilated by {_shape_str(g.stride)}", "gradient",
-                            st.grad_y_dilated[0], muted=masks["inserted"],
-                            axis_labels=[positions_labels(len(ax), order=ax) for ax in dil_axes]))
-    grids += [S.grid("grad_y_padded", "∂ℓ/∂y dilated, padded", "gradient", st.grad_y_padded[0],
-                     padding=~inside, muted=inside & ~entry,
-                     axis_labels=[positions_labels(len(ax), order=ax) for ax in pad_axes]),
-              S.grid("w", "w", "kernel", S.w[0], axis_labels=[S.channels("w")] + k_axes),
-              S.grid("w_flipped", "flip(w)", "kernel", st.w_flipped[0],
-                     axis_labels=[S.channels("w")] + [positions_labels(k, order=range(k - 1, -1, -1))
-                                                      for k in g.kernel]),
-              S.grid("grad_w", "∂ℓ/∂w", "gradient", grad_w[0], axis_labels=[S.channels("∂ℓ/∂w")] + k_axes),
+        a, ax = _per_filter(S, st.grad_y_dilated, "∂ℓ/∂y", [positions_labels(len(d), order=d) for d in dil_axes])
+        grids.append(S.grid("grad_y_dilated", f"∂ℓ/∂y dilated by {_shape_str(g.stride)}", "gradient", a,
+                            muted=masks["inserted"], axis_labels=ax))
+    a, ax = _per_filter(S, st.grad_y_padded, "∂ℓ/∂y", [positions_labels(len(d), order=d) for d in pad_axes])
+    grids += [S.grid("grad_y_padded", "∂ℓ/∂y dilated, padded", "gradient", a, padding=~inside,
+                     muted=inside & ~entry, axis_labels=ax),
+              S.grid("w", "w", "kernel", drawn(S.w), axis_labels=[w_names] + k_axes),
+              S.grid("w_flipped", "flip(w)", "kernel", drawn(st.w_flipped),
+                     axis_labels=[w_names] + [positions_labels(k, order=range(k - 1, -1, -1)) for k in g.kernel]),
+              S.grid("grad_w", "∂ℓ/∂w", "gradient", drawn(grad_w), axis_labels=[gw_names] + k_axes),
               S.grid("grad_x", "∂ℓ/∂x", "gradient", grad_x,
                      axis_labels=[S.channels("∂ℓ/∂x")] + [positions_labels(n) for n in g.in_shape])]
     if S.b is not None:
-        grids.append(S.grid("grad_b", "∂ℓ/∂b", "gradient", grad_b, axis_labels=[("∂ℓ/∂b",)]))
+        grids.append(S.grid("grad_b", "∂ℓ/∂b", "gradient", grad_b,
+                            axis_labels=[tuple(f"∂ℓ/∂b{f + 1}" for f in range(S.F)) if S.several else ("∂ℓ/∂b",)]))
     return tuple(grids)
 
 
@@ -338,86 +475,118 @@ def _backward_formula(S: _Setup, st) -> tuple[str, str]:
     strided = any(s > 1 for s in g.stride)
     s_txt = _shape_str(g.stride)
     pads = " × ".join(f"({lo},{hi})" for lo, hi in st.grad_x_padding).replace("-", MINUS)
+    over = ", summed over the filters reading each channel" if S.several else ""
     return (f"∂ℓ/∂w = correlate the padded x with ∂ℓ/∂y as the kernel: stride "
             f"{_shape_str(st.grad_w_geometry.stride)}, dilation {_shape_str(st.grad_w_geometry.dilation)}"
             + (f" (the forward stride {s_txt} becomes a dilation of {s_txt})" if strided else ""),
             "∂ℓ/∂x = transposed convolution: " + (f"dilate ∂ℓ/∂y by {s_txt}, " if strided else "")
-            + f"pad by {pads}, correlate with flip(w): stride 1, dilation {_shape_str(g.dilation)}")
+            + f"pad by {pads}, correlate with flip(w): stride 1, dilation {_shape_str(g.dilation)}{over}")
 
 
-def _grad_b_step(S: _Setup, grad_b) -> tuple[Step, Claim]:
-    """∂ℓ/∂b = Σ ∂ℓ/∂y: the bias adds to every output. Entries listed up to MAX_TERMS_INLINE."""
-    gy = [float(v) for v in S.grad_y[0].ravel()]
-    inline = len(gy) <= MAX_TERMS_INLINE
-    terms = " + ".join(fmt_factor(v, S.integer) for v in gy) if inline else f"Σ of {len(gy)} entries"
-    line = Line(f"∂ℓ/∂b = Σ ∂ℓ/∂y = {terms} = {S.fmt(grad_b[0])}", "output",
-                (tuple(gy) if inline else (float(len(gy)),)) + (float(grad_b[0]),))
-    cells = tuple(tuple(int(v) for v in o) for o in np.ndindex(*S.g.out_shape))
-    step = Step("grad-b", "∂ℓ/∂b", f"∂ℓ/∂b = {S.fmt(grad_b[0])}: the bias adds to every output, so its "
-                f"gradient is the sum of all of ∂ℓ/∂y.",
-                lit=(Lit("grad_y", "window", cells), Lit("grad_b", "output", ((0,),))),
-                lines=(Line("∂ℓ/∂b reads every entry of ∂ℓ/∂y", "window", ()), line),
-                writes=(Write("grad_b", (0,), float(grad_b[0]), S.fmt(grad_b[0])),), part="grad_b")
-    return step, _sum_claim("sum-grad-b", "∂ℓ/∂b", gy, grad_b[0])
+def _grad_b_step(S: _Setup, grad_b) -> tuple[Step, list[Claim]]:
+    """∂ℓ/∂b[f] = Σ ∂ℓ/∂y[f]: the bias adds to every output of its filter. Entries listed up to
+    MAX_TERMS_INLINE."""
+    lines, claims, writes = [Line("∂ℓ/∂b reads every entry of ∂ℓ/∂y", "window", ())], [], []
+    for f in range(S.F):
+        gy = [float(v) for v in S.grad_y[f].ravel()]
+        inline = len(gy) <= MAX_TERMS_INLINE
+        terms = " + ".join(fmt_factor(v, S.integer) for v in gy) if inline else f"Σ of {len(gy)} entries"
+        name, of = (f"∂ℓ/∂b{f + 1}", f"∂ℓ/∂y{f + 1}") if S.several else ("∂ℓ/∂b", "∂ℓ/∂y")
+        lines.append(Line(f"{name} = Σ {of} = {terms} = {S.fmt(grad_b[f])}", "output",
+                          (tuple(gy) if inline else (float(len(gy)),)) + (float(grad_b[f]),)))
+        writes.append(Write("grad_b", (f,), float(grad_b[f]), S.fmt(grad_b[f])))
+        claims.append(_sum_claim("sum-grad-b" + (f"-{f + 1}" if S.several else ""), name, gy, grad_b[f]))
+    cells = tuple(S.y_cell(f, o) for f in range(S.F) for o in np.ndindex(*S.g.out_shape))
+    values = ", ".join(S.fmt(v) for v in grad_b)
+    step = Step("grad-b", "∂ℓ/∂b", f"∂ℓ/∂b = {values}: the bias adds to every output"
+                f"{' of its filter' if S.several else ''}, so its gradient is the sum of all of "
+                f"{'its' if S.several else ''} ∂ℓ/∂y.".replace("of  ∂", "of ∂"),
+                lit=(Lit("grad_y", "window", cells), Lit("grad_b", "output", tuple((f,) for f in range(S.F)))),
+                lines=tuple(lines), writes=tuple(writes), part="grad_b")
+    return step, claims
 
 
-def _grad_w_step(S: _Setup, j, win: V.Windows, grad_w, weight: float):
-    """∂ℓ/∂w[c, j] for every channel c: the grad_w correlation's window at its output j (over the drawn x)."""
-    g, C, nd = S.g, S.C, S.g.ndim
+def _grad_w_step(S: _Setup, f: int, j, win: V.Windows, grad_w, weight: float):
+    """∂ℓ/∂w[f, c, j] for every channel c filter f reads: the grad_w correlation's window at its
+    output j (over the drawn x), ∂ℓ/∂y[f] as the kernel."""
+    g, nd = S.g, S.g.ndim
+    chans = list(S.channels_of(f))
     taps = [tuple(int(v) for v in t) for t in win.indices[j].reshape(-1, nd)]   # drawn-x coordinates
     outs = list(np.ndindex(*g.out_shape))
     pad = [bool(S.pad_mask[t]) for t in taps]
-    pairs = [[(float(S.xp[(c, *t)]), float(S.grad_y[(0, *n)])) for t, n in zip(taps, outs)] for c in range(C)]
-    vals = [float(grad_w[(0, c, *j)]) for c in range(C)]
-    label = f"∂ℓ/∂w[{fmt_index(j)}]" if C == 1 else f"∂ℓ/∂w[·, {fmt_index(j)}]"
+    pairs = [[(float(S.xp[(c, *t)]), float(S.grad_y[(f, *n)])) for t, n in zip(taps, outs)] for c in chans]
+    vals = [float(grad_w[(f, i, *j)]) for i in range(len(chans))]
+    name = f"∂ℓ/∂w{f + 1}" if S.several else "∂ℓ/∂w"
+    label = f"{name}[{fmt_index(j)}]" if len(chans) == 1 else f"{name}[·, {fmt_index(j)}]"
     real = [tuple(int(v) - int(lo) for v, lo in zip(t, S.lo)) for t, p in zip(taps, pad) if not p]
-    reads = reads_text("x", real, sum(pad))
+    reads = (reads_text("x", [(c, *r) for c in chans for r in real], sum(pad), channel=False) if S.G > 1
+             else reads_text("x", real, sum(pad)))
     lines = [Line(f"{label} reads {reads}", "window", ())] + \
-        _gradient_lines(S, label, "∂ℓ/∂w", j, pairs, vals, g.out_shape[-1])
-    lit = (Lit("x", "window", tuple((c, *t) for c in range(C) for t, p in zip(taps, pad) if not p)),
-           Lit("x", "padding_tap", tuple((c, *t) for c in range(C) for t, p in zip(taps, pad) if p)),
-           Lit("grad_w", "output", tuple((c, *j) for c in range(C))))
-    narration = (f"{label} = {', '.join(S.fmt(v) for v in vals)}: ∂ℓ/∂y as the kernel reads {reads}, "
-                 f"channel by channel.")
+        ([Line(S.filter_words(f) + f", ∂ℓ/∂y{f + 1} as the kernel", "text", ())] if S.several else []) + \
+        _gradient_lines(S, label, name, j, pairs, vals, g.out_shape[-1], chans)
+    lit = (Lit("x", "window", tuple((c, *t) for c in chans for t, p in zip(taps, pad) if not p)),
+           Lit("x", "padding_tap", tuple((c, *t) for c in chans for t, p in zip(taps, pad) if p)),
+           Lit("grad_w", "output", tuple((r, *j) for r in S.w_rows(f))))
+    if S.several:                 # the kernel in use: ∂ℓ/∂y of this filter
+        lit += (Lit("grad_y", "window", tuple(S.y_cell(f, n) for n in outs)),)
+    narration = (f"{label} = {', '.join(S.fmt(v) for v in vals)}: ∂ℓ/∂y{f + 1 if S.several else ''} as the "
+                 f"kernel reads {reads}, channel by channel.")
     data = {"output": [int(v) for v in j], "cells": [list(r) for r in real], "values": vals, "full": weight >= 1.0}
-    step = Step(f"gw-{fmt_index(j).replace(',', '-')}", label, narration, lit=lit, lines=tuple(lines),
-                writes=tuple(Write("grad_w", (c, *j), vals[c], S.fmt(vals[c])) for c in range(C)),
+    if S.several:
+        data.update(filter=f, channels=chans)
+    sid = ("gw-" if not S.several else f"gw{f + 1}-") + fmt_index(j).replace(',', '-')
+    step = Step(sid, label, narration, lit=lit, lines=tuple(lines),
+                writes=tuple(Write("grad_w", (r, *j), vals[i], S.fmt(vals[i])) for i, r in enumerate(S.w_rows(f))),
                 weight=weight, part="grad_w", data=data)
     return step, [[a * b for a, b in pc] for pc in pairs]
 
 
-def _gradient_lines(S: _Setup, label: str, name: str, index, pairs, vals, cols: int) -> list[Line]:
-    """The products of one gradient entry: one line per row of a 2-D window (one channel), one line
-    (one channel, 1-D), or one line per channel, "∂ℓ/∂w[c,j] = …" (channels are not summed)."""
-    if S.C == 1 and S.g.ndim == 2:
+def _gradient_lines(S: _Setup, label: str, name: str, index, pairs, vals, cols: int, chans) -> list[Line]:
+    """The products of one gradient entry: one line per row of a 2-D window (one channel, one
+    filter), one line (one channel), or one line per channel, "∂ℓ/∂w[c,j] = …" (channels are not
+    summed; with several filters "channel c: …")."""
+    if len(pairs) == 1 and S.g.ndim == 2 and len(pairs[0]) == int(np.prod(S.g.kernel if name == "∂ℓ/∂x"
+                                                                           else S.g.out_shape)):
         return row_lines(f"{label} =", pairs[0], cols, vals[0], S.integer)
-    if S.C == 1:
+    if len(pairs) == 1:
         return [products(pairs[0], vals[0], S.integer, head=f"{label} = ")]
-    return [products(pairs[c], vals[c], S.integer, head=f"{name}[{c + 1},{fmt_index(index)}] = ")
-            for c in range(S.C)]
+    heads = [f"channel {c + 1}: " if S.several else f"{name}[{c + 1},{fmt_index(index)}] = " for c in chans]
+    return [products(pairs[i], vals[i], S.integer, head=heads[i]) for i in range(len(pairs))]
 
 
 def _grad_x_step(S: _Setup, m, win: V.Windows, st, grad_x, masks, weight: float):
-    """∂ℓ/∂x[c, m] for every channel c: flip(w) over the padded, dilated gradient at position m."""
+    """∂ℓ/∂x[c, m] for every channel c: flip(w) over the padded, dilated gradient at position m, summed
+    over the filters that read channel c."""
     g, C, nd = S.g, S.C, S.g.ndim
     entry, inside, label_of = masks["entry"], masks["inside"], masks["label_of"]
-    gyp = st.grad_y_padded[0]
+    gyp = st.grad_y_padded
     taps = [tuple(int(v) for v in t) for t in win.indices[m].reshape(-1, nd)]
     k_index = list(np.ndindex(*g.kernel))
-    pairs = [[(float(gyp[t]), float(st.w_flipped[(0, c, *kk)])) for t, kk in zip(taps, k_index)] for c in range(C)]
+    readers = [[f for f in range(S.F) if c in S.channels_of(f)] for c in range(C)]
+    pairs = [[(float(gyp[(f, *t)]), float(st.w_flipped[(f, c % S.Cg, *kk)]))
+              for f in readers[c] for t, kk in zip(taps, k_index)] for c in range(C)]
     vals = [float(grad_x[(c, *m)]) for c in range(C)]
     sources = sorted(tuple(int(v) for v in np.unravel_index(int(label_of[t]) - 1, g.out_shape))
                      for t in taps if label_of[t] > 0)
     label = f"∂ℓ/∂x[{fmt_index(m)}]" if C == 1 else f"∂ℓ/∂x[·, {fmt_index(m)}]"
     src = ", ".join(f"∂ℓ/∂y[{fmt_index(o)}]" for o in sources[:6]) + (" …" if len(sources) > 6 else "")
     words = f"{label} reads {src}" if sources else f"{label} reads only zeros (no window reads x[{fmt_index(m)}])"
-    lines = [Line(words, "window", ())] + _gradient_lines(S, label, "∂ℓ/∂x", m, pairs, vals, g.kernel[-1])
-    lit = (Lit("grad_y_padded", "window", tuple(t for t in taps if entry[t])),
-           Lit("grad_y_padded", "padding_tap", tuple(t for t in taps if not inside[t])),
-           Lit("grad_y_padded", "muted", tuple(t for t in taps if inside[t] and not entry[t])),
+    if sources and S.several:
+        words = words.replace("∂ℓ/∂y[", "∂ℓ/∂y·[", 1).replace(", ∂ℓ/∂y[", ", ∂ℓ/∂y·[")
+    lines = [Line(words, "window", ())] + \
+        ([Line(f"each channel sums over the {len(readers[0])} filter{'s' if len(readers[0]) > 1 else ''} "
+               f"reading it", "text", ())] if S.several else []) + \
+        _gradient_lines(S, label, "∂ℓ/∂x", m, pairs, vals, g.kernel[-1], range(C))
+    filt = range(S.F)
+    lit = (Lit("grad_y_padded", "window", tuple(S.y_cell(f, t) for f in filt for t in taps if entry[t])),
+           Lit("grad_y_padded", "padding_tap", tuple(S.y_cell(f, t) for f in filt for t in taps if not inside[t])),
+           Lit("grad_y_padded", "muted", tuple(S.y_cell(f, t) for f in filt for t in taps
+                                                if inside[t] and not entry[t])),
            Lit("grad_x", "output", tuple((c, *(int(v) for v in m)) for c in range(C))))
+    per = S.F // S.G
+    over = f", summed over the {per} filter{'s' if per > 1 else ''} reading each channel" if S.several else ""
     narration = (f"{label} = {', '.join(S.fmt(v) for v in vals)}: the flipped kernel over the dilated, padded "
-                 f"∂ℓ/∂y picks up {len(sources)} upstream entr{'y' if len(sources) == 1 else 'ies'}.")
+                 f"∂ℓ/∂y picks up {len(sources)} upstream entr{'y' if len(sources) == 1 else 'ies'}{over}.")
     data = {"output": [int(v) for v in m], "sources": [list(s) for s in sources], "values": vals,
             "full": weight >= 1.0, "taps": [list(t) for t in taps]}
     step = Step(f"gx-{fmt_index(m).replace(',', '-')}", label, narration, lit=lit, lines=tuple(lines),
