@@ -36,6 +36,7 @@ from typing import Callable
 
 from viz import __version__
 from viz.app import registry as figures
+from viz.app.serve import user_arrays
 from viz.app.serve.arithmetic import check_transpose, padding_note, stamp_products
 from viz.text import fmt_shape
 
@@ -291,39 +292,70 @@ def _formatted(kind: figures.FigureKind, values: dict) -> dict:
     return {p.name: p.format(values[p.name]) for p in kind.params if values.get(p.name) is not None}
 
 
-def _raw_params(fig: ExplorerFigure, raw_params) -> dict:
+def _raw_params(fig: ExplorerFigure, raw_params, arrays: bool = True) -> dict:
+    """The request's parameter values as the command line would get them; the user's arrays (JSON
+    arrays only, bounded: `user_arrays`) unless `arrays` is False."""
     if not isinstance(raw_params, dict):
         raise BadRequest("params must be an object of parameter values", "params")
-    raw = {}
-    optional = {p.name for p in figures.get(fig.kind).params if p.default is None}
+    raw, given = {}, {}
+    kind = figures.get(fig.kind)
+    optional = {p.name for p in kind.params if p.default is None}
     for name, value in raw_params.items():
-        if value == "" and isinstance(name, str) and name.replace("-", "_") in optional:
-            continue  # an empty box: the default (pool's stride: the kernel)
+        if value in ("", None) and isinstance(name, str) and name.replace("-", "_") in optional:
+            continue  # an empty box: the default (pool's stride: the kernel; an array: the seeded one)
         if not isinstance(name, str) or len(name) > 64:
             raise BadRequest("parameter names must be short strings", "params")
         if name.replace("-", "_") in fig.hidden_params:
             continue  # quality, theme: fixed by the page
+        if user_arrays.is_array_param(kind, name.replace("-", "_")):
+            if arrays:
+                given[name] = _array_request(user_arrays.raw_array, name, value)
+            continue
         if not isinstance(value, (str, int, float, bool)) or (isinstance(value, str) and len(value) > 200):
             raise BadRequest(f"--{name.replace('_', '-')}: must be a short string or a number", name)
         raw[name] = value
-    return raw
+    if given:
+        _array_request(user_arrays.check_total, given)
+    return {**raw, **given}
 
 
-def render_answer(figure_id, raw_params, theme: str = "light", mode: str | None = None) -> dict:
-    """The JSON answer for one parameter change; raises BadRequest with the CLI's message."""
+def _array_request(check, *args):
+    try:
+        return check(*args)
+    except user_arrays.BadArray as err:
+        raise BadRequest(str(err), err.param) from None
+
+
+def _figure_view(figure_id, theme, mode) -> tuple[ExplorerFigure, Mode]:
     if not isinstance(figure_id, str) or figure_id not in FIGURES:
         raise BadRequest(f"unknown figure {figure_id!r} (allowed: {', '.join(FIGURES)})", "figure")
     if not isinstance(theme, str) or theme not in THEMES:
         raise BadRequest(f"--theme: must be one of {', '.join(THEMES)} (got {theme})", "theme")
-    fig = FIGURES[figure_id]
     if mode is not None and not isinstance(mode, str):
         raise BadRequest("--mode: must be a string", "mode")
-    view = fig.mode(mode)
+    return FIGURES[figure_id], FIGURES[figure_id].mode(mode)
+
+
+def arrays_answer(figure_id, raw_params, theme: str = "light", mode: str | None = None) -> dict:
+    """{"arrays": {name: {"shape", "why"}}}: the arrays the figure's mode takes for these parameters
+    (arrays in the request left out), so the page drops an edited array that no longer fits."""
+    fig, view = _figure_view(figure_id, theme, mode)
+    kind = figures.get(fig.kind)
+    values = _validate(fig, kind, {**_raw_params(fig, raw_params, arrays=False), **dict(view.fixed)})
+    shapes = user_arrays.expected(view.kind, values) if view.kind else {}
+    return {"arrays": {name: {"shape": list(shape), "why": why} for name, (shape, why) in shapes.items()}}
+
+
+def render_answer(figure_id, raw_params, theme: str = "light", mode: str | None = None) -> dict:
+    """The JSON answer for one parameter change; raises BadRequest with the CLI's message."""
+    fig, view = _figure_view(figure_id, theme, mode)
     kind = figures.get(fig.kind)
     raw = {**_raw_params(fig, raw_params), **dict(view.fixed)}
     if "theme" in {p.name for p in kind.params}:
         raw["theme"] = theme
     values = _validate(fig, kind, raw)
+    if view.kind:          # the drawn kind's shapes, whatever the figure's own check looks at
+        _array_request(user_arrays.check, view.kind, values)
     shown = {k: v for k, v in _formatted(kind, values).items() if k not in fig.hidden_params}
     # the command that makes what this mode shows (the backward modes: `animate conv-backward`)
     target = figures.get(view.kind) if view.kind else kind
@@ -339,6 +371,7 @@ def render_answer(figure_id, raw_params, theme: str = "light", mode: str | None 
             answer["products"] = products
         answer["formula"] = list(story.get("formula") or ()) or (
             conv_formula(values) if fig.id == "conv" else [story.get("title", "")])
+        answer["arrays"] = user_arrays.arrays_answer(view.kind, values, story, view.grids)
     elif fig.id == "bptt":
         key, diagram_values = bptt_diagram(values, theme)
         answer["formula"] = rnn_formula(key, diagram_values) + [

@@ -5,6 +5,9 @@
                                     (Content-Type: application/json)
     GET  /api/render?figure=conv&mode=forward&stride=2&...   (the same, for curl)
         200 the answer of `answers.render_answer`    400 {"error": "--stride: must be ...", "param": "stride"}
+    POST /api/arrays                the same body: {"arrays": {"x": {"shape": [5, 7], "why": "..."}, ...}}, the
+                                    shapes the user's arrays must have there (asked before an edited array
+                                    is sent into a changed geometry); GET with a query too
 
 Safe on a shared desktop (any web page the user has open is a potential client):
 - Only requests for Host 127.0.0.1/localhost (no DNS rebinding), only from this page: an `Origin` other
@@ -16,6 +19,8 @@ Safe on a shared desktop (any web page the user has open is a potential client):
   (limits.HEAD_TIMEOUT for the whole head, then 408), and only complete heads go to a pool of limits.WORKERS threads;
   a body must keep arriving (limits.BODY_IDLE) and be complete within limits.BODY_TIMEOUT; answers are written within
   limits.WRITE_TIMEOUT. One request per connection.
+- The user's arrays are JSON arrays of at most user_arrays.MAX_REQUEST_CELLS numbers (never a path:
+  the explorer reads no file); the cache is keyed by a digest of the whole request, arrays included.
 - Renders run on limits.RENDERS threads with at most limits.RENDER_QUEUE waiting (else 503 "busy"); a request waits at
   most limits.RENDER_TIMEOUT for its answer (else 503). The answer cache holds encoded answers and is bounded
   in bytes (limits.CACHE_BYTES); identical concurrent requests share one render.
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import errno
+import hashlib
 import io
 import json
 import socket
@@ -265,7 +271,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/api/kinds" and method in ("GET", "HEAD"):
             self._json(200, limits.encode({"kinds": [k.to_json() for k in figures.KINDS.values()]}))
             return
-        if path == "/api/render" and method in ("GET", "POST"):
+        if path in ("/api/render", "/api/arrays") and method in ("GET", "POST"):
             if method == "POST":
                 body = self._body()
             else:
@@ -275,16 +281,17 @@ class Handler(BaseHTTPRequestHandler):
                 body = {"figure": pairs.pop("figure", None), "theme": pairs.pop("theme", "light"),
                         "mode": pairs.pop("mode", None), "params": pairs}
             args = (body.get("figure"), body.get("params", {}), body.get("theme", "light"), body.get("mode"))
-            try:
-                key = json.dumps(args, sort_keys=True)
+            try:   # a digest: the key's size does not grow with the arrays (the budget counts answers)
+                key = hashlib.sha256(json.dumps([path, *args], sort_keys=True).encode()).hexdigest()
             except (TypeError, ValueError, RecursionError):
                 raise BadRequest("request values must be strings, numbers or objects of them") from None
+            answer = answers.arrays_answer if path == "/api/arrays" else answers.render_answer
             start = time.perf_counter()
-            status, data = self.server.answers.get(key, lambda: limits.compute_answer(*args))
+            status, data = self.server.answers.get(key, lambda: limits.compute_answer(*args, answer=answer))
             ms = (time.perf_counter() - start) * 1000
             self._json(status, data, {"Server-Timing": f"render;dur={ms:.1f}"})
             return
-        if path in ("/api/explorer", "/api/kinds", "/api/render"):
+        if path in ("/api/explorer", "/api/kinds", "/api/render", "/api/arrays"):
             self._error(405, f"{method} is not allowed on {path}")
             return
         self._error(404, "not found")
