@@ -1,4 +1,4 @@
-"""The convolution backward pass as an animation (ConvBackward), drawn from `viz.story.conv.backward_story`.
+"""The convolution backward pass as an animation (ConvBackward), drawn from `viz.story.conv_backward.backward_story`.
 
     ∂ℓ/∂w = corr(pad(x), ∂ℓ/∂y; stride d, dilation s)                 (the forward stride becomes a dilation)
     ∂ℓ/∂x = corr(pad(dilate(∂ℓ/∂y, s), d(k−1) − p), flip(w); stride 1, dilation d)   (transposed conv)
@@ -21,7 +21,7 @@ import functools
 import numpy as np
 from manim import DOWN, LEFT, UL, FadeIn, FadeOut, VGroup
 
-from viz.story.conv import backward_story
+from viz.story.conv_backward import backward_story
 
 from . import conv_layout, style
 from .common import CellGrid, glyphs, legend, text
@@ -87,6 +87,11 @@ class _Panel:
         col_h = conv_layout.COL_LABEL_H if any(pp.col_labels) else 0.0
         lab.move_to(np.array([pp.x, pp.y - 0.02 + col_h + conv_layout.LABEL_H / 2, 0]), aligned_edge=LEFT)
         out.add(lab)
+        if pp.title:         # the grid's name over its per-channel panels
+            title = _tag(text(pp.title, size=part.label_size, color=style.ROLE_COLORS[grid.role]),
+                         "text", f"title {pp.title}", part.label_size * style.MONO_DIGIT_HEIGHT)
+            title.move_to(np.array([pp.x, pp.y - 0.02 + col_h + conv_layout.LABEL_H * 1.5, 0]), aligned_edge=LEFT)
+            out.add(title)
         size = part.index_size
         for c, s in enumerate(pp.col_labels):
             if s:

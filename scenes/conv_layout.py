@@ -64,6 +64,7 @@ class PanelPlan:
     label: str                 # drawn above the panel
     row_labels: tuple = ()     # drawn left of the rows ("" = none)
     col_labels: tuple = ()     # drawn above the columns ("" = none)
+    title: str = ""            # the grid's name above its first panel, when the panels are named by channel
 
 
 @dataclass
@@ -104,6 +105,11 @@ class _Panel:
     row_labels: tuple
     col_labels: tuple
     widest: int                # characters of the widest number
+    title: str = ""            # the grid's name, above the group (first panel of a per-channel grid)
+
+    def width(self, pitch: float) -> float:
+        """The cells, or the label above them if it is wider (at the largest label size)."""
+        return max(self.cols * pitch, label_width(self.label))
 
     def left(self, index_size):
         n = max((len(t) for t in self.row_labels), default=0)
@@ -111,6 +117,11 @@ class _Panel:
 
     def top(self):
         return LABEL_H + (COL_LABEL_H if any(self.col_labels) else 0.0)
+
+
+def label_width(label: str) -> float:
+    """Width of a panel label or title at the largest size PartPlan.label_size draws it."""
+    return len(label) * style.MONO_ADVANCE * LABEL_FONT * 1.3
 
 
 def _panels(story, names):
@@ -127,11 +138,13 @@ def _panels(story, names):
         if not all(t.isdigit() or not t for t in ax[-1]):
             ax[-1] = ("",) * len(ax[-1])
         if len(g.shape) == 3:
-            for c in range(g.shape[0]):
-                chan = ax[0][c] if g.shape[0] > 1 else ""
-                # a channel named after another array (flip(w)'s channels are "w1", ...) keeps the grid's name
-                label = g.label if not chan else chan if chan.startswith(g.label) else f"{g.label} ({chan})"
-                out.append(_Panel(name, c, g.shape[1], g.shape[2], label, tuple(ax[1]), tuple(ax[2]), widest))
+            # panels named by channel ("x1", "∂ℓ/∂w1"); a channel named after another array (flip(w)'s
+            # are "w1[x1]", ...) is labelled so, and the grid's own name is the group's title
+            chans = [ax[0][c] if g.shape[0] > 1 else "" for c in range(g.shape[0])]
+            titled = any(ch and not ch.startswith(g.label) for ch in chans)
+            for c, chan in enumerate(chans):
+                out.append(_Panel(name, c, g.shape[1], g.shape[2], chan or g.label, tuple(ax[1]), tuple(ax[2]),
+                                  widest, g.label if titled and c == 0 else ""))
         elif len(g.shape) == 2:
             out.append(_Panel(name, None, g.shape[0], g.shape[1], g.label, tuple(ax[0]), tuple(ax[1]), widest))
         else:
@@ -146,14 +159,18 @@ def _index_size(groups, pitch):
 
 
 def _group_box(panels, pitch, ncol, index_size):
+    """(width, height, step between panel columns, step between rows, row-label room, top room) of
+    a group's panels in `ncol` columns; a title (the grid's name over per-channel panels) adds a row."""
     rows = max(p.rows for p in panels)
-    cols = max(p.cols for p in panels)
+    width = max(p.width(pitch) for p in panels)
     left = max(p.left(index_size) for p in panels)
-    top = max(p.top() for p in panels)
+    title = LABEL_H if any(p.title for p in panels) else 0.0
+    top = max(p.top() for p in panels) + title
     nrow = math.ceil(len(panels) / ncol)
-    w = ncol * (cols * pitch + left) + (ncol - 1) * PANEL_SEP
-    h = nrow * (rows * pitch + top) + (nrow - 1) * PANEL_SEP
-    return w, h, cols * pitch + left + PANEL_SEP, rows * pitch + top + PANEL_SEP, left, top
+    w = max(ncol * (width + left) + (ncol - 1) * PANEL_SEP,
+            max((label_width(p.title) + left for p in panels if p.title), default=0.0))
+    h = nrow * (rows * pitch + top - title) + (nrow - 1) * PANEL_SEP + title
+    return w, h, width + left + PANEL_SEP, rows * pitch + top - title + PANEL_SEP, left, top
 
 
 def _fits(groups, pitch, w, h, direction):
@@ -265,7 +282,7 @@ def _place(plan, groups, x0, top, pw, ph, direction) -> float:
         for i, p in enumerate(g):
             r, c = divmod(i, ncol)
             plan.panels.append(PanelPlan(p.grid, p.channel, p.rows, p.cols, gx + c * step_x + left,
-                                         gy - head - r * step_y, p.label, p.row_labels, p.col_labels))
+                                         gy - head - r * step_y, p.label, p.row_labels, p.col_labels, p.title))
         lowest = min(lowest, gy - h)
         if direction == "row":
             gx += w + GROUP_SEP

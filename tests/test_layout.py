@@ -30,6 +30,13 @@ DRAWN = {
     "1d-channels-8": dict(input="6", channels=8, kernel=2, stride=2),
     "1d-kernel-16": dict(input="16", channels=1, kernel=16),
     "2d-padding-dilation": dict(input="5x5", channels=1, kernel=2, padding=1, dilation=3),
+    # several filters (and groups): the backward, and the forward drawn by the same part layout
+    "1d-filters-4-groups-2": dict(input="6", channels=4, filters=4, groups=2, kernel=3, stride=2, bias=True),
+    "2d-filters-3": dict(input="4x4", channels=1, filters=3, kernel=2, stride=2),
+    "forward-1d-depthwise-8": dict(kind="animate conv", input="6", channels=8, filters=8, groups=8, kernel=2,
+                                   stride=2),
+    "forward-2d-filters-3-bias": dict(kind="animate conv", input="5x5", channels=2, filters=3, kernel=3,
+                                      stride=1, bias=True),
 }
 # every limit of the registry: refused unless the layout can draw it legibly
 LIMITS = {
@@ -44,11 +51,21 @@ LIMITS = {
     "8x8-stride-2-channels-5": dict(input="8x8", kernel=3, stride=2),
     "1d-float-9-channels-3": dict(input="9", channels=3, kernel=4, padding=2, values="float", bias=True),
     "2d-channels-5": dict(input="6x6", channels=5, kernel=3, stride=2, padding=1, dilation=2),
+    "filters-8-1d": dict(input="8", channels=8, filters=8, kernel=3),
+    "filters-8-depthwise-1d-float": dict(input="12", channels=8, filters=8, groups=8, kernel=3, values="float"),
+    "filters-8-2d": dict(input="6x6", channels=2, filters=8, groups=2, kernel=3),
+    "forward-filters-8-2d": dict(kind="animate conv", input="6x6", channels=2, filters=8, groups=2, kernel=3),
+    "forward-filters-8-1d-float": dict(kind="animate conv", input="16", channels=8, filters=8, kernel=3,
+                                       values="float", bias=True),
 }
 
 
+def _kind(raw):
+    return get(raw.get("kind", KIND.key))
+
+
 def _values(raw):
-    v = KIND.validate(raw)
+    v = _kind(raw).validate({k: v for k, v in raw.items() if k != "kind"})
     v.pop("quality", None)
     return v
 
@@ -56,7 +73,7 @@ def _values(raw):
 @pytest.fixture(scope="module")
 def drawn():
     from scenes.render import dry_run
-    return {name: dry_run("conv-backward", _values(raw)) for name, raw in DRAWN.items()}
+    return {name: dry_run(_kind(raw).name, _values(raw)) for name, raw in DRAWN.items()}
 
 
 def _overlaps(boxes: np.ndarray, pad: float = 0.0):
@@ -125,7 +142,7 @@ def test_the_checks_can_fail():
 
 def test_the_frame_is_used():
     """The homework's panels and lines fill most of the body: no 60 % of the frame left empty."""
-    from viz.story.conv import backward_story
+    from viz.story.conv_backward import backward_story
     story = backward_story(_values(DRAWN["homework-1d"]))
     for part, pp in conv_layout.plan(story).items():
         if part == "never_read":
@@ -139,23 +156,25 @@ def test_the_frame_is_used():
 
 @pytest.mark.parametrize("name", list(LIMITS))
 def test_limits_are_drawn_legibly_or_refused_in_one_line(name):
-    raw = LIMITS[name]
-    from viz.story.conv import backward_story
+    given = LIMITS[name]
+    kind = _kind(given)
+    raw = {k: v for k, v in given.items() if k != "kind"}
     from viz.app.registry import _check_conv_animation
-    values = {p.name: p.default for p in KIND.params}
-    values.update({p.name: p.parse(raw[p.name]) for p in KIND.params if p.name in raw})
+    values = {p.name: p.default for p in kind.params}
+    values.update({p.name: p.parse(raw[p.name]) for p in kind.params if p.name in raw})
     _check_conv_animation(values)                                    # the geometry itself is valid
-    why = conv_layout.refusal(backward_story(values))
+    story = kind.build_story(values)
+    why = conv_layout.refusal(story)
     if why is None:                                                  # drawn: check every step on screen
         from scenes.render import dry_run
-        plan = conv_layout.plan(backward_story(values))
+        plan = conv_layout.plan(story)
         assert min(pp.min_glyph_px() for pp in plan.values()) >= style.MIN_GLYPH_PX
-        scene = dry_run("conv-backward", _values(raw))
+        scene = dry_run(kind.name, _values(given))
         problems = [p for k, entries in enumerate(scene.screen) for p in _check_screen(entries, f"{name} step {k + 1}")]
         assert not problems, "\n".join(problems[:20])
     else:
         with pytest.raises(ParamError) as err:
-            KIND.validate(raw)
+            kind.validate(raw)
         msg = str(err.value)
         assert "\n" not in msg and "--input" in msg and f"{style.MIN_GLYPH_PX} px" in msg, msg
 

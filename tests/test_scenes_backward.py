@@ -1,5 +1,5 @@
-"""ConvBackward against its Story, frame by frame: a real render (480p15), the frame in the middle of
-every step's hold decoded, and at every drawn cell the colour says whether it is lit. The cells filled
+"""ConvBackward (and the forward of several filters, drawn by the same PartScene) against its Story,
+frame by frame: a real render (480p15), the frame in the middle of every step's hold decoded, and at every drawn cell the colour says whether it is lit. The cells filled
 in HIGHLIGHT must be exactly the step's window (no other step's), the never-read step fills exactly the
 Story's never-read cells, and the video lasts the Story's timeline to the frame.
 """
@@ -17,11 +17,23 @@ CASES = {
     "homework-1d": dict(input="7", channels=5, kernel=3, stride=2, step_time=2.0),
     "8x8-stride-2": dict(input="8x8", kernel=3, stride=2, channels=1, step_time=2.0),
     "1d-bias-padding": dict(input="5", channels=2, kernel=3, padding=1, stride=1, bias=True, step_time=2.0),
+    # several filters, groups: each step lights its filter's kernel (forward) or ∂ℓ/∂y map (∂ℓ/∂w)
+    "1d-4-filters-2-groups": dict(input="5", channels=4, filters=4, groups=2, kernel=2, stride=2, step_time=2.0),
+    "2d-depthwise": dict(input="3x3", channels=2, filters=2, groups=2, kernel=2, stride=1, step_time=2.0),
+    "forward-1d-groups-bias": dict(kind="animate conv", input="5", channels=4, filters=4, groups=2, kernel=2,
+                                   stride=2, bias=True, step_time=2.0),
+    "forward-2d-3-filters": dict(kind="animate conv", input="4x4", channels=1, filters=3, kernel=2, stride=2,
+                                 step_time=2.0),
 }
+LIT_FILLED = ("window", "bias")    # the roles a step fills in HIGHLIGHT
+
+
+def _kind(raw):
+    return get(raw.get("kind", KIND.key))
 
 
 def _values(raw):
-    v = KIND.validate(raw)
+    v = _kind(raw).validate({k: v for k, v in raw.items() if k != "kind"})
     v.pop("quality", None)
     return v
 
@@ -32,9 +44,9 @@ def rendered(tmp_path_factory):
     import av
 
     from scenes.render import render_scene, scene_class
-    cls = scene_class("conv-backward")
     out = {}
     for name, raw in CASES.items():
+        cls = scene_class(_kind(raw).name)
         path = tmp_path_factory.mktemp("bw") / f"{name}.mp4"
         made = {}
 
@@ -102,7 +114,8 @@ def test_every_hold_lights_exactly_its_window(rendered, name):
                 lit[grid, idx] = _yellow(rgb)
                 never[grid, idx] = _vermillion(rgb)
         shown = {key for key, v in lit.items() if v}
-        want = {(grid, tuple(c)) for grid in scene.layout_at(k) for c in step.lit_cells(grid, "window")}
+        want = {(grid, tuple(c)) for grid in scene.layout_at(k) for role in LIT_FILLED
+                for c in step.lit_cells(grid, role)}
         assert shown == want, (f"{name} step {k + 1} ({step.id}) at {i / FPS:.2f} s: lit {sorted(shown - want)} "
                                f"extra, {sorted(want - shown)} missing")
         want_nr = {(grid, tuple(c)) for grid in scene.layout_at(k) for c in step.lit_cells(grid, "never_read")}

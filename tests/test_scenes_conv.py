@@ -19,6 +19,7 @@ pytest.importorskip("manim")
 from scenes import style  # noqa: E402
 from scenes.render import dry_run, dry_run_scene, scene_class  # noqa: E402
 from viz.story import conv as SC  # noqa: E402
+from viz.story import conv_backward as SB  # noqa: E402
 from viz.runs import example_data  # noqa: E402
 
 
@@ -275,7 +276,7 @@ def test_refusal_on_the_command_line(tmp_path):
 
 def test_backward_scene_follows_its_story_timeline():
     scene = dry("conv-backward", HOMEWORK)
-    assert scene.story == SC.backward_story(HOMEWORK)
+    assert scene.story == SB.backward_story(HOMEWORK)
     assert scene.step_starts == pytest.approx([a for a, _ in scene.timeline], abs=1e-9)
     assert not {"Transform", "ReplacementTransform", "TransformMatchingShapes"} & set(scene.animation_kinds)
 

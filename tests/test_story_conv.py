@@ -23,6 +23,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from viz.app import registry  # noqa: E402
 from viz.story import conv as SC  # noqa: E402
+from viz.story import conv_backward as SB  # noqa: E402
 from viz.story.core import Story  # noqa: E402
 from viz.runs import example_data  # noqa: E402
 from viz.conv import conv_geometry  # noqa: E402
@@ -234,7 +235,7 @@ def test_forward_story_hypothesis(g):
 # ---- backward ----------------------------------------------------------------------------------------
 
 def check_backward(p):
-    s = SC.backward_story(p)
+    s = SB.backward_story(p)
     ref = oracle(p)
     wins, never = naive_windows(p)
     nd, k, st_, d, pads, out = geometry(p)
@@ -362,7 +363,7 @@ def test_products_check_detects_a_flipped_kernel():
 
 def test_backward_pairs_the_flipped_kernel():
     """∂ℓ/∂x pairs the padded, dilated gradient with flip(w): the unflipped kernel disagrees."""
-    s = SC.backward_story(CASES["homework"])
+    s = SB.backward_story(CASES["homework"])
     w = s.grid("w").array()
     wrong = 0
     for step in (x for x in s.steps if x.part == "grad_x"):

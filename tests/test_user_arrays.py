@@ -14,7 +14,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from viz.app.registry import ParamError, get
-from viz.story.conv import backward_story, forward_story
+from viz.story.conv import forward_story
+from viz.story.conv_backward import backward_story
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -354,7 +354,7 @@ def _check_conv_backward_animation(values: dict) -> None:
     every number at least 14 px tall at 1080p), else one line naming the limit."""
     _check_conv_animation(values)
     from scenes.conv_layout import refusal
-    from viz.story.conv import backward_story
+    from viz.story.conv_backward import backward_story
 
     why = refusal(backward_story(values))
     if why:
@@ -487,7 +487,7 @@ CONV_BACKWARD_ANIMATION = FigureKind(
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
     check=_check_conv_backward_animation,
-    story="viz.story.conv:backward_story",
+    story="viz.story.conv_backward:backward_story",
 )
 
 BPTT_ANIMATION = FigureKind(
