@@ -148,6 +148,8 @@ def files(tmp_path):
     ("--w", "[[[1, 2]]]", "--w: expected shape 1x1x3 for 1 filter, 1 input channel and kernel 3, got 1x1x2"),
     ("--x", "[[1, 2, 3]]", "--x: expected shape 1x7 for 1 input channel and input 7, got 1x3"),
     ("--b", "[1, 2]", "--b: expected shape 1 for 1 filter, got 2"),
+    ("--bias", "[1, 2]", "--bias: expected shape 1 for 1 filter, got 2"),     # --bias ARRAY: the array
+    ("--bias", "[Infinity]", "--bias: must be finite"),
     ("--grad-y", "[[1, 2]]", "--grad-y: expected shape 1x3 for 1 filter and output 3, got 1x2"),
     ("--x", "[[1, 2], [3]]", "--x: must be a rectangular array of numbers (ragged"),
     ("--x", '[[1, "a", 3]]', "--x: must be a rectangular array of numbers (not all numbers)"),
@@ -169,6 +171,25 @@ def test_bad_arrays_are_one_line_exit_2_no_file(files, flag, value, words):
     lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and words in lines[0], r.output
     assert "Traceback" not in r.output and not out.exists()
+
+
+def test_bias_takes_your_array_or_alone_a_seeded_one(tmp_path):
+    """--bias ARRAY is --b ARRAY (the issue's spelling); --bias alone the seeded bias; both: one line."""
+    base = ["animate", "conv", "--input", "5", "--channels", "1", "--kernel", "3", "--stride", "1"]
+    stories = {}
+    for name, extra in {"bias-array": ["--bias", "[7]"], "b-array": ["--b", "[7]"], "seeded": ["--bias"],
+                        "none": []}.items():
+        r, out = _cli(base + extra, tmp_path / name)
+        assert r.exit_code == 0, r.output
+        stories[name] = json.loads(out.read_text())
+    b = lambda s: next((g["values"] for g in s["grids"] if g["name"] == "b"), None)  # noqa: E731
+    assert b(stories["bias-array"]) == b(stories["b-array"]) == [7.0]
+    assert stories["bias-array"]["steps"] == stories["b-array"]["steps"]
+    assert b(stories["seeded"]) is not None and b(stories["seeded"]) != [7.0] and b(stories["none"]) is None
+    r, out = _cli(base + ["--bias", "[7]", "--b", "[7]"], tmp_path / "both")
+    assert r.exit_code == 2 and "--bias: given an array and --b too" in r.output and not out.exists()
+    values = get("animate conv").validate({"input": 5, "channels": 1, "kernel": 3, "bias": [2.5]})   # a manifest
+    assert values["bias"] is True and values["b"] == (2.5,)
 
 
 def test_good_files_are_read(files):

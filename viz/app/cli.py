@@ -88,7 +88,10 @@ class FigureCommand(click.Command):
 
 def _option(param: figures.Param) -> click.Option:
     shown = "" if param.default is None else f" [default: {param.format(param.default)}]"
-    if param.type == "flag":
+    if param.type == "flag" and param.carries:    # --bias alone, or --bias ARRAY (an optional value)
+        option = click.Option([param.flag], is_flag=False, flag_value="true", default=None, metavar="[ARRAY]",
+                              help=param.help + shown)
+    elif param.type == "flag":
         option = click.Option([f"{param.flag}/--no-{param.flag[2:]}"], default=None, help=param.help + shown)
     else:
         option = click.Option([param.flag], type=RegistryType(param), default=None,

@@ -63,6 +63,7 @@ class Param:
     broadcast: bool = False  # shape: a single size means "the same on every axis" (kept as an int)
     applies: tuple[tuple[str, tuple[str, ...]], ...] = ()  # only meaningful when these params have these values
     render_option: bool = False   # how the figure is drawn (quality, theme), not what it shows
+    carries: str = ""             # flag: the array parameter a value given to it goes to (--bias [ARRAY])
 
     TYPES: ClassVar[dict[str, type]] = {}
     metavar: ClassVar[str] = "VALUE"
@@ -191,7 +192,13 @@ class ChoiceParam(Param, type_name="choice"):
 
 class FlagParam(Param, type_name="flag"):
     def describe_range(self) -> str:
-        return "true or false"
+        return "true or false" + (f", or an array (your {self.carries})" if self.carries else "")
+
+    def carried(self, raw) -> bool:
+        """Whether `raw`, given to this flag, is the array it carries rather than true/false."""
+        if not self.carries or raw is None or isinstance(raw, bool):
+            return False
+        return not (isinstance(raw, (str, int)) and str(raw).strip().lower() in _TRUE + _FALSE)
 
     def _parse(self, raw):
         if isinstance(raw, bool):

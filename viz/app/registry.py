@@ -115,6 +115,18 @@ class FigureKind:
             if name.replace("-", "_") not in known:
                 allowed = ", ".join(sorted(known))
                 raise ParamError(name, f"unknown parameter {name!r} for {self.key} (allowed: {allowed})")
+        carried = self._carried(raw)
+        try:
+            return self._validate(carried)
+        except ParamError as err:     # an array given to its flag: the error names the flag typed
+            by = next((p for p in self.params if p.type == "flag" and p.carries == err.param
+                       and p.carried(raw.get(p.name))), None)
+            if by is None:
+                raise
+            old = self.param(err.param).flag
+            raise ParamError(by.name, str(err).replace(f"{old}:", f"{by.flag}:", 1)) from None
+
+    def _validate(self, raw: dict) -> dict:
         values = {}
         for p in self.params:
             given = raw.get(p.name, raw.get(p.name.replace("_", "-"), _MISSING))
@@ -124,6 +136,18 @@ class FigureKind:
         if self.check is not None:
             self.check(values)
         return values
+
+    def _carried(self, raw: dict) -> dict:
+        """A flag given an array (`--bias '[1, 2]'`, `bias = [1, 2]`) turns on and passes the array to
+        the parameter it carries (`b`); giving both is refused in one line."""
+        for p in self.params:
+            value = raw.get(p.name)
+            if p.type == "flag" and p.carried(value):
+                if raw.get(p.carries) is not None:
+                    other = self.param(p.carries).flag
+                    raise ParamError(p.name, f"{p.flag}: given an array and {other} too; give the array once")
+                raw = {**raw, p.carries: value, p.name: True}
+        return raw
 
     def command_line(self, values: dict, fmt: str | None = None, out: str | None = None) -> str:
         """The `viz ...` command that reproduces a figure (shown in galleries)."""
@@ -468,7 +492,8 @@ CONV_ANIMATION = FigureKind(
     params=_conv_params(32, (7,), 3, 2, channels=True, max_axes=2) + (
         Param("values", "choice", "int", "Example data: small integers (checkable by hand) or decimals.",
               choices=("int", "float")),
-        Param("bias", "flag", False, "Add a bias b to every output (the backward pass shows ∂ℓ/∂b = Σ ∂ℓ/∂y)."),
+        Param("bias", "flag", False, "Add a bias b to every output (the backward pass shows ∂ℓ/∂b = Σ ∂ℓ/∂y): "
+              "--bias alone a seeded one, --bias ARRAY yours (shape F, as --b).", carries="b"),
         Param("filters", "int", 1, "Filters F: F output maps, each from its own kernel.", min=1, max=8),
         Param("groups", "int", 1, "Channel groups: filter f reads only the channels/groups channels of its group "
               "(groups = channels = filters: depthwise).", min=1, max=8),
