@@ -33,6 +33,9 @@ CASES = {
                         seed=0, values="int", bias=False),
     "2d-dilated": dict(input=(7, 7), channels=1, kernel=(3, 3), stride=(1, 1), padding=((0, 0), (0, 0)),
                        dilation=(2, 2), seed=0, values="int", bias=False),
+    # several filters in groups: drawn part by part (PartScene) in the forward pass too
+    "groups-1d": dict(input=(6,), channels=4, filters=4, groups=2, kernel=(3,), stride=(2,), padding=((0, 0),),
+                      dilation=(1,), seed=0, values="int", bias=True),
 }
 KINDS = ("conv", "conv-backward")
 TARGET_S_PER_S = 1.0
