@@ -1,7 +1,8 @@
 // viz explorer: the form is generated from the registry's parameter descriptions (/api/explorer);
 // every change is sent to the local server, which validates it with the command line's rules and
 // answers with the figure's Story (the data the video and the slides draw) or a diagram SVG.
-// This page draws (views.js, bptt.js); it never computes a shape, an index or a value.
+// This page draws (views.js, bptt.js); it never computes a shape, an index or a value. The user's own
+// arrays are edited as cells (arrays.js), shaped as the server says, and sent with the parameters.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -9,7 +10,10 @@ const { el } = VizViews;
 const state = {
   figures: [], figure: null, params: {}, mode: {}, theme: "light", zoom: 1,
   seq: 0, timer: null, answer: null, view: null, playing: null, unused: [],
+  arrays: {},        // figure id -> {name: {shape, values}}: the arrays the user edited (sent with each request)
+  editor: null,
 };
+const isArray = (p) => p.type === "array";   // edited as cells below the figure, not in the form
 
 // ---- parameters -> form --------------------------------------------------------------------------
 
@@ -31,13 +35,13 @@ function uniformOf(text) {
 function buildForm(fig) {
   const form = $("form");
   form.replaceChildren();
-  for (const p of fig.params) {
+  for (const p of fig.params.filter((q) => !isArray(q))) {
     const id = `p-${p.name}`;
     const row = el("div", { class: "row", "data-param": p.name });
     const label = el("label", { for: id, title: p.help, text: p.name.replace(/_/g, " ") });
     const ctl = el("div", { class: "ctl" });
     const value = state.params[fig.id][p.name];
-    const set = (v) => { state.params[fig.id][p.name] = v; showApplicable(fig); schedule(); };
+    const set = (v) => { state.params[fig.id][p.name] = v; state.editor.say(""); showApplicable(fig); schedule(); };
     if (p.type === "choice") {
       const select = el("select", { id, name: p.name });
       for (const c of p.choices) select.append(el("option", { value: c, text: c }));
@@ -120,26 +124,60 @@ function schedule(delay = 60) {
   state.timer = setTimeout(request, delay);
 }
 
+async function post(path, body) {
+  try {
+    const res = await fetch(path, { method: "POST", body: JSON.stringify(body),
+                                    headers: { "Content-Type": "application/json" } });
+    return { status: res.status, answer: await res.json() };
+  } catch (err) {
+    return { status: 0, answer: { error: `the server did not answer (${err.message}); is viz serve still running?` } };
+  }
+}
+
 async function request() {
   const fig = state.figure;
   const seq = ++state.seq;
-  const body = JSON.stringify({ figure: fig.id, mode: state.mode[fig.id], params: state.params[fig.id],
-                                theme: state.theme });
-  let answer, status;
+  const body = { figure: fig.id, mode: state.mode[fig.id], params: state.params[fig.id], theme: state.theme };
+  const stale = () => seq !== state.seq || fig !== state.figure;   // a newer change is on its way
   $("view").setAttribute("aria-busy", "true");
-  try {
-    const res = await fetch("/api/render", { method: "POST", body,
-                                             headers: { "Content-Type": "application/json" } });
-    status = res.status;
-    answer = await res.json();
-  } catch (err) {
-    status = 0;
-    answer = { error: `the server did not answer (${err.message}); is viz serve still running?` };
+  let { status, answer } = await dropUnfitting(fig, body);
+  if (stale()) return;
+  if (status === 200) {
+    const edited = state.arrays[fig.id];
+    const params = { ...body.params };
+    for (const [name, a] of Object.entries(edited)) params[name] = a.values;
+    ({ status, answer } = await post("/api/render", { ...body, params }));
+    if (stale()) return;
   }
-  if (seq !== state.seq || fig !== state.figure) return;   // a newer change is on its way
   $("view").removeAttribute("aria-busy");
   if (status !== 200) showError(answer.error || `HTTP ${status}`, answer.param);
   else show(answer);
+}
+
+// Before the user's arrays go out with changed parameters: the shapes the server says they must have
+// now; an edited array that no longer fits is dropped (one line says so), never sent with a wrong shape.
+async function dropUnfitting(fig, body) {
+  const edited = state.arrays[fig.id];
+  if (!Object.keys(edited).length) return { status: 200, answer: null };
+  const { status, answer } = await post("/api/arrays", body);
+  if (status !== 200 || fig !== state.figure) return { status, answer };
+  const dropped = [];
+  for (const [name, a] of Object.entries(edited)) {
+    const want = answer.arrays[name];
+    if (want && VizArrays.sameShape(want.shape, a.shape)) continue;
+    delete edited[name];
+    const mine = `Dropped your ${VizArrays.label(name)} (${a.shape.join("×")})`;
+    dropped.push(want ? `${mine}: it must be ${want.shape.join("×")} now, for ${want.why}.`
+                      : `${mine}: these parameters do not use it.`);
+  }
+  if (dropped.length) state.editor.say(`${dropped.join(" ")} The seeded example is drawn instead.`);
+  return { status, answer };
+}
+
+function resetArrays() {
+  state.arrays[state.figure.id] = {};
+  state.editor.say("");
+  schedule(0);
 }
 
 function showError(message, param) {
@@ -148,6 +186,7 @@ function showError(message, param) {
   box.hidden = false;
   document.querySelectorAll("form .row").forEach((r) =>
     r.classList.toggle("invalid", r.dataset.param === param));
+  state.editor.invalid(param, message);
   $("view").classList.add("stale");   // keep the last good figure, dimmed: the page stays usable
   stopPlay();
 }
@@ -156,6 +195,7 @@ function clearError() {
   $("error").hidden = true;
   $("error").textContent = "";
   document.querySelectorAll("form .row.invalid").forEach((r) => r.classList.remove("invalid"));
+  state.editor.invalid(null, "");
   $("view").classList.remove("stale");
 }
 
@@ -166,6 +206,7 @@ function show(answer) {
   state.answer = answer;
   state.unused = answer.unused || [];
   showApplicable(state.figure);
+  state.editor.update(answer.arrays, Object.keys(state.arrays[state.figure.id]));
   $("command").textContent = answer.command;
   // drawn here (the explorer zooms), but too small to read in a video: the command says so
   $("video-note").textContent = answer.video_note ? `As a video: ${answer.video_note}` : "";
@@ -240,6 +281,7 @@ function selectFigure(id) {
   const fig = state.figures.find((f) => f.id === id) || state.figures[0];
   state.figure = fig;
   state.unused = [];
+  state.editor.say("");
   stopPlay();
   document.querySelectorAll("#figures button").forEach((b) =>
     b.setAttribute("aria-selected", String(b.dataset.id === fig.id)));
@@ -251,11 +293,17 @@ function selectFigure(id) {
 }
 
 async function init() {
+  state.editor = new VizArrays.ArrayEditor($("arrays"), {
+    onCommit(name, shape, values) { state.arrays[state.figure.id][name] = { shape, values }; schedule(0); },
+    onInvalid(message, name) { clearTimeout(state.timer); showError(message, name); },
+    onReset: resetArrays,
+  });
   const res = await fetch("/api/explorer");
   const data = await res.json();
   state.figures = data.figures;
   for (const fig of data.figures) {
-    state.params[fig.id] = Object.fromEntries(fig.params.map((p) => [p.name, formatDefault(p)]));
+    state.params[fig.id] = Object.fromEntries(fig.params.filter((p) => !isArray(p)).map((p) => [p.name, formatDefault(p)]));
+    state.arrays[fig.id] = {};
     state.mode[fig.id] = fig.modes[0].id;
     const b = el("button", { type: "button", role: "tab", "data-id": fig.id, text: fig.label });
     b.addEventListener("click", () => selectFigure(fig.id));
