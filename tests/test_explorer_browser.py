@@ -323,7 +323,7 @@ def show_figure(page, figure: str, kind_key: str, params: dict, mode: str, fixed
         page.click(f'#figures button[data-id="{figure}"]')
         page.wait_for_function("(f) => document.getElementById('stage').dataset.kind === f", arg=kind_key)
     for p in kind.params:
-        if p.render_option or p.name in ("positions", *fixed):
+        if p.render_option or p.name in ("positions", *fixed) or p.type == "array":   # arrays: cells below
             continue
         value = params.get(p.name, "" if p.default is None else p.format(p.default))
         page.evaluate(SET_PARAM, [p.name, "true" if value is True else "false" if value is False else value])
