@@ -23,6 +23,9 @@ CASES = [
                                                         "stride": "1"},
      {"x": [[[1, 2, 3], [4, 5, 6], [7, 8, 9], [0, 0, 1]]], "grad_y": [[[1, -1, 0, 2], [0, 0, 0, 1],
                                                                        [3, 0, 0, 0], [0, 1, 1, 1], [2, 2, 2, 2]]]}),
+    ("conv", "forward", "animate conv", {"input": "3x4", "channels": "4", "filters": "2", "groups": "2", "kernel": "2",
+                                         "values": "float"},   # the grid draws w as F·C/groups panels
+     {"w": [[[[1, 0], [0, 0]], [[0, 0], [0, 1]]], [[[0, 0.5], [0, 0]], [[0, 0], [2, 0]]]]}),
     ("conv", "transposed", "animate conv-backward", {"input": "6", "channels": "1", "stride": "2"},
      {"w": [[[2, -1, 1]]], "grad_y": [[1, 2]]}),
     ("transpose", "scatter", "diagram conv-transpose", {"input": "2x2", "kernel": "2", "stride": "2"},
@@ -102,6 +105,25 @@ def test_which_arrays_a_mode_edits():
     assert editable("transpose", "gather") == ["w", "x"]
     # b is not among the arrays at all while the bias is off: the page drops an edited b then
     assert "b" not in serve.render_answer("conv", {})["arrays"]
+
+
+@pytest.mark.parametrize("fig, kind, params, arrays, line", [
+    ("transpose", "diagram conv-transpose", {"input": "2", "kernel": "2"}, {"w": [[[1, 2, 3]]]},
+     "--w: expected shape 1x1x2 for 1 input channel, 1 filter and kernel 2, got 1x1x3"),
+    ("pool", "diagram pool", {"input": "3", "kernel": "2"}, {"grad_y": [[1, 2]]},
+     "--grad-y: expected shape 1x1 for 1 channel and output 1, got 1x2"),
+    ("pool", "diagram pool", {"input": "3", "kernel": "2"}, {"x": [1, 2, 3]},
+     "--x: expected shape 1x3 for 1 channel and input 3, got 3"),
+])
+def test_every_figure_checks_its_shapes(server, capsys, tmp_path, fig, kind, params, arrays, line):
+    """Whatever check a figure applies in the explorer, the shapes are the drawn kind's (the CLI's line)."""
+    status, answer = post(server, "/api/render", {"figure": fig, "params": {**params, **arrays}})
+    assert status == 400 and answer == {"error": line, "param": next(iter(arrays))}
+    given = {**params, **{k: json.dumps(v) for k, v in arrays.items()}}
+    argv = kind.split() + [a for k, v in given.items() for a in (f"--{k.replace('_', '-')}", v)]
+    with pytest.raises(SystemExit):
+        cli.main(argv + ["-o", str(tmp_path / "f.svg")])
+    assert capsys.readouterr().err.strip() == f"viz: error: {line}" and not (tmp_path / "f.svg").exists()
 
 
 def test_bad_arrays_get_the_command_lines_line(server, capsys):
