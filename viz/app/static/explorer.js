@@ -294,7 +294,11 @@ function selectFigure(id) {
 
 async function init() {
   state.editor = new VizArrays.ArrayEditor($("arrays"), {
-    onCommit(name, shape, values) { state.arrays[state.figure.id][name] = { shape, values }; schedule(0); },
+    onCommit(name, shape, values) {
+      state.arrays[state.figure.id][name] = { shape, values };
+      state.editor.say("");       // an earlier "dropped" line is about numbers no longer shown
+      schedule(0);
+    },
     onInvalid(message, name) { clearTimeout(state.timer); showError(message, name); },
     onReset: resetArrays,
   });
