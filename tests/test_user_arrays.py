@@ -278,3 +278,22 @@ def test_layer_input_must_match_and_geometry_is_not_given_twice():
         viz.figure("animate conv", layer=layer, kernel=3)
     fig = viz.figure("animate conv", layer=layer, input=9)   # no x: the seeded example input, 3 channels
     assert fig.values["channels"] == 3 and fig.values["input"] == (9,) and fig.values["x"] is None
+
+
+def test_the_command_line_shown_reproduces_a_figure_with_arrays(tmp_path):
+    """The `viz ...` line galleries and the explorer show is one shell word per value (arrays quoted,
+    whole numbers without ".0") and, run, draws the same Story."""
+    import shlex
+
+    from viz.app.cli import cli
+
+    kind = get("animate conv")
+    values = kind.validate({"input": 5, "channels": 2, "filters": 2, "kernel": 2, "stride": 2,
+                            "x": [[1, 2, 3, 4.5, 5], [0, -1, 2, 1, 3]], "bias": "[2, -1]"})
+    out = tmp_path / "my fig.story.json"
+    line = kind.command_line(values, "story.json", str(out))
+    assert "'[[1,2,3,4.5,5],[0,-1,2,1,3]]'" in line and "--b '[2,-1]'" in line, line
+    words = shlex.split(line)
+    r = CliRunner().invoke(cli, words[1:], prog_name="viz")
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text()) == forward_story(values).to_dict()

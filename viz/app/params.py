@@ -345,9 +345,14 @@ class ArrayParam(Param, type_name="array"):
         return _nested(a)
 
     def format(self, value) -> str:
+        """JSON, whole numbers without ".0" (as a person types them): [[1,-2.5]]."""
         import json
 
-        return json.dumps(value, separators=(",", ":"))
+        def plain(v):
+            if isinstance(v, (list, tuple)):
+                return [plain(e) for e in v]
+            return int(v) if float(v).is_integer() else float(v)
+        return json.dumps(plain(value), separators=(",", ":"))
 
 
 def _nested(a):

@@ -13,6 +13,8 @@ are parameters with ``render_option=True``, kept apart by `FigureKind.render_opt
 """
 from __future__ import annotations
 
+import shlex
+
 import dataclasses
 import importlib
 from dataclasses import dataclass
@@ -164,7 +166,7 @@ class FigureKind:
             words += ["--format", fmt]
         if out is not None:
             words += ["-o", out]
-        return " ".join(words)
+        return " ".join(shlex.quote(w) for w in words)      # arrays and odd paths stay one word in a shell
 
     def render_to(self, values: dict, out: Path, fmt: str) -> None:
         """Render validated parameters to `out` in format `fmt` (atomically, by the renderer)."""
