@@ -97,7 +97,7 @@ def test_editing_a_cell_redraws_the_output_the_reference_computes(page):
     y1 = texts(page, "y")
     assert settle(page, "y", y1) == [fmt_value(v, False) for v in conv.conv(x, w).ravel()]
     assert page.locator('#arrays .array[data-array="x"]').get_attribute("class").split() == ["array", "edited"]
-    assert "--x [[" in page.locator("#command").text_content()
+    assert "--x '[[" in page.locator("#command").text_content()
     # the backward mode draws the same x and w, with its own ∂ℓ/∂y cells
     page.click('#modes button[data-mode="backward"]')
     wait_cells(page, "grad_y", 4)
@@ -153,13 +153,13 @@ def test_a_geometry_the_array_no_longer_fits_drops_it(page):
         "The seeded example is drawn instead.")
     wait_cells(page, "w", 4)
     command = page.locator("#command").text_content()
-    assert "--w" not in command and "--x [[5.0," in command                  # x still fits: kept
+    assert "--w" not in command and "--x '[[5," in command                  # x still fits: kept
     assert cell(page, "x[1,1]").input_value() == "5"
     # the bias: an edited b is dropped when the bias is switched off (else giving b turns it back on)
     page.locator("#p-bias").check()
     wait_cells(page, "b", 1)
     cell(page, "b[1]").fill("3")
-    page.wait_for_function("() => document.getElementById('command').textContent.includes('--b [')")
+    page.wait_for_function("() => document.getElementById('command').textContent.includes(\"--b '[\")")
     page.locator("#p-bias").uncheck()
     page.wait_for_function("() => !document.querySelector(\"#arrays .array[data-array='b']\")")
     assert "Dropped your b (1): these parameters do not use it." in page.locator("#arrays .arrays-note").text_content()

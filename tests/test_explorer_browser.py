@@ -56,6 +56,8 @@ def set_params(page, params: dict, mode: str = "forward") -> dict:
     for p in ("input", "kernel", "stride", "padding", "dilation"):
         page.fill(f"#p-{p}", params.get(p, kind.param(p).format(kind.param(p).default)))
     page.locator("#p-channels").fill(params.get("channels", "5"))
+    for p in ("filters", "groups"):
+        page.locator(f"#p-{p}").fill(params.get(p, "1"))
     page.click(f'#modes button[data-mode="{mode}"]')
     shown = figures.get("animate conv" if mode == "forward" else "animate conv-backward")
     command = shown.command_line(values)                  # what makes this mode: its own kind
@@ -158,6 +160,26 @@ def test_linked_views_light_the_windows(page, params):
         assert got.get("grad_x", []) == keys((c, *t) for c in range(C) for t in real), o
         assert got["what"] == "read-by" and "scatters its stamp" in got["text"]
     assert page.errors == []
+
+
+def test_several_filters_light_their_kernel_and_their_group_only(page):
+    """4 filters in 2 groups over 4 channels: y3[n] (filter 3, group 2) lights x3, x4 only and, of the
+    8 kernel rows (filter, channel of its group), only filter 3's two."""
+    values = set_params(page, {"input": "6", "kernel": "3", "stride": "2", "channels": "4", "filters": "4",
+                               "groups": "2"}, "forward")
+    g, win, lo = geometry(values)
+    for f in range(4):
+        chans = range(2 * (f // 2), 2 * (f // 2) + 2)
+        for o in np.ndindex(*g.out_shape):
+            taps = [tuple(int(v) for v in t + lo) for t in win.indices[o].reshape(-1, g.ndim)]
+            got = hover(page, "y", (f, *o))
+            assert got["x"] == keys((c, *t) for c in chans for t in taps), (f, o)
+            assert got["w"] == keys((r, j) for r in (2 * f, 2 * f + 1) for j in range(3)), (f, o)
+            assert f"filter {f + 1} reads x{chans[0] + 1}, x{chans[1] + 1} (group {f // 2 + 1} of 2)" in got["text"]
+    names = page.evaluate("() => [...document.querySelectorAll('svg.grid[data-grid=\"w\"] text.row-label')]"
+                          ".map((t) => t.textContent)")
+    assert names == ["w1[x1]", "w1[x2]", "w2[x1]", "w2[x2]", "w3[x3]", "w3[x4]", "w4[x3]", "w4[x4]"]
+    set_params(page, {"input": "7", "kernel": "3", "stride": "2"}, "forward")     # back to one filter
 
 
 def test_keyboard_zoom_and_legibility(page, tmp_path):

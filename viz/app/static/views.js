@@ -158,7 +158,13 @@ const VizViews = (() => {
       const panelW = L.cols * cell, panelH = (L.stacked ? L.channels : L.rows) * cell;
       const panelsDown = L.stacked ? 1 : Math.ceil(L.channels / L.perRow);
       const labelH = L.hasChannel && !L.stacked && L.channels > 1 ? 14 : 0;
-      const width = L.perRow * panelW + (L.perRow - 1) * cell / 2 + 2;
+      // channels the Story names ("x2", "w3[x4]": filter 3's slice for channel 4) are labelled so:
+      // above a 2-D channel's panel, left of a 1-D channel's row
+      const names = (g.axis_labels && g.axis_labels[0]) || [];
+      const named = L.hasChannel && L.channels > 1 && names.length === L.channels &&
+                    names.every((n) => n && !/^\d+$/.test(n));
+      const rowNameW = L.stacked && named ? 6 + 7 * Math.max(...names.map((n) => [...n].length)) : 0;
+      const width = rowNameW + L.perRow * panelW + (L.perRow - 1) * cell / 2 + 2;
       const height = panelsDown * (panelH + labelH) + (panelsDown - 1) * cell / 2 + 2;
       const root = svg("svg", { class: "grid", "data-grid": g.name, "data-role": g.role, tabindex: 0,
                                 width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
@@ -171,10 +177,12 @@ const VizViews = (() => {
         const col = sp[sp.length - 1] || 0;
         const row = L.stacked ? ch : (sp.length >= 2 ? sp[sp.length - 2] : 0);
         const panel = L.stacked ? 0 : ch;
-        const px = (panel % L.perRow) * (panelW + cell / 2) + 1;
+        const px = rowNameW + (panel % L.perRow) * (panelW + cell / 2) + 1;
         const py = Math.floor(panel / L.perRow) * (panelH + labelH + cell / 2) + labelH + 1;
         if (labelH && row === 0 && col === 0)
-          root.append(svg("text", { x: px, y: py - 4, class: "panel-label" }, `${g.label} ${ch + 1}`));
+          root.append(svg("text", { x: px, y: py - 4, class: "panel-label" }, named ? names[ch] : `${g.label} ${ch + 1}`));
+        if (rowNameW && col === 0)
+          root.append(svg("text", { x: 1, y: py + row * cell + inner / 2, class: "panel-label row-label" }, names[ch]));
         const x = px + col * cell, y = py + row * cell;
         let cls = `cell role-${g.role}`;
         if (g.padding && g.padding[f]) cls += " pad";
@@ -249,8 +257,9 @@ const VizViews = (() => {
     }
 
     lightStep(s, current = true) {
+      const weighed = this.weighed(s);
       for (const lit of s.lit) {
-        if (!this.drawnGrids.has(lit.target)) continue;
+        if (!this.drawnGrids.has(lit.target) || lit.target === weighed) continue;   // lit tap by tap below
         for (const c of lit.cells) this.light(lit.target, c, LIT[lit.role] || "lit-window");
       }
       for (const c of this.sourcesOf(s)) this.light(this.view.sources, c, "lit-window");
@@ -260,10 +269,17 @@ const VizViews = (() => {
 
     // The weights a step multiplies: its data.taps lists the cells read in the kernel's row-major
     // order, so the n-th tap pairs with the kernel's n-th cell (every channel): lit like that tap.
-    lightWeights(s) {
+    // The kernel grid this step's weights are lit on tap by tap (null: none).
+    weighed(s) {
       const name = this.view.kernel;
       const taps = s.data && s.data.taps;
-      if (!name || !Array.isArray(taps) || !this.drawnGrids.has(name)) return;
+      return name && Array.isArray(taps) && taps.length && this.drawnGrids.has(name) ? name : null;
+    }
+
+    lightWeights(s) {
+      const name = this.weighed(s);
+      if (!name) return;
+      const taps = s.data.taps;
       const roles = new Map();
       for (const lit of s.lit) {
         if (!READS.has(lit.role)) continue;
@@ -272,11 +288,13 @@ const VizViews = (() => {
       const L = layout(this.gridNamed(name), this.nd);
       const spatial = L.hasChannel ? L.shape.slice(1) : L.shape;
       const kernel = [...cells(spatial)].map(([, c]) => c);
+      // several filters: the Story lights the kernel in use (its rows); else every channel's taps
+      const own = s.lit.filter((l) => l.target === name).flatMap((l) => l.cells.map((c) => c[0]));
+      const rows = own.length ? [...new Set(own)] : [...Array(L.channels).keys()];
       taps.forEach((t, n) => {
         const role = roles.get(key(t));
         if (!READS.has(role) || !kernel[n]) return;
-        for (let ch = 0; ch < L.channels; ch++)
-          this.light(name, L.hasChannel ? [ch, ...kernel[n]] : kernel[n], LIT[role]);
+        for (const ch of rows) this.light(name, L.hasChannel ? [ch, ...kernel[n]] : kernel[n], LIT[role]);
       });
     }
 
