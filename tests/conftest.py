@@ -44,3 +44,20 @@ def server():
     srv.shutdown()
     srv.server_close()
     thread.join(5)
+
+
+CHROMIUM = "/usr/bin/chromium"        # Debian's Chromium, never a browser Playwright downloads
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium through Playwright, one per test module; skipped where it is not installed."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (./tasks test installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

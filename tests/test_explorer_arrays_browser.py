@@ -5,7 +5,6 @@ brings the seeded example back; the cells are labelled 1-based and keyboard navi
 or is clipped at 1280 and 700 px, light and dark (screenshots in tmp_path, looked at)."""
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
@@ -15,21 +14,9 @@ from viz import conv, pool
 from viz.app import registry as figures
 from viz.text import fmt_value
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (./tasks test installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ the stale view; no console errors. Screenshots of every mode go to tmp_path (and
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import shutil
 
@@ -15,7 +14,6 @@ import pytest
 from viz import conv
 from viz.app import registry as figures, serve
 
-CHROMIUM = "/usr/bin/chromium"
 HAVE_DOT = shutil.which("dot") is not None and importlib.util.find_spec("diagrams.figures") is not None
 pytestmark = pytest.mark.browser
 
@@ -29,24 +27,17 @@ GEOMETRIES = [   # 1-D and 2-D, padding, stride, dilation, channels, unread trai
 
 
 @pytest.fixture(scope="module")
-def page(server):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (./tasks test installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = b.new_page(viewport={"width": 1280, "height": 900})
-        page.errors = []
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        # the browser logs every 400 answer (the invalid values tried on purpose); anything else counts
-        page.on("console", lambda m: page.errors.append(m.text)
-                if m.type == "error" and "status of 400" not in m.text else None)
-        page.goto(server.url + "#conv")
-        page.wait_for_selector("svg.grid")
-        yield page
-        b.close()
+def page(server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    # the browser logs every 400 answer (the invalid values tried on purpose); anything else counts
+    page.on("console", lambda m: page.errors.append(m.text)
+            if m.type == "error" and "status of 400" not in m.text else None)
+    page.goto(server.url + "#conv")
+    page.wait_for_selector("svg.grid")
+    yield page
+    page.close()
 
 
 def set_params(page, params: dict, mode: str = "forward") -> dict:

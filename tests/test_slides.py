@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
 HOMEWORK = {"input": "7", "channels": 5, "kernel": 3, "stride": 2}
 HOMEWORK_ARGS = ["--input", "7", "--channels", "5", "--kernel", "3", "--stride", "2"]
 
@@ -252,17 +251,6 @@ def test_missing_reveal_is_one_line(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (./tasks test installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        yield b
-        b.close()
 
 
 def test_homework_deck_in_chromium_offline(homework, browser):
