@@ -78,13 +78,15 @@ def _arc_peak(lag: int, longest: int) -> float:
 class GradientFlow(StoryScene):
     """BPTT for the gated RNN or AttentionRNN(k/∞), drawn from its Story.
 
-    Parameters as in the registry (model, k, steps, preset, n, m, seed, step_time); other keyword
+    Parameters as in the registry (model, k, steps, preset, n, m, weights, inputs, seed, step_time); other keyword
     arguments go to `manim.Scene`.
     """
 
     def __init__(self, *, model: str = "gated", k: int | None = 2, steps: int = 12, preset: str = "vanish",
-                 n: int = 3, m: int = 3, seed: int = 0, step_time: float = style.STEP_TIME, **scene_kwargs):
-        story = bptt_story(dict(model=model, k=k, steps=steps, preset=preset, n=n, m=m, seed=seed))
+                 n: int = 3, m: int = 3, weights=None, inputs=None, seed: int = 0,
+                 step_time: float = style.STEP_TIME, **scene_kwargs):
+        story = bptt_story(dict(model=model, k=k, steps=steps, preset=preset, n=n, m=m, weights=weights,
+                                inputs=inputs, seed=seed))
         super().__init__(story=story, step_time=step_time, **scene_kwargs)
         self.series = story.series[0]
         self.T = len(self.series.x)

@@ -117,10 +117,13 @@ def bad_values(p: registry.Param) -> list:
         return common + [str(lo - 1), str(hi + 1), f"{lo},", ",", f"{lo},,{lo}", f"+{lo}", "al", f"{lo};{lo}"]
     if p.type == "array":      # viz.arrays says why: no such file, ragged, not numbers, empty, not finite
         return common + ["[[1], [2, 3]]", '["a"]', "[]", "[1, NaN]", "[1, Infinity]", "[[1, 2]", "nope.npy"]
+    if p.type == "weights":    # viz.rnn_weights says why: no such file, not .npz/.json, not an object, bad entry
+        return common + ["nope.npz", "w.npy", "[1, 2]", "{}", '{"W_c": [[1], [2, 3]]}', '{"W_c": "x.npy"}',
+                         '{"W_c": [[NaN]]}', "{W_c: 1}"]
     return common   # a type this file does not know yet (test_every_parameter_type_has_its_bad_values fails)
 
 
-KNOWN_TYPES = ("int", "k", "float", "choice", "flag", "shape", "padding", "list", "array")
+KNOWN_TYPES = ("int", "k", "float", "choice", "flag", "shape", "padding", "list", "array", "weights")
 
 
 def test_every_parameter_type_has_its_bad_values():
@@ -160,7 +163,7 @@ def test_every_bad_value_is_one_line_exit_2_and_no_file(empty_dir, kind, param, 
     value = [f"{param.flag}={raw}"] if param.type == "flag" else [param.flag, raw]
     result = invoke([*kind.key.split(), *_required(kind, param.name), *value, "-o", target])
     line = assert_one_line_error(result.stderr, result.exit_code, 2, param.flag)
-    if param.type not in ("flag", "array"):   # click names a flag given a value; arrays say why they fail
+    if param.type not in ("flag", "array", "weights"):   # click names a flag given a value; arrays say why
         assert f"must be {param.describe_range()}" in line
     assert list(tmp_path.iterdir()) == []
     assert result.stdout == ""
@@ -176,6 +179,7 @@ def test_every_manifest_style_bad_value_names_the_parameter(kind):
                  "shape": [True, [], [1.5], [[1]], (p.min or 0) - 1], "padding": [True, [[1, 2, 3]], -1],
                  "int": [True, 2.5, [1], None], "k": [True, 0, 2.5], "list": [True, [1.5], [[1]], (p.min or 0) - 1],
                  "array": [True, [[1], [2, 3]], ["a"], [], [float("nan")]],
+                 "weights": [True, [[1.0]], {}, {"W_c": [[1], [2, 3]]}, {"W_c": [float("nan")]}, {1: [1.0]}],
                  }.get(p.type, [True])
         for raw in wrong:
             if raw is None and p.default is None:

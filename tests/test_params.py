@@ -66,6 +66,11 @@ def _values(p: params.Param):
             lambda rc: st.lists(st.lists(nums, min_size=rc[1], max_size=rc[1]).map(tuple),
                                 min_size=rc[0], max_size=rc[0]).map(tuple))
         return row | grid
+    if p.type == "weights":       # named arrays, kept as (name, nested tuples) pairs sorted by name
+        nums = st.floats(-1e6, 1e6, allow_nan=False).map(float)
+        grid = st.lists(st.lists(nums, min_size=2, max_size=2).map(tuple), min_size=1, max_size=3).map(tuple)
+        names = st.sampled_from(["W_c", "W_h", "W_x", "Q_0", "K_1"])
+        return st.dictionaries(names, grid, min_size=1, max_size=3).map(lambda d: tuple(sorted(d.items())))
     ints = st.integers(int(p.min), int(min(p.max, 10**6)))
     if p.type == "int":
         return ints

@@ -37,7 +37,7 @@ __all__ = [
     "AttentionRNN", "AttentionTrace", "AttentionGrads", "BASE_CASES", "param_index", "step_lags",
     "softmax", "attention_step", "attention_step_backward", "jacobian", "total_jacobian", "hops",
     "path_lengths", "PRESETS", "PRESET_NOTES", "preset_inputs", "STEP_GAIN", "VANISH_GAIN", "comparison_preset",
-    "comparison_run", "edge_gains", "step_gains", "strongest_path",
+    "comparison_run", "edge_gains", "step_gains", "strongest_path", "weight_names",
 ]
 
 BASE_CASES = ("zeros", "mask")
@@ -64,6 +64,13 @@ def param_index(k: int | None, lag: int) -> int:
     if lag > k:
         raise ValueError(f"lag must be in 0..{k} for k = {k} (got {lag})")
     return lag
+
+
+def weight_names(k: int | None) -> tuple[str, ...]:
+    """The names a file of the user's weights gives Q, K, V (viz.rnn_weights): Q_i, K_i, V_i for every
+    parameter index i (0..k; AttentionRNN(∞): 0 for x[t] and 1 shared by every lag >= 1)."""
+    count = 2 if _check_k(k) is None else k + 1
+    return tuple(f"{letter}_{i}" for letter in "QKV" for i in range(count))
 
 
 def step_lags(k: int | None, base_case: str, t: int) -> np.ndarray:
@@ -437,16 +444,30 @@ def path_lengths(k: int | None, T: int) -> np.ndarray:
 
 
 def attention_run(T: int, n: int, k: int | None, seed: int = 0, preset: str = "none",
-                  base_case: str = "zeros", scale: float = 1.0, backward: bool = True) -> FigureRun:
+                  base_case: str = "zeros", scale: float = 1.0, backward: bool = True,
+                  weights: dict | None = None, inputs=None) -> FigureRun:
     """The AttentionRNN the figures draw: preset "none" is `AttentionRNN(n, k, seed, base_case, scale)`
-    on `random_inputs`; a preset name (PRESETS) is `AttentionRNN.preset` on its `preset_inputs`."""
+    on `random_inputs`; a preset name (PRESETS) is `AttentionRNN.preset` on its `preset_inputs`.
+    `weights` ({Q_i, K_i, V_i}, `weight_names(k)`) replace Q, K, V and `inputs` (T, n) the inputs."""
     if preset == "none":
         model = AttentionRNN(n, k, seed=seed, base_case=base_case, scale=scale)
         xs = random_inputs(T, n, seed=seed)
     else:
         model = AttentionRNN.preset(preset, n=n, k=k, seed=seed, base_case=base_case)
         xs = preset_inputs(preset, T, n=n, seed=seed)
+    if weights is not None:
+        set_weights(model, weights)
+    if inputs is not None:
+        xs = check_array("inputs", inputs, (T, n))
     return figure_run(model, xs, seed, backward)
+
+
+def set_weights(model: AttentionRNN, weights: dict) -> AttentionRNN:
+    """Q, K, V stacked from {Q_i, K_i, V_i} (`weight_names(model.k)`): index i is `param_index`'s."""
+    count = model.param_shape[0]
+    model.Q, model.K, model.V = (np.stack([np.asarray(weights[f"{letter}_{i}"], dtype=float)
+                                           for i in range(count)]) for letter in "QKV")
+    return model
 
 
 # --------------------------------------------------------------------------------------------------

@@ -31,10 +31,11 @@ import numpy as np
 __all__ = [
     "GatedRNN", "GatedTrace", "GatedGrads", "sigmoid", "gated_step", "gated_step_backward",
     "jacobian", "jacobian_product", "jacobian_bound", "random_inputs", "preset_inputs",
-    "last_step_upstream", "PRESETS", "edge_gains",
+    "last_step_upstream", "PRESETS", "edge_gains", "WEIGHT_NAMES",
 ]
 
 PRESETS = ("vanish", "survive", "explode")
+WEIGHT_NAMES = ("W_c", "W_h", "W_x")     # the names a file of the user's weights gives them (viz.rnn_weights)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -463,11 +464,17 @@ def figure_run(model, xs: np.ndarray, seed: int, backward: bool) -> FigureRun:
 
 
 def gated_run(T: int, n: int, m: int, seed: int = 0, preset: str = "none", scale: float = 1.0,
-              backward: bool = True) -> FigureRun:
+              backward: bool = True, weights: dict | None = None, inputs=None) -> FigureRun:
     """The gated RNN the figures draw: preset "none" is `GatedRNN(n, m, seed, scale)` on
-    `random_inputs`; a preset name (PRESETS) is `GatedRNN.preset` on its `preset_inputs`."""
+    `random_inputs`; a preset name (PRESETS) is `GatedRNN.preset` on its `preset_inputs`.
+    `weights` ({W_c, W_h, W_x}) replace the model's weights and `inputs` (T, n) its inputs: the user's
+    own numbers (viz.rnn_weights checks them with one-line messages; here the setters check shapes)."""
     if preset == "none":
         model, xs = GatedRNN(n, m, seed=seed, scale=scale), random_inputs(T, n, seed=seed)
     else:
         model, xs = GatedRNN.preset(preset, n=n, m=m, seed=seed), preset_inputs(preset, T, n=n, seed=seed)
+    if weights is not None:
+        model.W_c, model.W_h, model.W_x = (weights[name] for name in WEIGHT_NAMES)
+    if inputs is not None:
+        xs = check_array("inputs", inputs, (T, n))
     return figure_run(model, xs, seed, backward)

@@ -49,6 +49,7 @@ class Param:
       k                a positive int in [min, max], or ``inf`` (AttentionRNN(∞), stored as None)
       list             positive ints ``1,3,5`` or ``all`` (stored as ())
       array            a user array: JSON, nested list, .npy/.json/.csv path (stored as nested tuples)
+      weights          named user arrays: a .npz/.json file, a JSON object, a dict (stored as (name, array) pairs)
     """
 
     name: str
@@ -353,6 +354,41 @@ class ArrayParam(Param, type_name="array"):
                 return [plain(e) for e in v]
             return int(v) if float(v).is_integer() else float(v)
         return json.dumps(plain(value), separators=(",", ":"))
+
+
+class WeightsParam(Param, type_name="weights"):
+    """Named user arrays (viz.rnn_weights): a .npz file, a .json file or JSON object of arrays, or from
+    Python a dict of arrays or tensors. Kept as ((name, nested tuples), ...) sorted by name (hashable,
+    cache-keyable); formats as a JSON object. Which names and shapes a model needs is the kind's check.
+    Like an array it is the user's data, never a form field: manifests resolve its path against the
+    manifest's folder and the explorer takes none (`USER_DATA_TYPES`)."""
+    metavar = "FILE.npz"
+
+    def describe_range(self) -> str:
+        return 'a .npz or .json file of named arrays, or a JSON object like {"W_c": [[1, 2]], ...}'
+
+    def parse(self, raw):
+        return None if raw is None or (isinstance(raw, str) and raw.strip() == "null") else self._parse(raw)
+
+    def _parse(self, raw):
+        from viz.arrays import ArrayError
+        from viz.rnn_weights import read_weights
+
+        if isinstance(raw, (bool, int, float, list)):
+            raise self._fail(raw)
+        try:
+            weights = read_weights(raw, self.name)
+        except ArrayError as err:
+            raise ParamError(self.name, str(err)) from None
+        return tuple((key, _nested(weights[key])) for key in sorted(weights))
+
+    def format(self, value) -> str:
+        return json.dumps({key: array for key, array in value}, separators=(",", ":"))
+
+
+# parameter types whose values are the user's own numbers, given inline or as a file: a manifest resolves a
+# relative path against its folder, the explorer takes them only as JSON arrays it was sent (never a path)
+USER_DATA_TYPES = ("array", "weights")
 
 
 def _nested(a):

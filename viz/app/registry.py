@@ -414,6 +414,69 @@ def _check_gated_preset(values: dict) -> None:
         raise ParamError("m", f"--m: the explode preset needs m >= 2 (got {values['m']})")
 
 
+def _check_recurrent(values: dict) -> None:
+    """The recurrent kinds: the preset's own limit, then the user's weights and inputs (one line naming
+    the flag and the key; with --weights the preset and scale do not apply and must stay unset)."""
+    kind = _recurrent_kind(values)
+    if values.get("weights") is not None:
+        for name in ("preset", "scale"):
+            if name in values and values[name] != kind.param(name).default:
+                raise ParamError(name, f"--{name}: does not apply with --weights (your weights replace the "
+                                       f"preset's; leave --{name} out)")
+    if kind is not ATTENTION_DIAGRAM:
+        _check_gated_preset(values)
+    _check_given_arrays(values, _recurrent_inputs(values))
+    if values.get("weights") is not None:
+        from viz.arrays import ArrayError
+        from viz.rnn_weights import check_weights, model_words, shapes_for
+
+        model = values.get("model", "gated" if kind is GATED_DIAGRAM else "attention")
+        k = values.get("k") if model == "attention" else None
+        try:
+            check_weights(dict(values["weights"]), shapes_for(model, values["n"], values.get("m"), k),
+                          model_words(model, k))
+        except ArrayError as err:
+            raise ParamError("weights", str(err)) from None
+    if values.get("weights") is not None or values.get("inputs") is not None:
+        _check_user_run(kind, values)
+
+
+def _recurrent_kind(values: dict) -> FigureKind:
+    """Which recurrent kind validated `values` (they share one check; each has its own parameters)."""
+    return next(k for k in (GATED_DIAGRAM, ATTENTION_DIAGRAM, BPTT_ANIMATION)
+                if set(values) == {p.name for p in k.params})
+
+
+def _check_user_run(kind: FigureKind, values: dict) -> None:
+    """The user's numbers run through the figure's Story before anything renders: an overflow in
+    float64 is one line naming --weights or --inputs (the Story's own message)."""
+    try:
+        kind.build_story(values)
+    except ValueError as err:
+        message = " ".join(str(err).split())
+        name = "inputs" if message.startswith("--inputs") else "weights"
+        raise ParamError(name, message if message.startswith("--") else f"--{name}: {message}") from None
+
+
+def _recurrent_inputs(values: dict) -> dict:
+    """{"inputs": ((T, n), "for ...")}: x[1..T], one row per step."""
+    T, n = values["steps"], values["n"]
+    return {"inputs": ((T, n), f"T = {T} steps (--steps) of input size n = {n} (--n)")}
+
+
+_WEIGHTS_HELP = (" (.npz, .json or a JSON object; with it --preset and --scale do not apply) "
+                 "[default: the preset's or seeded weights]")
+_INPUTS = Param("inputs", "array", None, "Your inputs x[1..T], shape steps x n (a JSON array or a .npy, .json "
+                "or .csv file) [default: the preset's or seeded inputs].")
+_GATED_WEIGHTS = Param("weights", "weights", None, "Your weights W_c (m x n), W_h (m x m), W_x (m x n)"
+                       + _WEIGHTS_HELP + ".")
+_ATTENTION_WEIGHTS = Param("weights", "weights", None, "Your weights Q_i, K_i, V_i (n x n each) for i = 0..k "
+                           "(i = 0: x[t]; for k = inf, i = 0 and 1, shared by every lag)" + _WEIGHTS_HELP + ".")
+_BPTT_WEIGHTS = Param("weights", "weights", None, "Your weights: --model gated W_c, W_h, W_x; --model attention "
+                      "Q_i, K_i, V_i for i = 0..k (k = inf: i = 0, 1)" + _WEIGHTS_HELP.replace(
+                          "--preset and --scale do", "--preset does") + ".")
+
+
 SHAPE = FigureKind(
     command="shape", name="",
     summary="Output shape of a (transposed) convolution, with the formula per axis and the unread inputs.",
@@ -459,11 +522,11 @@ GATED_DIAGRAM = FigureKind(
     params=_DIAGRAM_COMMON + (
         Param("n", "int", 3, "Input size n.", min=1, max=8),
         Param("m", "int", 3, "State size m.", min=1, max=8),
-        _DIAGRAM_PRESET, _SCALE,
+        _DIAGRAM_PRESET, _SCALE, _GATED_WEIGHTS, _INPUTS,
     ) + _DIAGRAM_TAIL,
     formats=("svg", "png", "pdf", "dot"),
     render="viz.app.registry:_render_diagram",
-    check=_check_gated_preset,
+    check=_check_recurrent,
     story="viz.story.graphs.figure:gated_story",
 )
 
@@ -478,10 +541,11 @@ ATTENTION_DIAGRAM = FigureKind(
               "States before h[1]: zeros (literal rule, they take softmax mass) or mask (excluded); "
               "AttentionRNN(∞) always reads existing states only.",
               choices=("zeros", "mask")),
-        _DIAGRAM_PRESET, _SCALE,
+        _DIAGRAM_PRESET, _SCALE, _ATTENTION_WEIGHTS, _INPUTS,
     ) + _DIAGRAM_TAIL,
     formats=("svg", "png", "pdf", "dot"),
     render="viz.app.registry:_render_diagram",
+    check=_check_recurrent,
     story="viz.story.graphs.figure:attention_story",
 )
 
@@ -529,10 +593,10 @@ BPTT_ANIMATION = FigureKind(
               choices=("vanish", "survive", "explode")),
         Param("n", "int", 3, "Input size n.", min=1, max=8),
         Param("m", "int", 3, "State size m (gated RNN).", min=1, max=8, applies=(("model", ("gated",)),)),
-        SEED, QUALITY, STEP_TIME),
+        _BPTT_WEIGHTS, _INPUTS, SEED, QUALITY, STEP_TIME),
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
-    check=_check_gated_preset,
+    check=_check_recurrent,
     story="viz.story.bptt:bptt_story",
 )
 

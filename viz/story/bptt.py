@@ -26,6 +26,7 @@ import numpy as np
 from viz import attention as A
 from viz import rnn
 from viz.story.core import Caption, Claim, Edge, Graph, Line, Lit, Node, Series, Step, Story, Write
+from viz.story.graphs.figure import EXPLODE, VANISH, check_finite, source_words, story_params, user_captions, user_data
 from viz.text import fmt_decade, fmt_sci, fmt_value
 
 MODELS = ("gated", "attention")
@@ -46,6 +47,7 @@ class Run:
     weights: dict              # (s, t) -> attention weight a (1.0 in the gated RNN)
     gains: dict                # (s, t) -> ||∂h[t]/∂h[s]||_2 for real states s >= 1
     norms: np.ndarray          # (T,) ||δ[t]||
+    own: str = ""              # "your weights", "your inputs", both: the user's numbers, not a preset's
 
     @property
     def ratio(self) -> float:
@@ -63,17 +65,22 @@ def gated_gain(gated: Run, preset: str) -> float | None:
 
 
 def reference_run(model: str, k, T: int, n: int, m: int, seed: int, preset: str,
-                  gain: float | None = None) -> Run:
+                  gain: float | None = None, user: dict | None = None) -> Run:
+    """One run of the figure. `user` ({"weights", "inputs"}, either None) replaces the preset's numbers:
+    the gated RNN takes them into `rnn.gated_run`; AttentionRNN runs `attention.attention_run` with them
+    (its own preset's weights when only inputs are given: no gated RNN gain to compare at)."""
     if model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)} (got {model!r})")
     T = rnn.check_int("steps", T, 1)
+    own = bool(user) and any(v is not None for v in user.values())
     if model == "gated":
-        run = rnn.gated_run(T, n, m, seed=seed, preset=preset)
+        run = rnn.gated_run(T, n, m, seed=seed, preset=preset, **(user if own else {}))
         reads = tuple((t - 1, t) for t in range(1, T + 1))
         weights = {e: 1.0 for e in reads}
         gains = rnn.edge_gains(run.trace)
     else:
-        run = A.comparison_run(T, n, k, seed=seed, preset=preset, gain=gain)
+        run = A.attention_run(T, n, k, seed=seed, preset=preset if user["weights"] is None else "none",
+                              **user) if own else A.comparison_run(T, n, k, seed=seed, preset=preset, gain=gain)
         tr, reads, weights = run.trace, [], {}
         for t in range(1, T + 1):
             for lag, present, a in zip(tr.lags[t - 1], tr.present[t - 1], tr.a[t - 1]):
@@ -81,7 +88,8 @@ def reference_run(model: str, k, T: int, n: int, m: int, seed: int, preset: str,
                     reads.append((t - int(lag), t))
                     weights[(t - int(lag), t)] = float(a)
         reads, gains = tuple(reads), A.edge_gains(tr)
-    return Run(model, k, T, run, reads, weights, gains, np.asarray(run.grads.delta_norms, dtype=float))
+    return Run(model, k, T, run, reads, weights, gains, np.asarray(run.grads.delta_norms, dtype=float),
+               source_words(user or {}))
 
 
 def shared_limits(gated: Run, n: int, seed: int, preset: str, gain: float, also: Run) -> tuple[int, int]:
@@ -90,7 +98,11 @@ def shared_limits(gated: Run, n: int, seed: int, preset: str, gain: float, also:
     the figure's own run, should another k reach further)."""
     runs = [gated, also] + [reference_run("attention", k, gated.T, n, 1, seed, preset, gain)
                             for k in (1, 2, 3, None)]
-    norms = np.concatenate([r.norms for r in runs])
+    return limits(np.concatenate([r.norms for r in runs]))
+
+
+def limits(norms: np.ndarray) -> tuple[int, int]:
+    """Decades (lo, hi) of a log axis every positive norm stands on: at least FLOOR above lo, below hi."""
     positive = norms[norms > 0]
     lo = math.floor(math.log10(positive.min()) - FLOOR) if positive.size else -1
     hi = max(math.ceil(math.log10(positive.max()) - SLACK) if positive.size else 0, lo + 1)
@@ -210,13 +222,58 @@ def _attention_preset_caption(r: Run, preset: str, gain: float, back: np.ndarray
     return Caption(text, tuple(c for c in claims if T > 1))
 
 
+def _own_caption(r: Run, preset: str) -> Caption:
+    """The user's numbers: what the measured norms say, nothing a preset promised. The verdict is the
+    diagrams' (per-step factor ρ = (‖δ[1]‖/‖δ[T]‖)^(1/(T−1)) below VANISH, above EXPLODE, or between);
+    the Jacobians' sizes are said only where they hold for every step, each with its claim."""
+    T, norms = r.T, r.norms
+    weights = "your weights" if "weights" in r.own else f"the {preset} preset's weights"
+    inputs = "your inputs" if "inputs" in r.own else ("seeded inputs" if "weights" in r.own else "")
+    head = f"{weights[0].upper()}{weights[1:]} on {inputs or 'their inputs'}"
+    if T == 1:
+        return Caption(f"{head}: one step, so δ[1] = ∂ℓ/∂h[1] and nothing travels back.")
+    ratio = float(norms[0] / norms[-1])
+    rho = ratio ** (1.0 / (T - 1))
+    verdict, rel, bound = ("vanishes", "<", VANISH) if rho < VANISH else ("explodes", ">", EXPLODE) \
+        if rho > EXPLODE else ("survives", "<=", EXPLODE)
+    claims = [_claim(verdict, f"the gradient {verdict}: per-step factor {rel} {bound:g}", rho, rel, bound,
+                     "(‖δ[1]‖/‖δ[T]‖)^(1/(T−1))")]
+    if verdict == "survives":
+        claims.append(_claim("survives-low", f"and does not vanish: per-step factor ≥ {VANISH:g}", rho, ">=",
+                             VANISH, "(‖δ[1]‖/‖δ[T]‖)^(1/(T−1))"))
+    text = (f"{head}: the gradient {verdict} on its way back, ‖δ[1]‖/‖δ[{T}]‖ = {fmt_sci(ratio)} over {T - 1} "
+            f"steps ({fmt_value(rho)} per step).")
+    what = "‖J[t]‖₂" if r.model == "gated" else "‖∂h[t]/∂h[t−i]‖₂"
+    gains = np.array(list(r.gains.values())) if r.gains else np.ones(1)
+    back = norms[:-1] / np.where(norms[1:] > 0, norms[1:], np.inf)      # ‖δ[t]‖/‖δ[t+1]‖ (0 after a 0)
+    text += f" {what} = {fmt_value(gains.min())} … {fmt_value(gains.max())}"
+    if gains.max() < 1:
+        text += ": every one shrinks"
+        claims.append(_claim("contracts", f"every {what} < 1", gains.max(), "<", 1, f"max {what}"))
+    elif gains.min() > 1:
+        text += ": every one stretches some direction"
+        claims.append(_claim("expands", f"every {what} > 1", gains.min(), ">", 1, f"min {what}"))
+    if back.max() < 1:
+        text += "; every step back shrinks δ."
+        claims.append(_claim("shrinks", "every step back shrinks δ", back.max(), "<", 1, "max ‖δ[t]‖/‖δ[t+1]‖"))
+    elif back.min() > 1:
+        text += "; every step back grows δ."
+        claims.append(_claim("grows", "every step back grows δ", back.min(), ">", 1, "min ‖δ[t]‖/‖δ[t+1]‖"))
+    else:
+        text += "."
+    return Caption(text, tuple(claims))
+
+
 def _path_caption(r: Run, path: list[int], gain: float) -> Caption:
     T = r.T
     if T == 1:
         return Caption("The loss reads h[1] directly: δ[1] = ∂ℓ/∂h[1].",
                        (_claim("direct", "‖δ[1]‖ = ‖∂ℓ/∂h[1]‖ = 1", abs(r.norms[0] - 1), "<", 1e-12),))
     caption = _path_sentence(r, path, gain)
-    share = path_share(r, path)
+    with np.errstate(all="ignore"):
+        share = path_share(r, path)
+    if not (math.isfinite(share) and math.isfinite(gain)):     # only the user's numbers get here
+        raise _path_overflow(r)
     rest = ("the other paths add the rest" if share < 0.995 else "the gradient takes this path")
     return Caption(f"{caption.text} Alone it carries {fmt_value(100 * share, integer=share >= 0.1)}% of ‖δ[1]‖: "
                    f"{rest}.",
@@ -244,8 +301,8 @@ def _path_sentence(r: Run, path: list[int], gain: float) -> Caption:
             (_claim("fewest-hops", "the strongest path takes the fewest hops", hops, "==", fewest),))
     return Caption(
         f"The strongest path back is the {hops}-hop chain {_times(path)} (yellow, gain {fmt_sci(gain)}), "
-        f"not the {fewest}-hop shortcut over skip edges (gain {fmt_sci(_path_gain(r.gains, shortcut))}): "
-        "the skip edges get almost no attention.",
+        f"not the {fewest}-hop shortcut over skip edges (gain {fmt_sci(_path_gain(r.gains, shortcut))})"
+        + ("." if r.own else ": the skip edges get almost no attention."),
         (_claim("chain-beats-shortcut", "the chain carries more than the shortcut", gain, ">",
                 _path_gain(r.gains, shortcut), "strongest path's gain", "fewest-hops path's gain"),))
 
@@ -285,9 +342,12 @@ def _comparison_caption(r: Run, gated: Run, preset: str, gain: float) -> Caption
 
 def _axis_caption(r: Run, lo: int, hi: int) -> Caption:
     positive = r.norms[r.norms > 0]
+    shared = (f"The log axis, {fmt_decade(lo)} … {fmt_decade(hi)}, spans this run's ‖δ[t]‖ ({r.own}: no axis "
+              "shared with the presets' figures)." if r.own else
+              f"The bars share one log axis, {fmt_decade(lo)} … {fmt_decade(hi)}, with every BPTT figure of this "
+              "preset, T, n and seed (gated RNN and AttentionRNN(1, 2, 3, ∞)), so they can be compared.")
     return Caption(
-        f"The bars share one log axis, {fmt_decade(lo)} … {fmt_decade(hi)}, with every BPTT figure of this "
-        "preset, T, n and seed (gated RNN and AttentionRNN(1, 2, 3, ∞)), so they can be compared.",
+        shared,
         (_claim("axis-low", "every bar stands at least a quarter decade above the axis' bottom",
                 math.log10(positive.min()), ">=", lo + FLOOR, "log10 min ‖δ[t]‖"),
          _claim("axis-high", "every bar is below the axis' top (to 1e−4 of a decade)",
@@ -350,6 +410,8 @@ def _delta_line(r: Run, t: int, sources: list[int]) -> Line:
 def _norm_line(r: Run, t: int) -> Line:
     norm = float(r.norms[t - 1])
     if t == r.T:
+        return Line(f"‖δ[{t}]‖ = {fmt_sci(norm)}", "gradient", (norm,))
+    if r.norms[t] == 0:       # δ[t+1] = 0 (a saturated gate, zero weights): nothing to compare to
         return Line(f"‖δ[{t}]‖ = {fmt_sci(norm)}", "gradient", (norm,))
     factor = norm / float(r.norms[t])
     return Line(f"‖δ[{t}]‖ = {fmt_sci(norm)}   (×{fmt_sci(factor)} of ‖δ[{t + 1}]‖)", "gradient",
@@ -426,28 +488,66 @@ def _summary_step(r: Run, path: list[int], gain: float, done: list[str]) -> Step
                 lines=lines, data={"path": path, "gain": gain})
 
 
+def _path_overflow(r: Run) -> ValueError:
+    flag = "--weights" if "weights" in r.own else "--inputs"
+    return ValueError(f"{flag}: with {r.own or 'these numbers'} the Jacobian product along the strongest path "
+                      "overflows float64; use smaller numbers")
+
+
+def _strongest_path(r: Run) -> tuple[list[int], float]:
+    """`A.strongest_path`, with the fewest-hops path where it is as strong (a tie the captions would
+    otherwise call a win) or where every path has gain 0 (an exactly zero Jacobian: no strongest one)."""
+    if r.T == 1:
+        return [1], 1.0
+    try:
+        path, gain = A.strongest_path(r.gains, r.T)
+    except OverflowError:
+        raise _path_overflow(r) from None
+    shortcut = _fewest_hops_path(r.T, 1 if r.model == "gated" else r.k)
+    if not path or _path_gain(r.gains, shortcut) >= gain:
+        return shortcut, _path_gain(r.gains, shortcut)
+    return path, gain
+
+
 def bptt_story(values: dict) -> Story:
-    """The Story of `viz animate bptt` for validated values (model, k, steps, preset, n, m, seed)."""
+    """The Story of `viz animate bptt` for validated values (model, k, steps, preset, n, m, seed, and the
+    user's weights and inputs, either None). With the user's numbers the figure is their run alone:
+    captions from its measured norms, its own log axis, no comparison at a preset's gain."""
     model, k, T = values.get("model", "gated"), values.get("k", 2), values.get("steps", 12)
     preset, n, m, seed = values.get("preset", "vanish"), values.get("n", 3), values.get("m", 3), values.get("seed", 0)
     k = k if model == "attention" else None
-    gated = reference_run("gated", None, T, n, m if model == "gated" else _comparison_m(m, preset), seed, preset)
-    gain = gated_gain(gated, preset)
-    r = gated if model == "gated" else reference_run(model, k, T, n, m, seed, preset, gain)
+    own = source_words(values)
+    if own:
+        with np.errstate(all="ignore"):          # overflow is said in one line (check_finite)
+            r = reference_run(model, k, T, n, m, seed, preset, user=user_data(values))
+        check_finite(r.run, values)
+        lo, hi = limits(r.norms)
+    else:
+        gated = reference_run("gated", None, T, n, m if model == "gated" else _comparison_m(m, preset), seed, preset)
+        gain = gated_gain(gated, preset)
+        r = gated if model == "gated" else reference_run(model, k, T, n, m, seed, preset, gain)
+        lo, hi = shared_limits(gated, n, seed, preset, gain, r)
     T = r.T
-    lo, hi = shared_limits(gated, n, seed, preset, gain, r)
-    path, path_gain = A.strongest_path(r.gains, T) if T > 1 else ([1], 1.0)
+    path, path_gain = _strongest_path(r)
     graph = _graph(r)
     sweep, done = _sweep_steps(r)
     steps = [_forward_step(r, graph), *sweep, _summary_step(r, path, path_gain, done)]
-    captions = [_model_caption(r), _preset_caption(r, preset, gain), _path_caption(r, path, path_gain)]
-    comparison = _comparison_caption(r, gated, preset, gain)
-    captions += ([comparison] if comparison else []) + [_axis_caption(r, lo, hi)]
+    if own:
+        captions = [_model_caption(r), _own_caption(r, preset), _path_caption(r, path, path_gain)]
+    else:
+        captions = [_model_caption(r), _preset_caption(r, preset, gain), _path_caption(r, path, path_gain)]
+        comparison = _comparison_caption(r, gated, preset, gain)
+        captions += [comparison] if comparison else []
+    captions += [*user_captions("gated-rnn" if model == "gated" else "attention-rnn", values, r.run),
+                 _axis_caption(r, lo, hi)]
     name = "gated RNN" if model == "gated" else f"AttentionRNN({'∞' if k is None else k})"
-    alt = (f"Bar chart on a log scale under the unrolled {name}: ‖δ[t]‖ for t = {T} … 1 with the {preset} "
-           f"preset, from {fmt_sci(r.norms[-1])} at t = {T} to {fmt_sci(r.norms[0])} at t = 1"
-           + (f"; the strongest path back, {len(path) - 1} hops, in yellow." if T > 1 else "."))
+    alt = (f"Bar chart on a log scale under the unrolled {name}: ‖δ[t]‖ for t = {T} … 1 with "
+           f"{own or f'the {preset} preset'}, from {fmt_sci(r.norms[-1])} at t = {T} to {fmt_sci(r.norms[0])} at t = 1"
+           + (f"; the strongest path back, {len(path) - 1} hop{'s' if len(path) > 2 else ''}, in yellow."
+              if T > 1 else "."))
     params = {"model": model, "k": k, "steps": T, "preset": preset, "n": n, "m": m, "seed": seed}
+    if own:
+        params = story_params({**params, "weights": values.get("weights"), "inputs": values.get("inputs")})
     return Story("animate bptt", params, _title(model, k, T, n, m), FORMULAS[model], graph=graph,
                  series=(_series(r, lo, hi),), steps=tuple(steps), captions=tuple(captions), alt=alt,
                  description=" ".join(c.text for c in captions))

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from viz.app import registry as figures
+from viz.app.params import USER_DATA_TYPES
 
 ENTRY_KEYS = ("name", "kind", "formats", "caption", "params")
 TOP_KEYS = ("title", "description", "figure")
@@ -278,7 +279,7 @@ def _values(kind: figures.FigureKind, params: dict, fail, quality: str | None, b
     params = kind.with_options(params, quality=quality)     # --quality: every kind that has it
     for p in kind.params:      # an array given as a file: a relative path is relative to the manifest
         given = params.get(p.name)
-        if p.type == "array" and base is not None and isinstance(given, str) and given.strip() \
+        if p.type in USER_DATA_TYPES and base is not None and isinstance(given, str) and given.strip() \
                 and not given.strip().startswith("[") and not Path(given.strip()).is_absolute():
             params[p.name] = str(base / given.strip())
     try:

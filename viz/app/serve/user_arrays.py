@@ -19,6 +19,7 @@ import json
 from math import isfinite, prod
 
 from viz.app import registry as figures
+from viz.app.params import USER_DATA_TYPES
 
 MAX_EDITOR_CELLS = 1024                      # one array's editable cells (a 4x16x16 x, a 8x8x4x4 w)
 MAX_REQUEST_CELLS = 4 * MAX_EDITOR_CELLS     # every array of one request together (x, w, b, grad_y)
@@ -41,7 +42,8 @@ def _flag(name: str) -> str:
 
 
 def is_array_param(kind: figures.FigureKind, name: str) -> bool:
-    return any(p.name == name and p.type == "array" for p in kind.params)
+    # every user-data type (arrays, named weights): taken only as a JSON array sent, never a path
+    return any(p.name == name and p.type in USER_DATA_TYPES for p in kind.params)
 
 
 def raw_array(name: str, value) -> list:

@@ -13,7 +13,9 @@ const state = {
   arrays: {},        // figure id -> {name: {shape, values}}: the arrays the user edited (sent with each request)
   editor: null,
 };
-const isArray = (p) => p.type === "array";   // edited as cells below the figure, not in the form
+// the user's own numbers (params.USER_DATA_TYPES): arrays are edited as cells below the figure, named
+// weights (a file on the command line) not at all; neither is a form field
+const isArray = (p) => p.type === "array" || p.type === "weights";
 
 // ---- parameters -> form --------------------------------------------------------------------------
 

@@ -51,27 +51,72 @@ def attention_story(values: dict) -> Story:
     return figure("attention-rnn", values).story
 
 
+def user_data(values: dict) -> dict:
+    """The user's own numbers among `values`, as the runs take them: {"weights": {key: array} or None,
+    "inputs": (T, n) array or None} (viz.app.registry has checked names and shapes)."""
+    weights, inputs = values.get("weights"), values.get("inputs")
+    return {"weights": None if weights is None else {key: np.asarray(a, dtype=float) for key, a in dict(weights).items()},
+            "inputs": None if inputs is None else np.asarray(inputs, dtype=float)}
+
+
+def source_words(values: dict) -> str:
+    """Whose numbers the figure draws, for titles and captions: "your weights", "your inputs", both or ""."""
+    given = [w for w in ("weights", "inputs") if values.get(w) is not None]
+    return "your " + " and ".join(given) if given else ""
+
+
 def run(kind: str, values: dict):
     """The reference run (viz.rnn.FigureRun) the figure draws: gradients only for the backward view."""
     backward = values["view"] == "backward"
-    if kind == "gated-rnn":
-        from viz import rnn
-        return rnn.gated_run(values["steps"], values["n"], values["m"], seed=values["seed"],
-                             preset=values["preset"], scale=values["scale"], backward=backward)
-    from viz import attention
-    return attention.attention_run(values["steps"], values["n"], values["k"], seed=values["seed"],
-                                   preset=values["preset"], base_case=values["base_case"],
-                                   scale=values["scale"], backward=backward)
+    with np.errstate(all="ignore"):        # the user's numbers may overflow: said below in one line
+        if kind == "gated-rnn":
+            from viz import rnn
+            r = rnn.gated_run(values["steps"], values["n"], values["m"], seed=values["seed"],
+                              preset=values["preset"], scale=values["scale"], backward=backward,
+                              **user_data(values))
+        else:
+            from viz import attention
+            r = attention.attention_run(values["steps"], values["n"], values["k"], seed=values["seed"],
+                                        preset=values["preset"], base_case=values["base_case"],
+                                        scale=values["scale"], backward=backward, **user_data(values))
+    return check_finite(r, values)
+
+
+def check_finite(r, values: dict):
+    """`r` if its states and gradients are finite; else ValueError naming the user's flag: with their
+    numbers float64 can overflow (huge weights, AttentionRNN's growing states), and nothing is drawn."""
+    if not source_words(values):
+        return r
+    flag = "--weights" if values.get("weights") is not None else "--inputs"
+    h = np.asarray(r.trace.h, dtype=float).reshape(r.trace.T + 1, -1)
+    rows = [t for t in range(r.trace.T + 1) if not np.all(np.isfinite(h[t]))]
+    if rows:
+        raise ValueError(f"{flag}: with {source_words(values)} the states overflow float64 (h[{rows[0]}] is not "
+                         "finite); use smaller numbers")
+    norms = np.asarray(r.grads.delta_norms if r.grads is not None else (), dtype=float)
+    if not np.all(np.isfinite(norms)):
+        t = int(np.flatnonzero(~np.isfinite(norms))[-1]) + 1
+        raise ValueError(f"{flag}: with {source_words(values)} the gradient overflows float64 on its way back "
+                         f"(‖δ[{t}]‖ is not finite); use smaller numbers")
+    return r
 
 
 def graph_model(kind: str, values: dict, r) -> model.Graph:
-    """The graph model of the figure from its run `r`."""
+    """The graph model of the figure from its run `r` (its title says whose numbers it draws)."""
+    g = _graph_model(kind, values, r)
+    if source_words(values):
+        g.title = f"{g.title}, with {source_words(values)}"
+    return g
+
+
+def _graph_model(kind: str, values: dict, r) -> model.Graph:
     view, annotate = values["view"], values["annotate"]
+    preset = None if values.get("weights") is not None else values["preset"]
     if kind == "gated-rnn":
         from viz.story.graphs import gated_rnn as g
         if view == "cell":
-            return g.cell(r.model, r.trace, r.trace.T, annotate, values["preset"])
-        return g.unrolled(r.model, r.trace, annotate, r.grads, r.dl_dh, values["preset"])
+            return g.cell(r.model, r.trace, r.trace.T, annotate, preset)
+        return g.unrolled(r.model, r.trace, annotate, r.grads, r.dl_dh, preset)
     from viz.story.graphs import attention_rnn as a
     if view == "cell":
         return a.cell(r.model, r.trace, r.trace.T, annotate)
@@ -103,6 +148,7 @@ def story_graph(g: model.Graph) -> Graph:
 
 def story(kind: str, values: dict, r, g: model.Graph) -> Story:
     captions = (_gated_captions if kind == "gated-rnn" else _attention_captions)(values, r, g)
+    captions += user_captions(kind, values, r)
     title = plain(g.title)
     lines = tuple(Line(plain(n)) for n in ([g.scale_note] if g.scale_note else []) + list(g.notes))
     lit = (Lit("graph", "output", tuple(n.id for n in g.nodes_of("state"))),)
@@ -120,9 +166,59 @@ def story(kind: str, values: dict, r, g: model.Graph) -> Story:
             and (ln.role != "highlight" or r.trace.T <= DESCRIBED_WEIGHTS)]
     description = " ".join([alt] + [c.text for c in captions[1:]] + [_inventory(g)]
                            + [ln.text + "." for ln in told])
-    return Story(kind=f"diagram {kind}", params=dict(values), title=title,
+    return Story(kind=f"diagram {kind}", params=story_params(values), title=title,
                  formula=tuple(plain(n) for n in g.notes[:1]), graph=story_graph(g), steps=(step,),
                  captions=captions, alt=alt, description=description)
+
+
+def story_params(values: dict) -> dict:
+    """The Story's params: the values, the user's weights as {key: nested lists} (plain data); with
+    them no preset or scale applies, so those say "your weights" and None."""
+    params = dict(values)
+    if params.get("weights") is not None:
+        params["weights"] = {key: _lists(a) for key, a in dict(params["weights"]).items()}
+        params.update(preset="your weights", **({"scale": None} if "scale" in params else {}))
+    return params
+
+
+def _lists(a):
+    return [_lists(v) for v in a] if isinstance(a, (tuple, list)) else a
+
+
+def user_captions(kind: str, values: dict, r) -> tuple[Caption, ...]:
+    """What says the numbers are the user's, with claims that the run used exactly them."""
+    given = user_data(values)
+    if given["weights"] is None and given["inputs"] is None:
+        return ()
+    claims, parts = [], []
+    tr = r.trace
+    if given["weights"] is not None:
+        drawn = user_weights_of(kind, tr)
+        names = list(drawn)
+        diff = max(float(np.abs(drawn[key] - given["weights"][key]).max()) for key in names)
+        parts.append(f"your weights ({', '.join(names) if len(names) <= 6 else f'{names[0]} … {names[-1]}'})")
+        claims.append(Claim("your_weights", "the run uses your weights exactly", diff, "==", 0.0,
+                            "max |drawn − given| over the weights", "0"))
+    else:
+        parts.append("the preset's weights" if values.get("preset", "none") != "none" else "seeded weights")
+    if given["inputs"] is not None:
+        parts.append(f"your inputs x[1..{tr.T}]")
+        claims.append(Claim("your_inputs", "the run reads your inputs exactly",
+                            float(np.abs(tr.xs - given["inputs"]).max()), "==", 0.0, "max |x drawn − given|", "0"))
+    else:
+        parts.append("seeded inputs")
+    text = f"The numbers are {parts[0]} on {parts[1]}; every claim above is computed from them."
+    return (Caption(text, tuple(claims)),)
+
+
+def user_weights_of(kind: str, tr) -> dict:
+    """The weights a trace ran with, under the names a weights file gives them (viz.rnn_weights)."""
+    if kind == "gated-rnn":
+        return {"W_c": tr.W_c, "W_h": tr.W_h, "W_x": tr.W_x}
+    from viz.attention import weight_names
+    names = weight_names(tr.window)
+    count = len(names) // 3
+    return {name: getattr(tr, name[0])[i % count] for i, name in enumerate(names)}
 
 
 def _weights_line(tr, t: int) -> Line:
