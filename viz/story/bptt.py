@@ -74,13 +74,14 @@ def reference_run(model: str, k, T: int, n: int, m: int, seed: int, preset: str,
     T = rnn.check_int("steps", T, 1)
     own = bool(user) and any(v is not None for v in user.values())
     if model == "gated":
-        run = rnn.gated_run(T, n, m, seed=seed, preset=preset, **(user if own else {}))
+        run = check_finite(rnn.gated_run(T, n, m, seed=seed, preset=preset, **(user if own else {})), user or {})
         reads = tuple((t - 1, t) for t in range(1, T + 1))
         weights = {e: 1.0 for e in reads}
         gains = rnn.edge_gains(run.trace)
     else:
-        run = A.attention_run(T, n, k, seed=seed, preset=preset if user["weights"] is None else "none",
-                              **user) if own else A.comparison_run(T, n, k, seed=seed, preset=preset, gain=gain)
+        run = check_finite(A.attention_run(T, n, k, seed=seed, preset=preset if user["weights"] is None else "none",
+                                           **user), user) if own else \
+            A.comparison_run(T, n, k, seed=seed, preset=preset, gain=gain)
         tr, reads, weights = run.trace, [], {}
         for t in range(1, T + 1):
             for lag, present, a in zip(tr.lags[t - 1], tr.present[t - 1], tr.a[t - 1]):
@@ -520,7 +521,6 @@ def bptt_story(values: dict) -> Story:
     if own:
         with np.errstate(all="ignore"):          # overflow is said in one line (check_finite)
             r = reference_run(model, k, T, n, m, seed, preset, user=user_data(values))
-        check_finite(r.run, values)
         lo, hi = limits(r.norms)
     else:
         gated = reference_run("gated", None, T, n, m if model == "gated" else _comparison_m(m, preset), seed, preset)
