@@ -548,6 +548,7 @@ def bptt_story(values: dict) -> Story:
     params = {"model": model, "k": k, "steps": T, "preset": preset, "n": n, "m": m, "seed": seed}
     if own:
         params = story_params({**params, "weights": values.get("weights"), "inputs": values.get("inputs")})
-    return Story("animate bptt", params, _title(model, k, T, n, m), FORMULAS[model], graph=graph,
+    title = _title(model, k, T, n, m) + (f", {own}" if own else "")
+    return Story("animate bptt", params, title, FORMULAS[model], graph=graph,
                  series=(_series(r, lo, hi),), steps=tuple(steps), captions=tuple(captions), alt=alt,
                  description=" ".join(c.text for c in captions))
