@@ -19,15 +19,15 @@ from __future__ import annotations
 import numpy as np
 
 from viz.story import arithmetic as SA
+from viz.story import transposed as ST
 
 from . import style
 from .conv import LEFT_X, RIGHT_X, ConvScene
 from .conv_plan import GAP, LABEL_W, TEXT_GAP
-from .player import LINE_PITCH, GridView, StoryPlayer
-from .common import _MONO_SIZE
+from .player import GridView, StoryPlayer
+from .rows_plan import ROW_GAP, TOP_ROOM
+from . import rows_plan
 
-ROW_GAP = 0.55          # between two rows of grids (room for the lower row's titles and column labels)
-TOP_ROOM = 0.62         # above a row's first cells: its titles and column labels
 MAX_CELL = style.CELL_SIZE
 
 
@@ -57,33 +57,24 @@ class RowsScene(ConvScene):
     # ---- the layout --------------------------------------------------------------------------------
     def text_size(self, width: float) -> float:
         """One font size for every step's lines: the widest line fits `width`, at most FORMULA_SIZE."""
-        widest = max((len(ln.text) for s in self.story.steps for ln in s.lines), default=1)
-        return min(style.FORMULA_SIZE, width / (max(widest, 1) * style.MONO_ADVANCE))
+        return rows_plan.text_size(self.story, width)
 
     def text_height(self, size: float) -> float:
-        lines = max((len(s.lines) for s in self.story.steps), default=0)
-        return lines * size / _MONO_SIZE * 0.75 * LINE_PITCH
+        return rows_plan.text_height(self.story, size)
 
     def present(self, rows):
         names = {g.name for g in self.story.grids}
         return [[n for n in row if n in names] for row in rows]
 
+    def columns(self, grid) -> int:
+        """How many panels of a (C, r, c) grid sit side by side (1: stacked)."""
+        return 1
+
     def cell_for(self, rows, top: float, bottom: float, text_h: float) -> float:
         """The largest cell (at most MAX_CELL) with which every row fits the width and all rows the
-        height left above the text. A grid (C, r, c) takes C·r rows of cells, (r, c) r, (n,) one."""
-        def extent(shape):
-            shape = tuple(shape)
-            return (shape[-1], 1) if len(shape) == 1 else (shape[-1], int(np.prod(shape[:-1])))
-        pitch = 1 + style.CELL_GAP / MAX_CELL
-        width = RIGHT_X - LEFT_X
-        cells = []
-        for row in rows:
-            cols = sum(extent(self.story.grid(n).shape)[0] for n in row)
-            cells.append((width - len(row) * (LABEL_W + GAP)) / (cols * pitch))
-        tall = sum(max(extent(self.story.grid(n).shape)[1] for n in row) for row in rows)
-        room = top - bottom - text_h - TEXT_GAP - len(rows) * TOP_ROOM - (len(rows) - 1) * ROW_GAP
-        cells.append(room / (tall * pitch))
-        return max(min(MAX_CELL, *cells), style.MIN_CELL_SIZE)
+        height left above the text (`rows_plan.cell_for`)."""
+        return rows_plan.cell_for([[(self.story.grid(n).shape, self.columns(self.story.grid(n))) for n in row]
+                                   for row in rows], top, bottom, text_h)
 
     def place_rows(self, rows, cell: float, top: float) -> dict:
         views, y = {}, top
@@ -92,7 +83,7 @@ class RowsScene(ConvScene):
             placed = []
             for name in row:
                 v = GridView(self.story.grid(name), cell, empty=name in self.EMPTY)
-                v.place(x + LABEL_W, y - TOP_ROOM)
+                v.place(x + LABEL_W, y - TOP_ROOM, columns=self.columns(self.story.grid(name)))
                 v.group.shift(np.array([x - v.group.get_left()[0], 0, 0]))   # labels start at x
                 x = v.group.get_right()[0] + GAP
                 placed.append(v)
@@ -192,13 +183,20 @@ class TransposeScene(RowsScene):
     where stamps overlap; the outputs no stamp reaches (output padding adds the last ones); then the
     same y gathered: flip(w) over the input spread by the stride and padded by d(k−1)−p."""
 
-    LAYOUTS = (((("x", "w", "y"), ("x_spread", "w_flip", "y_gather")),),           # both forms, one above the other
-               ((("x", "w", "y"),), (("x_spread", "w_flip", "y_gather"),)))         # scatter, then gather
+    LAYOUTS = rows_plan.TRANSPOSE_LAYOUTS     # several channels or maps: rows_plan.transpose_layouts
     EMPTY = ("y", "y_gather")
     LEGEND = [("input", "input x"), ("padding", "padding (0)"), ("kernel", "kernel w"), ("output", "output y"),
               ("highlight", "stamp / window"), ("never_read", "never reached")]
-    PARAMS = ("input", "kernel", "stride", "padding", "dilation", "output_padding", "values", "seed", "x", "w")
-    builder = staticmethod(SA.transpose_animation_story)
+    PARAMS = ("input", "kernel", "stride", "padding", "dilation", "output_padding", "values", "seed", "x", "w",
+              "channels", "filters", "groups")
+    builder = staticmethod(ST.transpose_animation_story)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.LAYOUTS = rows_plan.transpose_layouts(self.story)
+
+    def columns(self, grid) -> int:
+        return rows_plan.transpose_columns(grid)
 
 
 class PoolScene(RowsScene):

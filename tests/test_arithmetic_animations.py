@@ -22,7 +22,8 @@ import json
 
 from viz.app.registry import ParamError, get
 from viz.app.shape_report import report
-from viz.story.arithmetic import pool_animation_story, transpose_animation_story
+from viz.story.arithmetic import pool_animation_story
+from viz.story.transposed import transpose_animation_story
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -340,12 +340,19 @@ def _conv_arrays(values: dict) -> dict:
 
 
 def _transpose_arrays(values: dict) -> dict:
+    """PyTorch's ConvTranspose layout: x (C_in, *input), w (C_in, F/groups, *kernel); groups checked first."""
     from viz import conv
 
+    if "filters" in values:
+        _check_filter_groups(values)
     g = conv.conv_transpose_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
                                      values["dilation"], values["output_padding"])
-    return {"x": ((1, *g.in_shape), f"1 channel and input {_shape(g.in_shape)}"),
-            "w": ((1, 1, *g.kernel), f"1 input channel, 1 filter and kernel {_shape(g.kernel)}")}
+    c, f, groups = values.get("channels", 1), values.get("filters", 1), values.get("groups", 1)
+    chans = f"channel{'s' if c != 1 else ''}"
+    filt = f"{f} filter{'s' if f != 1 else ''}"
+    per = f" ({f // groups} per group of {groups})" if groups > 1 else ""
+    return {"x": ((c, *g.in_shape), f"{c} {chans} and input {_shape(g.in_shape)}"),
+            "w": ((c, f // groups, *g.kernel), f"{c} input {chans}, {filt}{per} and kernel {_shape(g.kernel)}")}
 
 
 def _pool_arrays(values: dict) -> dict:
@@ -630,9 +637,13 @@ TRAINING_PLOT = FigureKind(
 _FIGURE_FORMATS = ("svg", "png", "pdf")
 # the arrays of the transposed-convolution and pooling kinds (diagram and animation alike)
 _TRANSPOSE_ARRAYS = (
-    Param("x", "array", None, "Your input x, shape 1 x *input" + _ARRAY_HELP + "."),
-    Param("w", "array", None, "Your kernel w, shape 1 x 1 x *kernel (PyTorch's conv_transpose layout: "
-          "C_in x F x *kernel)" + _ARRAY_HELP.replace(" (PyTorch layout, no batch axis;", " (") + "."))
+    Param("channels", "int", 1, "Input channels C_in (drawn as stacked rows or panels).", min=1, max=4),
+    Param("filters", "int", 1, "Output maps F, each the sum of its group's channels' stamps.", min=1, max=4),
+    Param("groups", "int", 1, "Groups: channel c feeds only the F/groups maps of its group (must divide "
+          "--channels and --filters).", min=1, max=4),
+    Param("x", "array", None, "Your input x, shape C_in x *input" + _ARRAY_HELP + "."),
+    Param("w", "array", None, "Your kernel w, shape C_in x F/groups x *kernel (PyTorch's conv_transpose layout)"
+          + _ARRAY_HELP.replace(" (PyTorch layout, no batch axis;", " (") + "."))
 _POOL_ARRAYS = (
     Param("x", "array", None, "Your input x, shape 1 x *input" + _ARRAY_HELP + "."),
     Param("grad_y", "array", None, "Your upstream gradient ∂ℓ/∂y, shape 1 x *output" + _ARRAY_HELP + "."))
@@ -680,7 +691,7 @@ TRANSPOSE_FIGURE = FigureKind(
     formats=_FIGURE_FORMATS,
     render="viz.app.registry:_render_conv_figure",
     check=_check_figure,
-    story="viz.story.arithmetic:transpose_story",
+    story="viz.story.transposed:transpose_story",
 )
 
 POOL_FIGURE = FigureKind(
@@ -718,6 +729,15 @@ def _check_transpose_animation(values: dict) -> None:
     if big > MAX_ANIMATED_AXIS:
         raise ParamError("input", f"--input: the transposed convolution would draw {big} cells on one axis "
                                   f"(at most {MAX_ANIMATED_AXIS}); use a smaller --input, --stride, --kernel or --dilation")
+    if values.get("channels", 1) > 1 or values.get("filters", 1) > 1:     # several: legible at 1080p, or refused
+        from scenes.rows_plan import transpose_refusal
+        from viz.story.transposed import transpose_animation_story
+
+        why = transpose_refusal(transpose_animation_story(values))
+        if why:
+            raise ParamError("input", f"--input: {_shape(values['input'])} with {values['channels']} channel(s) and "
+                                      f"{values['filters']} map(s) is too large to draw legibly: {why}; use a smaller "
+                                      f"--input, --channels, --filters, --kernel, --stride or --dilation")
 
 
 def _check_given_arrays(values: dict, expected: dict) -> None:
@@ -767,7 +787,7 @@ TRANSPOSE_ANIMATION = FigureKind(
     formats=_ANIMATION_FORMATS,
     render="viz.app.registry:_render_animation",
     check=_check_transpose_animation,
-    story="viz.story.arithmetic:transpose_animation_story",
+    story="viz.story.transposed:transpose_animation_story",
 )
 
 POOL_ANIMATION = FigureKind(
