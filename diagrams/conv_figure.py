@@ -5,7 +5,8 @@ Each panel is one Story step: every grid the step lights or writes, side by side
 with the cells lit per role: the window's taps, the taps that read padding, the output cell written.
 Padding cells are drawn dashed and empty, zeros the stride inserted grey, cells never read (or, for
 the transposed form, never reached by a stamp) hatched, every other cell pale in its role's colour. Below each panel, the step's label and the first line it shows ("y[2] reads x[·, 3..5]").
-The figure computes nothing: cells, roles and words are the Story's. SVG, PDF (vector, tight) and PNG
+Several input channels or output maps (the transposed convolution's `--channels`, `--filters`) are all
+drawn: a 1-D grid's channels as its rows, a 2-D grid's stacked one empty row apart. The figure computes nothing: cells, roles and words are the Story's. SVG, PDF (vector, tight) and PNG
 through matplotlib, byte-identical across runs (no dates, fixed ids).
 """
 from __future__ import annotations
@@ -28,11 +29,20 @@ ROLE_OF_GRID = {"input": "input", "kernel": "parameter", "output": "state", "gra
 
 def _cells(grid: Grid):
     """(rows, cols, place) of a grid as drawn: a 1-D array is one row; 2-D arrays as they are (a 1-D
-    input's channels are its rows); of a 3-D (channels, rows, cols) array the first channel, on which
-    every channel's window lies."""
+    input's channels are its rows); a 3-D (channels, rows, cols) array as its channels stacked, one
+    empty row between two (`_gap_rows`; one channel: just its rows)."""
     if len(grid.shape) == 1:
         return 1, grid.shape[0], lambda c: (0, int(c[-1]))
+    if len(grid.shape) == 3 and grid.shape[0] > 1:
+        n, h, w = grid.shape
+        return n * (h + 1) - 1, w, lambda c: (int(c[0]) * (h + 1) + int(c[1]), int(c[2]))
     return grid.shape[-2], grid.shape[-1], lambda c: (int(c[-2]), int(c[-1]))
+
+
+def _gap_rows(grid: Grid) -> set:
+    if len(grid.shape) == 3 and grid.shape[0] > 1:
+        return {c * (grid.shape[1] + 1) + grid.shape[1] for c in range(grid.shape[0] - 1)}
+    return set()
 
 
 def _panel_grids(story: Story, step: Step) -> list[Grid]:
@@ -72,8 +82,9 @@ def _draw_grid(ax, grid: Grid, step: Step, x0: float, top: float, theme, never=(
     muted = set(place(c) for c in _flag_cells(grid, grid.muted))
     fills = {"window": theme.role("parameter").strong, "output": theme.role("state").strong,
              "padding_tap": theme.role("padding").fill, "muted": theme.role("padding").fill}
+    gaps = _gap_rows(grid)
     for r in range(rows):
-        for c in range(cols):
+        for c in range(cols if r not in gaps else 0):
             kind = lit.get((r, c))
             x, y = x0 + c * CELL, top - (r + 1) * CELL
             if (r, c) in pad:

@@ -253,8 +253,10 @@ def _gather_steps(g, M: Maps, spread, holds, pads, w, gathered, integer) -> list
         label = f"{M.y_name(f)}[{fmt_index(m)}]"
         n_held = sum(bool(holds[t]) for t in taps) * len(chans)
         kernels = ", ".join(M.w_name(c, f) for c in chans)
-        over = "the spread input" if not M.multi else "spread " + ", ".join(M.x_name(c) for c in chans)
-        lines = [Line(f"{label}: flip({kernels}) over {over} reads {n_held} input "
+        named = ", ".join(M.x_name(c) for c in chans) if len(chans) < 3 else \
+            f"{M.x_name(chans[0])}..{M.x_name(chans[-1])}"
+        over = "the spread input" if not M.multi else f"spread {named}"
+        lines = [Line(f"{label}: flip(w) over {over} reads {n_held} input "
                       f"value{'s' if n_held != 1 else ''}", "window", ())]
         if len(chans) == 1:
             body = " + ".join(f"{fmt_factor(a, integer)}·{fmt_factor(b, integer)}" for a, b in pairs[0])
