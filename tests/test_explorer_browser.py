@@ -451,6 +451,68 @@ def test_transposed_gather_form_output_padding_and_errors(page, tmp_path):
     assert page.errors == []
 
 
+TRANSPOSED_MAPS = [   # several channels and maps, groups; 1-D and 2-D
+    {"input": "3", "kernel": "3", "stride": "2", "channels": "4", "filters": "2", "groups": "2", "output_padding": "1"},
+    {"input": "2x2", "kernel": "2", "stride": "2", "channels": "2", "filters": "3"},
+]
+
+
+@pytest.mark.parametrize("params", TRANSPOSED_MAPS, ids=lambda p: "-".join(f"{k}{v}" for k, v in p.items()))
+def test_transposed_modes_with_several_channels_and_maps(page, params, tmp_path):
+    """Scatter: an input x[c, n] lights its stamp on every map of c's group and the kernel slices it uses;
+    an output y[f, m] lights every input whose stamp reaches it, only from f's group, and its products
+    add up to PyTorch's. Gather: an output lights the spread window on its group's channels only."""
+    from viz import transpose
+
+    torch = pytest.importorskip("torch")
+    values = show_figure(page, "transpose", "diagram conv-transpose", params, "scatter", {"form": "scatter"})
+    C, F, G = values["channels"], values["filters"], values["groups"]
+    Cg, Fg = C // G, F // G
+    args = [values[k] for k in ("input", "kernel", "stride", "padding", "dilation", "output_padding")]
+    st, g = transpose.stamps(*args), conv.conv_transpose_geometry(*args)
+    nd = g.ndim
+    story = serve.render_answer("transpose", params, mode="scatter")["story"]
+    grids = {a["name"]: torch.tensor(a["values"], dtype=torch.float64).reshape(a["shape"]) for a in story["grids"]}
+    fn = torch.nn.functional.conv_transpose1d if nd == 1 else torch.nn.functional.conv_transpose2d
+    y = fn(grids["x"][None], grids["w"].reshape(C, Fg, *g.kernel)[None][0][None].squeeze(0), stride=list(g.stride),
+           dilation=list(g.dilation), output_padding=list(g.output_padding), groups=G)[0].numpy().round().astype(int)
+    ycell = (lambda f, m: (f, *m)) if F > 1 else (lambda f, m: tuple(m))
+    reached: dict = {}
+    for c in range(C):
+        maps = range(c // Cg * Fg, (c // Cg + 1) * Fg)
+        for n in np.ndindex(*g.in_shape):
+            idx, pad = st.indices[n].reshape(-1, nd), st.is_padding[n].ravel()
+            stamp = [tuple(int(v) for v in m) for m, p in zip(idx, pad) if not p]
+            for f in maps:
+                for m in stamp:
+                    reached.setdefault(ycell(f, m), set()).add((c, *n))
+            got = hover(page, "x", (c, *n), ("lit-window",))
+            assert got["x"] == keys([(c, *n)]) and got["what"] == "reads", (c, n)
+            taps = [j for j, p in zip(np.ndindex(*g.kernel), pad) if not p]
+            assert got.get("w", []) == keys((c * Fg + f % Fg, *j) for f in maps for j in taps), (c, n)
+            assert hover(page, "x", (c, *n), ("lit-output",)).get("y", []) == keys(ycell(f, m) for f in maps for m in stamp)
+    for f in range(F):
+        for m in np.ndindex(*g.out_shape):
+            got = hover(page, "y", ycell(f, m), ("lit-window",))
+            inputs = reached.get(ycell(f, m), set())
+            assert got.get("x", []) == keys(inputs), (f, m)
+            assert {int(k.split(",")[0]) for k in got.get("x", [])} <= set(range(f // Fg * Cg, (f // Fg + 1) * Cg))
+            if inputs:
+                name = (f"y{f + 1}" if F > 1 else "y") + r"\[" + re.escape(",".join(str(v + 1) for v in m)) + r"\]"
+                products = re.findall(r"= (−?\d+) → " + name, got["text"])
+                assert len(products) == len(inputs), (f, m, got["text"])
+                assert sum(int(v.replace("−", "-")) for v in products) == y[(f, *m)], (f, m)
+    page.screenshot(path=str(tmp_path / "explorer-transpose-maps-scatter.png"), full_page=True)
+    values = show_figure(page, "transpose", "diagram conv-transpose", params, "gather", {"form": "gather"})
+    for f in range(F):
+        m = tuple(o // 2 for o in g.out_shape)
+        got = hover(page, "y", ycell(f, m), ("lit-window", "lit-muted", "lit-padtap"))
+        chans = {int(k.split(",")[0]) for k in got["x_spread"]}
+        assert chans == set(range(f // Fg * Cg, (f // Fg + 1) * Cg)) and got["what"] == "reads", (f, chans)
+    page.screenshot(path=str(tmp_path / "explorer-transpose-maps-gather.png"), full_page=True)
+    assert page.errors == []
+
+
 POOLS = [   # max/avg, 1-D/2-D, padding, dilation (max), ceil_mode, count_include_pad (avg)
     {"input": "7", "kernel": "3", "stride": "2", "padding": "1", "mode": "max"},
     {"input": "7x6", "kernel": "3x2", "stride": "2", "padding": "1x0", "dilation": "2x1", "mode": "max",

@@ -42,18 +42,29 @@ def padding_note(kind_key: str, values: dict) -> str:
 
 def stamp_products(story: dict) -> dict:
     """For each scatter step (data "input", "taps", "stamp", "products": a transposed convolution's
-    stamp), one text per stamp cell, in the stamp's order: "x[n]·w[j] = x·w = product → y[m]"
-    (1-based, viz.text's typography), so the page shows the products without formatting a number."""
-    grids = {g["name"]: np.asarray(g["values"], dtype=float).reshape(g["shape"]) for g in story.get("grids", ())}
+    stamp), one text per stamp cell and map, in the stamp's order: "x[n]·w[j] = x·w = product → y[m]"
+    (1-based, viz.text's typography), so the page shows the products without formatting a number.
+    With several channels or maps (data "channel", "maps") the names are the Story's own, e.g.
+    "x2[n]·w2[y3][j] = … → y3[m]"."""
+    grids = {g["name"]: g for g in story.get("grids", ())}
+    arrays = {n: np.asarray(g["values"], dtype=float).reshape(g["shape"]) for n, g in grids.items()}
     integer = (story.get("params") or {}).get("values", "int") == "int"
     out = {}
     for step in story.get("steps", ()):
         d = step.get("data") or {}
-        if not {"input", "taps", "stamp", "products"} <= set(d) or not {"x", "w"} <= set(grids):
+        if not {"input", "taps", "stamp", "products"} <= set(d) or not {"x", "w"} <= set(arrays):
             continue
-        n = tuple(d["input"])
-        xv = grids["x"][(0, *n)]
-        out[step["id"]] = [f"x[{fmt_index(n)}]·w[{fmt_index(j)}] = {fmt_factor(xv, integer)}·"
-                           f"{fmt_factor(grids['w'][(0, *j)], integer)} = {fmt_value(p, integer)} → y[{fmt_index(m)}]"
-                           for j, m, p in zip(d["taps"], d["stamp"], d["products"])]
+        n, c = tuple(d["input"]), int(d.get("channel", 0))
+        maps = d.get("maps", [0])
+        names = lambda g, i, plain: (grids[g].get("axis_labels") or [[plain]])[0][i] if d.get("maps") else plain  # noqa: E731
+        xv = arrays["x"][(c, *n)]
+        texts, products = [], iter(d["products"])
+        for i, f in enumerate(maps):
+            row = c * len(maps) + i                   # w's drawn rows: channel c's slices, map by map
+            y_name = names("y", f, "y") if len(arrays["y"].shape) > len(n) else "y"
+            for j, m in zip(d["taps"], d["stamp"]):
+                texts.append(f"{names('x', c, 'x')}[{fmt_index(n)}]·{names('w', row, 'w')}[{fmt_index(j)}] = "
+                             f"{fmt_factor(xv, integer)}·{fmt_factor(arrays['w'][(row, *j)], integer)} = "
+                             f"{fmt_value(next(products), integer)} → {y_name}[{fmt_index(m)}]")
+        out[step["id"]] = texts
     return out

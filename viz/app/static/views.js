@@ -323,9 +323,11 @@ const VizViews = (() => {
         for (const s of from) this.light(this.view.owner, this.ownerCell(s), "lit-window");
         if (r) r.classList.add("lit-output");
         what = "reached-by";
-        // each step's own product landing here (a scatter), else its first line, else its label
+        // each step's own product landing here (a scatter: one per output cell it lights, in order,
+        // several maps' cells included), else its first line, else its label
         const parts = from.map((s) => {
-          const at = ((s.data || {}).stamp || []).findIndex((c) => key(c) === k);
+          const out = s.lit.find((l) => l.role === "output" && l.target === grid && l.cells.length);
+          const at = (out ? out.cells : (s.data || {}).stamp || []).findIndex((c) => key(c) === k);
           return (this.products[s.id] || [])[at] || (s.lines[0] || {}).text || s.label;
         });
         lines.push(el("div", { text: "from" }),
