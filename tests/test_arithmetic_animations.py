@@ -50,34 +50,52 @@ def transposed(draw):
     i, k, s, p, d, a = (tuple(ax[j] for ax in axes) for j in range(6))
     values = dict(input=i, kernel=k, stride=s, padding=p, dilation=d, output_padding=a,
                   values=draw(st.sampled_from(["int", "float"])), seed=draw(st.integers(0, 1000)))
+    groups = draw(st.sampled_from([1, 1, 2]))             # several channels and maps half the time
+    c_in = groups * draw(st.sampled_from([1, 1, 2]))
+    maps = groups * draw(st.sampled_from([1, 2]))
+    if (c_in, maps) != (1, 1):
+        values.update(channels=c_in, filters=maps, groups=groups)
     if draw(st.booleans()):                      # the user's own x and w (--x, --w)
         rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
-        values.update(x=np.round(rng.uniform(-3, 3, (1, *i)), 2).tolist(),
-                      w=np.round(rng.uniform(-2, 2, (1, 1, *k)), 2).tolist())
+        values.update(x=np.round(rng.uniform(-3, 3, (c_in, *i)), 2).tolist(),
+                      w=np.round(rng.uniform(-2, 2, (c_in, maps // groups, *k)), 2).tolist())
     return values
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=80, deadline=None, derandomize=True)
 @given(transposed())
 def test_transpose_story_equals_torch(values):
+    """y = torch's conv_transpose{1,2}d on the Story's x and w (given ones unchanged), with channels,
+    maps and groups: the grids, every scatter cell's last running sum and every gathered output."""
+    key = "animate conv-transpose"
     try:
-        values = get("animate conv-transpose").validate(values)
-    except (ParamError, ValueError):
-        return                                   # refused geometry (padding too large): as torch
+        values = get(key).validate(values)
+    except ParamError as err:
+        if "too large to draw legibly" not in str(err):
+            return                               # refused geometry (padding too large): as torch
+        # several channels the scene cannot draw legibly: the Story is the same, the diagram's rules
+        values = {**get("diagram conv-transpose").validate({k: v for k, v in values.items() if k != "values"}),
+                  "values": values["values"]}
+    except ValueError:
+        return
     story = transpose_animation_story(values)
     nd = len(values["input"])
-    x = story.grid("x").array()                  # (1, *input): one channel
-    w = story.grid("w").array()[None]            # (1, 1, *kernel)
+    C, Fm, G = values.get("channels", 1), values.get("filters", 1), values.get("groups", 1)
+    x = story.grid("x").array()                  # (C_in, *input)
+    w = story.grid("w").array()
+    w = w.reshape(C, Fm // G, *w.shape[1:])      # drawn (C_in·F/G, *kernel)
     if values.get("x") is not None:              # the user's arrays flow through unchanged
         np.testing.assert_array_equal(x, np.asarray(values["x"]))
         np.testing.assert_array_equal(w, np.asarray(values["w"]))
     conv_t = F.conv_transpose1d if nd == 1 else F.conv_transpose2d
     ref = conv_t(torch.tensor(x[None]), torch.tensor(w), stride=values["stride"], padding=values["padding"],
-                 dilation=values["dilation"], output_padding=values["output_padding"])[0, 0].numpy()
+                 dilation=values["dilation"], output_padding=values["output_padding"], groups=G)[0].numpy()
+    if Fm == 1:
+        ref = ref[0]                             # one map: no map axis in the grids
     assert story.grid("y_gather").array().shape == ref.shape
     shape = get("shape").validate({**{k: values[k] for k in ("input", "kernel", "stride", "padding", "dilation",
                                                              "output_padding")}, "transposed": True})
-    assert json.loads(report(shape, "json"))["out_shape"] == list(ref.shape)      # = viz shape --transposed
+    assert json.loads(report(shape, "json"))["out_shape"] == list(ref.shape[-nd:])   # = viz shape --transposed
     np.testing.assert_allclose(story.grid("y").array(), ref, atol=1e-9)
     np.testing.assert_allclose(story.grid("y_gather").array(), ref, atol=1e-9)
     scatter = last_writes(story, "y")
@@ -90,7 +108,29 @@ def test_transpose_story_equals_torch(values):
     assert unreached == set(np.ndindex(*ref.shape)) - set(scatter)
     flip = story.grid("w_flip").array()
     np.testing.assert_array_equal(flip, np.flip(story.grid("w").array(), axis=tuple(range(1, nd + 1))))
+    # one scatter step per input cell (c, n), one gather step per output cell (f, o)
+    assert sum(s.part == "scatter" for s in story.steps) == C * int(np.prod(values["input"]))
+    assert sum(s.part == "gather" for s in story.steps) == int(np.prod(ref.shape))
+    ids = {c.id for c in story.claims}
+    assert ({f"filter-{f + 1}-channels" for f in range(Fm)} <= ids) == (G > 1)
     assert not story.failed_claims()
+
+
+def test_groups_claim_fails_when_a_map_reads_outside_its_group():
+    """The claim counts the steps: a gather step lighting another group's channel makes it fail."""
+    import dataclasses
+
+    from viz.story.core import Lit
+    from viz.story.transposed import Maps, groups_caption
+
+    values = get("animate conv-transpose").validate(dict(input=(3,), channels=2, filters=2, groups=2))
+    story = transpose_animation_story(values)
+    M = Maps(2, 2, 2)
+    assert all(c.holds() for c in groups_caption(M, story.steps).claims)
+    k = next(i for i, s in enumerate(story.steps) if s.part == "gather")
+    bad = dataclasses.replace(story.steps[k], lit=story.steps[k].lit + (Lit("x_spread", "window", ((1, 2),)),))
+    claims = groups_caption(M, story.steps[:k] + (bad,) + story.steps[k + 1:]).claims
+    assert [c.holds() for c in claims] == [False, True]
 
 
 @st.composite
@@ -168,6 +208,21 @@ def test_pool_story_equals_torch_forward_and_autograd(values):
      "--grad-y: expected shape 1x2 for 1 channel and output 2, got 1x3"),
     (["animate", "pool", "--input", "4", "--kernel", "2", "--x", "[[1, 2], [3, 4]]"],
      "--x: expected shape 1x4 for 1 channel and input 4, got 2x2"),
+    (["animate", "conv-transpose", "--input", "3", "--channels", "3", "--filters", "2", "--groups", "2"],
+     "--groups: must divide --channels (3) and --filters (2) (got 2)"),
+    (["diagram", "conv-transpose", "--input", "3", "--channels", "3", "--filters", "2", "--groups", "2"],
+     "--groups: must divide --channels (3) and --filters (2) (got 2)"),
+    (["animate", "conv-transpose", "--input", "3", "--channels", "2", "--filters", "2", "--groups", "2",
+      "--w", "[[[1, 1, 1]], [[1, 1, 1]], [[1, 1, 1]]]"],
+     "--w: expected shape 2x1x3 for 2 input channels, 2 filters (1 per group of 2) and kernel 3, got 3x1x3"),
+    (["diagram", "conv-transpose", "--input", "3", "--channels", "2", "--filters", "3", "--w", "[[[1, 1, 1]]]"],
+     "--w: expected shape 2x3x3 for 2 input channels, 3 filters and kernel 3, got 1x1x3"),
+    (["animate", "conv-transpose", "--input", "3", "--channels", "2", "--x", "[[1, 2, 3]]"],
+     "--x: expected shape 2x3 for 2 channels and input 3, got 1x3"),
+    (["animate", "conv-transpose", "--input", "3", "--channels", "4", "--filters", "4", "--stride", "2"],
+     "--input: 3 with 4 channel(s) and 4 map(s) is too large to draw legibly: cells would be too small"),
+    (["animate", "conv-transpose", "--input", "3x3", "--channels", "2", "--stride", "2"],
+     "is too large to draw legibly"),
 ])
 def test_refusals_are_one_line_exit_2_no_file(tmp_path, argv, words):
     out = tmp_path / "fig.mp4"
@@ -234,6 +289,10 @@ CASES = {   # overlapping stamps (running sums rewritten) and output padding; ma
                                                             dilation=(1,), output_padding=(1,), values="int", seed=0)),
     "pool-2d-max-overlap": ("pool", dict(input=(4, 4), kernel=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1),
                                          mode="max", ceil_mode=False, count_include_pad=True, values="int", seed=3)),
+    # two groups of 2 channels and 1 map each: the kernel slices in use lit on w and flip(w) too
+    "transpose-1d-maps-groups": ("conv-transpose", dict(input=(3,), kernel=(3,), stride=(2,), padding=0, dilation=(1,),
+                                                        output_padding=(1,), values="int", seed=0, channels=4,
+                                                        filters=2, groups=2)),
 }
 
 
@@ -297,6 +356,11 @@ LAYOUT_CASES = {
                                                    dilation=(1, 1), output_padding=(1, 1), values="int", seed=0)),
     "transpose-1d-long": ("conv-transpose", dict(input=(8,), kernel=(4,), stride=(3,), padding=0, dilation=(1,),
                                                  output_padding=(2,), values="int", seed=1)),
+    "transpose-1d-maps": ("conv-transpose", dict(input=(4,), kernel=(3,), stride=(1,), padding=1, dilation=(1,),
+                                                 output_padding=(0,), values="float", seed=2, channels=3, filters=2)),
+    "transpose-2d-maps-groups": ("conv-transpose", dict(input=(2, 2), kernel=(2, 2), stride=(2, 2), padding=0,
+                                                        dilation=(1, 1), output_padding=(0, 0), values="int", seed=0,
+                                                        channels=2, filters=2, groups=2)),
     "pool-1d-avg-ceil": ("pool", dict(input=(6,), kernel=(3,), stride=(2,), padding=(1,), dilation=(1,), mode="avg",
                                       ceil_mode=True, count_include_pad=False, values="float", seed=1)),
     "pool-2d-max-big": ("pool", dict(input=(12, 12), kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1),
@@ -335,3 +399,42 @@ def test_pages_fit_the_frame_without_overlaps(name):
 def scene_text_size(scene):
     from scenes.arithmetic import LEFT_X, RIGHT_X
     return scene.text_size(RIGHT_X - LEFT_X)
+
+
+# ---- several channels and maps: legible at 1080p, or refused before Manim loads --------------------
+
+SEVERAL = [dict(input=(3,), stride=2, channels=2, filters=2), dict(input=(4,), stride=2, channels=4, filters=2, groups=2,
+                                                                   output_padding=1),
+           dict(input=(5,), kernel=2, channels=2, filters=3, values="float"), dict(input=(2, 2), kernel=2, channels=2),
+           dict(input=(2, 2), kernel=2, stride=2, channels=2, filters=2, groups=2),
+           dict(input=(3,), channels=4, filters=4, stride=2), dict(input=(3, 3), stride=2, channels=2),
+           dict(input=(2, 3), kernel=2, channels=3, filters=3, groups=3)]
+
+
+@pytest.mark.parametrize("params", SEVERAL, ids=lambda p: "-".join(f"{k}{v}" for k, v in p.items()))
+def test_several_maps_are_legible_or_refused(params):
+    """Accepted: in the scene as drawn every grid keeps numbers and every number and line is at least
+    14 px tall at 1080p (the manim-free estimate is never too optimistic); refused: one line, naming it."""
+    from scenes import rows_plan
+
+    px = 1080 / 8.0
+    try:
+        values = get("animate conv-transpose").validate(params)
+    except ParamError as err:
+        assert "too large to draw legibly" in str(err) and len(str(err).splitlines()) == 1
+        return
+    assert rows_plan.transpose_refusal(transpose_animation_story(values)) is None
+    scene = dry_run("conv-transpose", {**{k: v for k, v in values.items() if k != "quality"}, "step_time": STEP_TIME})
+    for player in scene.players:
+        for name, view in player.views.items():
+            for panel in view.panels:
+                assert panel.numbered, f"{name}: no numbers"
+                assert panel.number_size * style.MONO_DIGIT_HEIGHT * px >= style.MIN_GLYPH_PX - 1e-6, name
+    assert scene_text_size(scene) * style.MONO_DIGIT_HEIGHT * px >= style.MIN_GLYPH_PX - 1e-6
+
+
+def test_rows_plan_constants_are_the_scenes():
+    from scenes import common, conv, player, rows_plan
+
+    assert (rows_plan.LEFT_X, rows_plan.RIGHT_X) == (conv.LEFT_X, conv.RIGHT_X)
+    assert rows_plan.MONO_SIZE == common._MONO_SIZE and rows_plan.LINE_PITCH == player.LINE_PITCH
