@@ -54,6 +54,64 @@ def test_transpose_story_equals_torch(case, form):
     assert not story.failed_claims(), story.failed_claims()
 
 
+TRANSPOSE_MAPS = [dict(input=(3,), kernel=(3,), stride=(2,), channels=4, filters=2, groups=2, output_padding=(1,)),
+                  dict(input=(2, 3), kernel=(2, 2), stride=(2, 1), padding=(1, 0), channels=2, filters=3),
+                  dict(input=(2, 2), kernel=(3, 3), stride=(1, 1), channels=2, filters=2, groups=2, dilation=(2, 1))]
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_MAPS)
+@pytest.mark.parametrize("form", ["scatter", "gather"])
+def test_transpose_story_with_several_maps_equals_torch(case, form):
+    """Several channels and maps (groups): the seeded x (C_in, *i) and w (C_in, F/G, *k) through torch
+    give the Story's y and every cell's last write; one step per input cell or output cell."""
+    values = _values("diagram conv-transpose", form=form, **case)
+    story = registry.get("diagram conv-transpose").build_story(values)
+    C, Fm, G = values["channels"], values["filters"], values["groups"]
+    g = V.conv_transpose_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
+                                  values["dilation"], values["output_padding"])
+    seeded = example_data(g.in_shape, C, g.kernel, g.out_shape, values["seed"], filters=Fm // G)
+    x, w = seeded["x"], np.swapaxes(seeded["w"], 0, 1)       # the Story's seeded stream, read as (C_in, F/G, *k)
+    np.testing.assert_array_equal(story.grid("x").array(), x)
+    np.testing.assert_array_equal(story.grid("w").array(), w.reshape(C * (Fm // G), *g.kernel))
+    fn = F.conv_transpose2d if g.ndim == 2 else F.conv_transpose1d
+    y = fn(torch.tensor(x[None]), torch.tensor(w), stride=g.stride, padding=[lo for lo, _ in g.padding],
+           dilation=g.dilation, output_padding=g.output_padding, groups=G)[0].numpy()
+    np.testing.assert_allclose(story.grid("y").array(), y, atol=1e-9)
+    final = {}
+    for step in story.steps:
+        for wr in step.writes:
+            final[wr.cell] = wr.value
+    for cell in np.ndindex(*y.shape):
+        assert final.get(cell, 0.0) == pytest.approx(float(y[cell]), abs=1e-9)
+    want = C * int(np.prod(g.in_shape)) if form == "scatter" else y.size
+    assert sum(s.part == form for s in story.steps) == want
+    assert not story.failed_claims(), story.failed_claims()
+
+
+def test_figure_draws_every_channel_of_a_2d_grid():
+    """A (C, H, W) grid is drawn as its C channels stacked one empty row apart; one channel as before."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from diagrams.conv_figure import _cells, _draw_grid
+    from diagrams.style import LIGHT
+
+    story = registry.get("diagram conv-transpose").build_story(
+        _values("diagram conv-transpose", input=(2, 3), kernel=2, channels=3))
+    x = story.grid("x")
+    rows, cols, place = _cells(x)
+    assert (rows, cols) == (3 * 3 - 1, 3) and place((2, 1, 2)) == (7, 2) and place((0, 1, 0)) == (1, 0)
+    one = story.grid("y")                           # one map: 2-D, as it was
+    assert _cells(one)[:2] == one.shape
+    step = story.steps[7]                           # x2[1,2]: lit on the second channel's rows
+    assert step.lit_cells("x", "window") == ((1, 0, 1),)
+    ax = Figure().add_axes((0, 0, 1, 1))
+    _draw_grid(ax, x, step, 0.0, 10.0, LIGHT)
+    assert len(ax.patches) == 3 * 2 * 3             # every channel's cells, no cells in the gap rows
+
+
 POOLS = [dict(input=(5, 5), kernel=2, ceil_mode=True), dict(input=(7,), kernel=3, stride=2, padding=1),
          dict(input=(6, 6), kernel=3, stride=2, dilation=2, padding=1),
          dict(input=(5,), kernel=2, stride=2, padding=1, ceil_mode=True)]
@@ -90,6 +148,9 @@ def test_pool_story_equals_torch(case, mode):
     (["conv", "--input", "5x5", "--kernel", "3", "--stride", "2", "--padding", "1"], 9),
     (["conv", "--input", "7", "--kernel", "3", "--stride", "2", "--positions", "1,3"], 2),
     (["conv-transpose", "--input", "3x3", "--stride", "2", "--output-padding", "1"], 9),
+    (["conv-transpose", "--input", "3", "--stride", "2", "--channels", "2", "--filters", "2", "--groups", "2"], 6),
+    (["conv-transpose", "--input", "2x2", "--kernel", "2", "--stride", "2", "--channels", "2", "--filters", "2",
+      "--form", "gather", "--positions", "1,2,17"], 3),
     (["pool", "--input", "4x4", "--mode", "avg"], 4),
 ])
 def test_static_figures_are_vector_and_deterministic(tmp_path, argv, panels):
@@ -141,7 +202,11 @@ def test_bad_positions_and_geometry_get_one_line(tmp_path):
     for argv, message in [(["conv", "--input", "5x5", "--positions", "10"], "--positions: each must be in 1..9"),
                           (["pool", "--input", "4", "--kernel", "3", "--padding", "2"], "padding must be in 0..kernel//2"),
                           (["conv-transpose", "--input", "3", "--stride", "2", "--output-padding", "2"],
-                           "output_padding must be >= 0 and smaller than stride or dilation")]:
+                           "output_padding must be >= 0 and smaller than stride or dilation"),
+                          (["conv-transpose", "--input", "3", "--channels", "2", "--filters", "3", "--groups", "2"],
+                           "--groups: must divide --channels (2) and --filters (3) (got 2)"),
+                          (["conv-transpose", "--input", "3", "--channels", "2", "--x", "[[1, 2, 3]]"],
+                           "--x: expected shape 2x3 for 2 channels and input 3, got 1x3")]:
         result = CliRunner().invoke(main, ["diagram", *argv, "-o", str(tmp_path / "x.svg")])
         assert result.exit_code == 2 and message in result.output, result.output
         assert not (tmp_path / "x.svg").exists()
