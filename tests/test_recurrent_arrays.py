@@ -219,7 +219,8 @@ BPTT = ["animate", "bptt", "--steps", T, "--n", N, "--m", M]
     (GATED + ["--weights", '{{"W_c": [[1, 2]'], "--weights: not a JSON object"),
     (GATED + ["--weights", '{{"W_c": "x.npy"}}'], "--weights: W_c: must be an array of numbers (got a string)"),
     (["diagram", "gated-rnn", "--steps", T, "--n", N, "--m", 3, "--weights", "{f}/gated.npz"],
-     f"--weights: W_c: expected shape 3x{N} for state size m = 3 and input size n = {N}, got {M}x{N}"),
+     f"--weights: W_c: expected shape 3x{N} for state size m = 3 and input size n = {N}, got {M}x{N}; "
+     f"these weights fit --m {M} --n {N}"),
     (GATED + ["--weights", "{f}/gated.npz", "--preset", "explode"], "--preset: does not apply with --weights"),
     (GATED + ["--weights", "{f}/gated.npz", "--scale", "2"], "--scale: does not apply with --weights"),
     (GATED + ["--inputs", "{f}/x_short.npy"], f"--inputs: expected shape {T}x{N} for T = {T} steps (--steps) of "
@@ -229,7 +230,11 @@ BPTT = ["animate", "bptt", "--steps", T, "--n", N, "--m", M]
     (["diagram", "attention-rnn", "--k", 3, "--weights", "{f}/att2.npz"],
      "--weights: missing Q_3, K_3, V_3 (AttentionRNN(3) needs Q_0..Q_3, K_0..K_3, V_0..V_3"),
     (["diagram", "attention-rnn", "--k", "inf", "--weights", "{f}/att2.npz"],
-     "--weights: unexpected K_2, Q_2, V_2 (AttentionRNN(∞) takes Q_0, Q_1, K_0, K_1, V_0, V_1 only)"),
+     "--weights: unexpected K_2, Q_2, V_2 (AttentionRNN(∞) takes Q_0, Q_1, K_0, K_1, V_0, V_1 only); "
+     f"these weights fit --n {N} --k 2"),
+    (["diagram", "attention-rnn", "--k", 2, "--weights", "{f}/attinf.npz"],
+     f"--weights: missing Q_2, K_2, V_2 (AttentionRNN(2) needs Q_0, Q_1, Q_2, K_0, K_1, K_2, V_0, V_1, V_2; "
+     f"got K_0, K_1, Q_0, Q_1, V_0, V_1); these weights fit --n {N} --k 1 or --k inf"),
     (["diagram", "attention-rnn", "--k", 2, "--n", 2, "--weights", "{f}/att2.npz"],
      "--weights: Q_0: expected shape 2x2 for state size n = 2, got 3x3"),
     (BPTT + ["--model", "attention", "--weights", "{f}/gated.npz"], "--weights: missing Q_0"),

@@ -113,6 +113,23 @@ def check_weights(weights: dict, shapes: dict, model: str, name: str = "weights"
     return {key: np.asarray(weights[key], dtype=float) for key in shapes}
 
 
+def fitting_options(weights: dict, model: str) -> str:
+    """The options these weights fit, when their names and shapes agree with each other: "--m 2 --n 3"
+    (the gated RNN), "--n 3 --k 2" (AttentionRNN; k = 1 and ∞ take the same six arrays); "" otherwise."""
+    shapes = {key: np.shape(v) for key, v in weights.items()}
+    if model == "gated":
+        if set(shapes) != set(gated_shapes(1, 1)) or len(shapes["W_c"]) != 2:
+            return ""
+        m, n = shapes["W_c"]
+        return f"--m {m} --n {n}" if shapes == {k: s for k, (s, _) in gated_shapes(n, m).items()} else ""
+    first = shapes.get("Q_0", ())
+    if len(first) != 2 or any(s != first for s in shapes.values()):
+        return ""
+    spans = [k for k in (*range(1, 65), None) if set(attention_weight_names(k)) == set(shapes)]
+    words = " or ".join("--k " + ("inf" if k is None else str(k)) for k in spans)
+    return f"--n {first[0]} {words}" if spans else ""
+
+
 def _compact(keys: list[str]) -> list[str]:
     """Q_0, Q_1, Q_2, K_0, ... as "Q_0..Q_2, K_0..K_2, ..." once there are more than three per letter."""
     groups: dict[str, list[str]] = {}

@@ -435,7 +435,7 @@ def _check_recurrent(values: dict) -> None:
     _check_given_arrays(values, _recurrent_inputs(values))
     if values.get("weights") is not None:
         from viz.arrays import ArrayError
-        from viz.rnn_weights import check_weights, model_words, shapes_for
+        from viz.rnn_weights import check_weights, fitting_options, model_words, shapes_for
 
         model = values.get("model", "gated" if kind is GATED_DIAGRAM else "attention")
         k = values.get("k") if model == "attention" else None
@@ -443,7 +443,8 @@ def _check_recurrent(values: dict) -> None:
             check_weights(dict(values["weights"]), shapes_for(model, values["n"], values.get("m"), k),
                           model_words(model, k))
         except ArrayError as err:
-            raise ParamError("weights", str(err)) from None
+            fits = fitting_options(dict(values["weights"]), model)
+            raise ParamError("weights", str(err) + (f"; these weights fit {fits}" if fits else "")) from None
     if values.get("weights") is not None or values.get("inputs") is not None:
         _check_user_run(kind, values)
 
