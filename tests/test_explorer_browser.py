@@ -474,8 +474,9 @@ def test_transposed_modes_with_several_channels_and_maps(page, params, tmp_path)
     story = serve.render_answer("transpose", params, mode="scatter")["story"]
     grids = {a["name"]: torch.tensor(a["values"], dtype=torch.float64).reshape(a["shape"]) for a in story["grids"]}
     fn = torch.nn.functional.conv_transpose1d if nd == 1 else torch.nn.functional.conv_transpose2d
-    y = fn(grids["x"][None], grids["w"].reshape(C, Fg, *g.kernel)[None][0][None].squeeze(0), stride=list(g.stride),
-           dilation=list(g.dilation), output_padding=list(g.output_padding), groups=G)[0].numpy().round().astype(int)
+    y = fn(grids["x"][None], grids["w"].reshape(C, Fg, *g.kernel), stride=list(g.stride),
+           padding=[lo for lo, _ in g.padding], dilation=list(g.dilation), output_padding=list(g.output_padding),
+           groups=G)[0].numpy().round().astype(int)
     ycell = (lambda f, m: (f, *m)) if F > 1 else (lambda f, m: tuple(m))
     reached: dict = {}
     for c in range(C):
