@@ -191,7 +191,9 @@ def path_caption(r: Run, path: list[int], gain: float) -> Caption:
         share = path_share(r, path)
     if not (math.isfinite(share) and math.isfinite(gain)):     # only the user's numbers get here
         raise path_overflow(r)
-    rest = ("the other paths add the rest" if share < 0.995 else "the gradient takes this path")
+    # the paths' parts are vectors: beside a path carrying more than all of δ[1], the others cancel some
+    rest = ("the other paths add the rest" if share < 0.995 else "the gradient takes this path"
+            if share <= 1.005 else "the other paths partly cancel it")
     return Caption(f"{caption.text} Alone it carries {fmt_value(100 * share, integer=share >= 0.1)}% of ‖δ[1]‖: "
                    f"{rest}.",
                    caption.claims + (_claim("path-bound", "no path carries more than its gain",
