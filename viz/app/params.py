@@ -320,7 +320,15 @@ class ListParam(Param, type_name="list"):
         return ("all",)
 
 
-class ArrayParam(Param, type_name="array"):
+class _UserDataParam(Param):
+    """The user's own numbers (arrays, named weights): optional, and None (not given) formats as JSON's
+    "null", which parses back to None."""
+
+    def parse(self, raw):
+        return None if raw is None or (isinstance(raw, str) and raw.strip() == "null") else self._parse(raw)
+
+
+class ArrayParam(_UserDataParam, type_name="array"):
     """A user array (viz.arrays): a JSON literal, a nested list, a NumPy array or tensor, or a path to a
     .npy, .json or .csv file. Kept as nested tuples of floats (hashable, JSON-able, cache-keyable);
     its shape is checked against the geometry by the kind's check."""
@@ -328,10 +336,6 @@ class ArrayParam(Param, type_name="array"):
 
     def describe_range(self) -> str:
         return "a JSON array like [[1, 2], [3, 4]], or a .npy, .json or .csv file"
-
-    def parse(self, raw):
-        # None (not given) formats as JSON's "null", which parses back to None
-        return None if raw is None or (isinstance(raw, str) and raw.strip() == "null") else self._parse(raw)
 
     def _parse(self, raw):
         from viz.arrays import ArrayError, load_array
@@ -356,7 +360,7 @@ class ArrayParam(Param, type_name="array"):
         return json.dumps(plain(value), separators=(",", ":"))
 
 
-class WeightsParam(Param, type_name="weights"):
+class WeightsParam(_UserDataParam, type_name="weights"):
     """Named user arrays (viz.rnn_weights): a .npz file, a .json file or JSON object of arrays, or from
     Python a dict of arrays or tensors. Kept as ((name, nested tuples), ...) sorted by name (hashable,
     cache-keyable); formats as a JSON object. Which names and shapes a model needs is the kind's check.
@@ -366,9 +370,6 @@ class WeightsParam(Param, type_name="weights"):
 
     def describe_range(self) -> str:
         return 'a .npz or .json file of named arrays, or a JSON object like {"W_c": [[1, 2]], ...}'
-
-    def parse(self, raw):
-        return None if raw is None or (isinstance(raw, str) and raw.strip() == "null") else self._parse(raw)
 
     def _parse(self, raw):
         from viz.arrays import ArrayError

@@ -20,6 +20,7 @@ from math import isfinite, prod
 
 from viz.app import registry as figures
 from viz.app.params import USER_DATA_TYPES
+from viz.arrays import ArrayError, _flag
 
 MAX_EDITOR_CELLS = 1024                      # one array's editable cells (a 4x16x16 x, a 8x8x4x4 w)
 MAX_REQUEST_CELLS = 4 * MAX_EDITOR_CELLS     # every array of one request together (x, w, b, grad_y)
@@ -29,16 +30,8 @@ MAX_AXES = 4                                 # w of a 2-D convolution: F x C/gro
 _UNUSED_WHEN = {"b": lambda v: not v.get("bias", True)}
 
 
-class BadArray(ValueError):
-    """An array a request got wrong: the one-line message names the parameter."""
-
-    def __init__(self, name: str, message: str):
-        super().__init__(message)
-        self.param = name
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+# an array a request got wrong: the one-line message names the parameter (viz.arrays' own error)
+BadArray = ArrayError
 
 
 def is_array_param(kind: figures.FigureKind, name: str) -> bool:
@@ -98,7 +91,7 @@ def check(kind_key: str, values: dict) -> None:
     """Each array given has the shape the geometry asks (every figure, whatever its own check does)."""
     import numpy as np
 
-    from viz.arrays import ArrayError, check_shape
+    from viz.arrays import check_shape
 
     for name, (shape, why) in figures.expected_arrays(kind_key, values).items():
         if values.get(name) is not None:
