@@ -167,6 +167,7 @@ def test_several_filters_light_their_kernel_and_their_group_only(page):
             assert got["x"] == keys((c, *t) for c in chans for t in taps), (f, o)
             assert got["w"] == keys((r, j) for r in (2 * f, 2 * f + 1) for j in range(3)), (f, o)
             assert f"filter {f + 1} reads x{chans[0] + 1}, x{chans[1] + 1} (group {f // 2 + 1} of 2)" in got["text"]
+            assert got["text"].startswith(f"y{f + 1} = "), got["text"]          # the map's own name
     names = page.evaluate("() => [...document.querySelectorAll('svg.grid[data-grid=\"w\"] text.row-label')]"
                           ".map((t) => t.textContent)")
     assert names == ["w1[x1]", "w1[x2]", "w2[x1]", "w2[x2]", "w3[x3]", "w3[x4]", "w4[x3]", "w4[x4]"]

@@ -298,6 +298,15 @@ const VizViews = (() => {
       });
     }
 
+    // The name of the channel a cell is in, as the Story names it ("y3", "x2"), else the grid's label.
+    channelName(g, k) {
+      const L = layout(g, this.nd);
+      const names = (g.axis_labels && g.axis_labels[0]) || [];
+      const ch = Number(String(k).split(",")[0]);
+      return L.hasChannel && L.channels > 1 && names.length === L.channels && names[ch] &&
+             !/^\d+$/.test(names[ch]) ? names[ch] : g.label;
+    }
+
     // A cell chosen by hover, click or the keyboard: light what it reads, or what reads it.
     select(grid, k) {
       this.clear();
@@ -308,7 +317,8 @@ const VizViews = (() => {
       const g = this.gridNamed(grid);
       const f = this.flatIndex(g, k);
       const value = g.texts && g.texts[f] !== undefined ? g.texts[f] : "";
-      const head = el("div", { class: "cell-name" }, el("b", { text: g.label }), value ? ` = ${value}` : "");
+      const head = el("div", { class: "cell-name" }, el("b", { text: this.channelName(g, k) }),
+                      value ? ` = ${value}` : "");
       const lines = [];
       let what = "none";
       if (this.producer.has(id) && !this.view.scatter) {
