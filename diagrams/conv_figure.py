@@ -20,7 +20,10 @@ from viz.story.core import Grid, Step, Story
 
 CELL = 0.22            # inches per cell
 GAP = 0.35             # inches between the grids of one panel, and between panels
-LABEL_H = 0.42         # inches under a panel for its label
+LABEL_H = 0.42         # inches under a panel for its label (at least)
+LABEL_PT = 7           # its font size
+LABEL_LINE_H = LABEL_PT * 1.2 / 72     # inches a line of it takes
+LABEL_CHAR_W = LABEL_PT * 0.62 / 72    # inches a character takes at most (DejaVu Sans is ~0.55 em on average)
 MAX_COLS = 4
 MARGIN = 0.05          # inches around everything (outlines are not cut at the page edge)
 ROLE_OF_GRID = {"input": "input", "kernel": "parameter", "output": "state", "gradient": "gradient",
@@ -138,6 +141,9 @@ def conv_figure(story: Story, out, fmt: str, theme: str = "light", positions=Non
     rows = math.ceil(len(steps) / cols)
     pw, ph = max(_panel_size(_panel_grids(story, s))[0] for s in steps), \
         max(_panel_size(_panel_grids(story, s))[1] for s in steps)
+    # a label wider than its panel wraps (never into the next panel); more lines, a taller label row
+    labels = [_wrap(s.lines[0].text if s.lines else s.label, pw) for s in steps]
+    ph += max(0.0, max(len(lines) for lines in labels) * LABEL_LINE_H + 0.12 - LABEL_H)
     width, height = cols * pw + (cols - 1) * GAP, rows * ph + (rows - 1) * GAP * 0.5
     fig = Figure(figsize=(width + 2 * MARGIN, height + 2 * MARGIN))
     fig.patch.set_facecolor(th.background)
@@ -152,11 +158,17 @@ def conv_figure(story: Story, out, fmt: str, theme: str = "light", positions=Non
         grids = _panel_grids(story, step)
         for grid in grids:
             x = _draw_grid(ax, grid, step, x, top, th, never.get(grid.name, ())) + GAP
-        words = step.lines[0].text if step.lines else step.label
         below = top - max(_cells(g)[0] for g in grids) * CELL - 0.12
-        ax.text(c * (pw + GAP), below, words, fontsize=7, color=th.text, family="DejaVu Sans", va="top",
-                ha="left")
+        ax.text(c * (pw + GAP), below, "\n".join(labels[i]), fontsize=LABEL_PT, color=th.text,
+                family="DejaVu Sans", va="top", ha="left", linespacing=1.2)
     _save(fig, out, fmt, story.alt)
+
+
+def _wrap(words: str, width: float) -> list[str]:
+    """`words` in lines that fit `width` inches at LABEL_PT (DejaVu Sans: at most LABEL_CHAR_W a character)."""
+    import textwrap
+
+    return textwrap.wrap(words, width=max(12, int(width / LABEL_CHAR_W))) or [""]
 
 
 def _save(fig, out, fmt: str, title: str) -> None:

@@ -130,7 +130,9 @@ class RowsScene(ConvScene):
 
     def construct(self):
         head = self.story_header()
-        foot = self.story_legend(self.LEGEND)
+        never = any(s.part == "never_read" for s in self.story.steps)
+        has = any(item[0] == "never_read" for item in self.LEGEND)
+        foot = self.story_legend(self.LEGEND + ([("never_read", "never read")] if never and not has else []))
         top = head.get_bottom()[1] - 0.25
         bottom = foot.get_top()[1] + 0.15
         size = self.text_size(RIGHT_X - LEFT_X)

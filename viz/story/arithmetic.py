@@ -16,7 +16,8 @@ import numpy as np
 from viz import conv as V
 from viz import pool as P
 from viz.runs import example_data
-from viz.story.conv import RENDER_OPTIONS, SUM_TOLERANCE, _shape_str, positions_labels, reads_text, weights
+from viz.story.conv import (RENDER_OPTIONS, SUM_TOLERANCE, _shape_str, names, positions_labels, reads_text,
+                            weights)
 from viz.story.core import Caption, Claim, Grid, Line, Lit, Step, Story, Write
 from viz.text import fmt_factor, fmt_index, fmt_value, pretty_formula
 
@@ -117,6 +118,8 @@ def pool_story(values: dict, running: bool = False) -> Story:
                           writes=(Write("y", tuple(int(v) for v in o), float(y[(0, *o)]), yv),),
                           weight=wt, part="forward"))
     steps += _pool_backward_steps(g, mode, gy, gx, arg, div, lo, integer, running)
+    never = _pool_never_read(g, gx, lo)
+    steps += [never[0]] if never else []
     sums = float(np.sum(gx)), float(np.sum(gy))
     claims_back = (Claim("gradient-conserved", "pooling passes on all of ∂ℓ/∂y (nothing is lost or made)",
                          abs(sums[0] - sums[1]), "<=", 1e-9, "|Σ ∂ℓ/∂x − Σ ∂ℓ/∂y|", "tolerance"),) \
@@ -126,7 +129,8 @@ def pool_story(values: dict, running: bool = False) -> Story:
                         else f" (padding counts as 0, divisor {'with' if include_pad else 'without'} padding)."),
                         tuple(claims)),
                 Caption("Backward: max pooling routes each gradient to the input that won its window; average "
-                        "pooling spreads it evenly over the window." , claims_back))
+                        "pooling spreads it evenly over the window." , claims_back)) + \
+        ((never[1],) if never else ())
     grids = (_grid("x", "x", "input", xp, integer, padding=pad_mask,
                    axis_labels=[("x",)] + [positions_labels(n, l, i) for n, l, i in zip(xp.shape[1:], lo, g.in_shape)]),
              _grid("y", "y", "output", y[0], integer and mode == "max"),
@@ -138,8 +142,30 @@ def pool_story(values: dict, running: bool = False) -> Story:
              + (", ceil mode" if g.ceil_mode else ""))
     formula = tuple(f"output axis {a + 1}: {pretty_formula(g.formula(a))}" for a in range(nd))
     alt = f"Figure of {what} pooling: a {_shape_str(g.in_shape)} input, output {_shape_str(g.out_shape)}."
-    return Story(f"animate pool", _plain(values), title, formula, grids, steps=tuple(steps), captions=captions,
+    return Story("animate pool", _plain(values), title, formula, grids, steps=tuple(steps), captions=captions,
                  alt=alt, description=" ".join([alt] + [s.narration for s in steps]))
+
+
+def _pool_never_read(g, gx, lo):
+    """(the closing step lighting the inputs no window reads, its caption), or None when every input
+    is read: floor mode drops the inputs past the last full window, and their gradient is exactly 0."""
+    nr = [tuple(int(v) for v in m) for m in g.windows.never_read]
+    if not nr:
+        return None
+    worst = max(abs(float(gx[(0, *m)])) for m in nr)
+    text = f"never read: x[{names(nr)}] — no window reads them, so their gradient is exactly 0"
+    step = Step("never-read", "never read", text,
+                lit=(Lit("x", "never_read", tuple((0, *(int(a + b) for a, b in zip(m, lo))) for m in nr)),
+                     Lit("grad_x", "never_read", tuple(nr))),
+                lines=(Line(f"never read: {len(nr)} input position{'s' if len(nr) > 1 else ''}", "never_read",
+                            (float(len(nr)),)),
+                       Line(f"x[{names(nr, 6)}]", "never_read", ()),
+                       Line("no window reads them: their gradient is exactly 0", "text", ())),
+                part="never_read", data={"never_read": [list(m) for m in nr]})
+    caption = Caption(f"Never read: x[{names(nr)}]; no window reaches them, so their gradient is exactly 0.",
+                      (Claim("never-read-zero-gradient", "never-read inputs get exactly zero gradient", worst, "==",
+                             0.0, "max |∂ℓ/∂x| over never-read inputs", "zero"),))
+    return step, caption
 
 
 def _pool_backward_steps(g, mode, gy, gx, arg, div, lo, integer, running=False) -> list[Step]:
