@@ -261,6 +261,34 @@ def test_shape_pool_equals_torch_output_shape(values):
     assert f"-> out {'x'.join(map(str, y.shape[2:]))}" in text.splitlines()[0]
 
 
+@pytest.mark.parametrize("raw", [dict(input="5x5", kernel=2, mode="max"), dict(input="8", kernel=3, stride=2,
+                                                                            mode="avg"),
+                                 dict(input="6", kernel=2, mode="max")])        # every input read: no step
+def test_pool_never_read_inputs_are_named_and_get_zero_gradient(raw):
+    """Floor mode drops the inputs past the last full window: the Story's closing step lights exactly
+    them (x as drawn and ∂ℓ/∂x), and torch's autograd gives them exactly 0."""
+    values = get("animate pool").validate(raw)
+    story = pool_animation_story(values)
+    x = torch.tensor(story.grid("x").array()[None], requires_grad=True)
+    nd = x.dim() - 2
+    pool = (F.max_pool1d if nd == 1 else F.max_pool2d) if raw["mode"] == "max" else \
+        (F.avg_pool1d if nd == 1 else F.avg_pool2d)
+    y = pool(x, values["kernel"], values["stride"])
+    y.backward(torch.ones_like(y))
+    unread = {tuple(int(v) for v in m) for m in zip(*np.nonzero(x.grad[0, 0].numpy() == 0))} if raw["mode"] == "avg" \
+        else None
+    last = story.steps[-1]
+    if last.part != "never_read":
+        assert raw["input"] == "6" and not any(s.part == "never_read" for s in story.steps)
+        return
+    cells = {tuple(c) for c in last.lit_cells("grad_x", "never_read")}
+    assert {tuple(c[1:]) for c in last.lit_cells("x", "never_read")} == cells       # no padding here
+    assert all(float(x.grad[(0, 0, *c)]) == 0.0 for c in cells)
+    if unread is not None:             # average pooling: exactly the inputs with zero gradient
+        assert cells == unread
+    assert not story.failed_claims()
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--pool", "max", "--input", "8", "--kernel", "3", "--padding", "1:0"], "--padding: --pool max pads both sides alike"),
     (["--pool", "avg", "--input", "8", "--kernel", "3", "--dilation", "2"], "--dilation: average pooling has none"),
