@@ -34,7 +34,7 @@ PART_PANELS = {
     "grad_w": (("x",), ("grad_y",), ("grad_w",)),
     "grad_x": (("grad_y_padded",), ("w_flipped",), ("grad_x",)),
     "grad_b": (("grad_y",), (), ("grad_b",)),
-    "never_read": (("x",), (), ("grad_x",)),
+    "never_read": (("x",), (), ("grad_x", "y")),       # beside the backward's ∂ℓ/∂x, or the forward's y
     "forward": (("x",), ("w", "b"), ("y",)),
 }
 
