@@ -166,9 +166,12 @@ def conv_figure(story: Story, out, fmt: str, theme: str = "light", positions=Non
 
 def _wrap(words: str, width: float) -> list[str]:
     """`words` in lines that fit `width` inches at LABEL_PT (DejaVu Sans: at most LABEL_CHAR_W a character)."""
+    import re
     import textwrap
 
-    return textwrap.wrap(words, width=max(12, int(width / LABEL_CHAR_W))) or [""]
+    # an index ("y[1..2, 3..4]") is never split: its spaces are no-break spaces (textwrap breaks at ASCII ones)
+    kept = re.sub(r"\[[^\]]*\]", lambda m: m.group(0).replace(" ", "\u00a0"), words)
+    return textwrap.wrap(kept, width=max(12, int(width / LABEL_CHAR_W))) or [""]
 
 
 def _save(fig, out, fmt: str, title: str) -> None:
