@@ -257,7 +257,7 @@ def test_figure_from_a_torch_layer_equals_the_layer(make, x_shape):
 @pytest.mark.parametrize("make, words", [
     (lambda: torch.nn.Conv1d(1, 1, 3, padding=1, padding_mode="reflect"), "padding_mode must be 'zeros'"),
     (lambda: torch.nn.Conv3d(1, 1, 3), "Conv1d and Conv2d"),
-    (lambda: torch.nn.ConvTranspose1d(1, 1, 3), "transposed convolution layers"),
+    (lambda: torch.nn.ConvTranspose1d(1, 1, 3), 'a transposed convolution layer is drawn by "animate conv-transpose"'),
     (lambda: torch.nn.Linear(3, 1), "must be a convolution layer"),
 ])
 def test_layers_that_cannot_be_drawn_are_one_line(make, words):
@@ -297,3 +297,30 @@ def test_the_command_line_shown_reproduces_a_figure_with_arrays(tmp_path):
     r = CliRunner().invoke(cli, words[1:], prog_name="viz")
     assert r.exit_code == 0, r.output
     assert json.loads(out.read_text()) == forward_story(values).to_dict()
+
+
+@pytest.mark.parametrize("make, x_shape", [
+    (lambda: torch.nn.ConvTranspose1d(2, 2, 3, stride=2, padding=1, output_padding=1, groups=2, bias=False), (2, 4)),
+    (lambda: torch.nn.ConvTranspose2d(1, 2, 2, stride=2, bias=False), (1, 2, 2)),
+])
+def test_figure_from_a_torch_transposed_layer_equals_the_layer(make, x_shape):
+    """ConvTranspose layers by duck typing (weight C_in x F/groups x *kernel, output_padding): the
+    Story's output equals the layer's; a forward kind refuses them, as a transposed kind refuses Conv."""
+    import viz
+    from viz.story.transposed import transpose_animation_story
+
+    torch.manual_seed(1)
+    layer = make()
+    with torch.no_grad():           # small integers: a float layer's many decimals need larger cells
+        layer.weight.copy_(torch.randint(-2, 3, layer.weight.shape))
+    x = torch.randint(-3, 4, x_shape).float()
+    fig = viz.figure("animate conv-transpose", layer=layer, x=x)
+    story = transpose_animation_story(fig.values)
+    with torch.no_grad():
+        ref = layer(x[None])[0].double().numpy()
+    y = story.grid("y").array()
+    np.testing.assert_allclose(y if layer.out_channels > 1 else y[None], ref, atol=1e-5)
+    with pytest.raises(ParamError, match='^layer=: a convolution layer is drawn by "animate conv"'):
+        viz.figure("animate conv-transpose", layer=torch.nn.Conv1d(1, 1, 3))
+    with pytest.raises(ParamError, match="bias=False"):
+        viz.figure("animate conv-transpose", layer=torch.nn.ConvTranspose1d(1, 1, 3))

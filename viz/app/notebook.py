@@ -31,7 +31,7 @@ class Figure:
         if "layer" in params:           # a PyTorch layer, read by duck typing (viz.app.layer)
             from viz.app.layer import with_layer
 
-            params = with_layer(params)
+            params = with_layer(params, self.kind.key)
         self.values = self.kind.validate(params)
 
     @property
