@@ -13,10 +13,10 @@ are parameters with ``render_option=True``, kept apart by `FigureKind.render_opt
 """
 from __future__ import annotations
 
-import shlex
-
 import dataclasses
 import importlib
+import shlex
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -27,6 +27,10 @@ from viz.app.params import Param, ParamError, show as _show  # noqa: F401  (re-e
 
 # ---------------------------------------------------------------------------------------------------
 # Figure kinds
+
+
+STORY_CACHE = 4       # Stories kept (immutable plain data): a kind's check builds the one its render draws
+_STORIES: "OrderedDict[tuple, object]" = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -95,10 +99,24 @@ class FigureKind:
         """The kind's Story (plain data, NumPy only) for validated values."""
         if not self.story:
             raise ParamError("format", f"{self.key} has no story")
-        module, _, func = self.story.partition(":")
-        story = getattr(importlib.import_module(module), func)(dict(values))
-        # one builder may serve several kinds (a figure and its animation): the story names the one asked
-        return story if story.kind == self.key else dataclasses.replace(story, kind=self.key)
+        try:            # the check and the render (or the explorer's answer) ask for the same Story
+            key = (self.key, tuple(sorted(values.items())))
+            hash(key)
+        except TypeError:
+            key = None
+        story = _STORIES.get(key) if key is not None else None
+        if story is None:
+            module, _, func = self.story.partition(":")
+            story = getattr(importlib.import_module(module), func)(dict(values))
+            # one builder may serve several kinds (a figure and its animation): the story names the one asked
+            story = story if story.kind == self.key else dataclasses.replace(story, kind=self.key)
+            if key is not None:
+                _STORIES[key] = story
+                while len(_STORIES) > STORY_CACHE:
+                    _STORIES.popitem(last=False)
+        else:
+            _STORIES.move_to_end(key)
+        return story
 
     @property
     def key(self) -> str:
@@ -387,9 +405,8 @@ def _check_conv_backward_animation(values: dict) -> None:
     every number at least 14 px tall at 1080p), else one line naming the limit."""
     _check_conv_animation(values)
     from scenes.conv_layout import refusal
-    from viz.story.conv_backward import backward_story
 
-    why = refusal(backward_story(values))
+    why = refusal(get("animate conv-backward").build_story(values))
     if why:
         size = "x".join(str(v) for v in values["input"])
         raise ParamError("input", f"--input: {size} with {_maps(values)} is {why}; use a smaller --input, "
@@ -401,9 +418,8 @@ def _check_conv_forward_animation(values: dict) -> None:
     number at least 14 px tall at 1080p), else one line naming the limit."""
     _check_conv_animation(values)
     from scenes.conv_plan import refusal
-    from viz.story.conv import forward_story
 
-    why = refusal(forward_story(values))
+    why = refusal(get("animate conv").build_story(values))
     if why:
         size = "x".join(str(v) for v in values["input"])
         raise ParamError("input", f"--input: {size} with {_maps(values)} is too large to draw legibly: {why}; "

@@ -231,8 +231,23 @@ class Story:
         return cls.from_dict(json.loads(text))
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}     # dataclass -> its field names (a Story has ~10^5 values)
+
+
 def _plain(value: Any):
     """Dataclasses -> dicts, tuples -> lists, NumPy scalars -> Python numbers; non-finite floats -> None."""
+    t = type(value)          # the exact built-in types first: nearly every value of a Story is one
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float:
+        return value if math.isfinite(value) else None
+    if t is tuple or t is list:
+        return [_plain(v) for v in value]
+    names = _FIELDS.get(t)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELDS[t] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {n: _plain(getattr(value, n)) for n in names}
     if dataclasses.is_dataclass(value):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
