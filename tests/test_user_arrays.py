@@ -324,3 +324,21 @@ def test_figure_from_a_torch_transposed_layer_equals_the_layer(make, x_shape):
         viz.figure("animate conv-transpose", layer=torch.nn.Conv1d(1, 1, 3))
     with pytest.raises(ParamError, match="bias=False"):
         viz.figure("animate conv-transpose", layer=torch.nn.ConvTranspose1d(1, 1, 3))
+
+
+def test_conv_groups_claim_fails_when_a_filter_reads_outside_its_group():
+    """The forward's groups claim counts the steps' lit cells: a step of filter 1 lighting channel 3
+    (group 2) makes filter 1's claim fail and leaves the others holding."""
+    import dataclasses
+
+    from viz.story.conv import _groups_caption, _Setup
+    from viz.story.core import Lit
+
+    values = get("animate conv").validate({"input": 5, "channels": 4, "filters": 4, "groups": 2, "kernel": 2})
+    story = forward_story(values)
+    caption = next(c for c in story.captions if "groups" in c.text)
+    assert len(caption.claims) == 4 and all(c.holds() for c in caption.claims)
+    k = next(i for i, s in enumerate(story.steps) if s.data.get("filter") == 0)
+    bad = dataclasses.replace(story.steps[k], lit=story.steps[k].lit + (Lit("x", "window", ((2, 0),)),))
+    claims = _groups_caption(_Setup(values), story.steps[:k] + (bad,) + story.steps[k + 1:]).claims
+    assert [c.holds() for c in claims] == [False, True, True, True]

@@ -31,6 +31,7 @@ from viz.text import fmt_factor, fmt_index, fmt_value, pretty_formula
 from viz.story.conv_text import (MAX_ROW_LINES, MAX_TERMS_INLINE, _shape_str, names, params_text,  # noqa: F401
                                  positions, positions_labels, products, reads_text, row_lines)
 from viz.story.core import Caption, Claim, Grid, Line, Lit, Step, Story, Write
+from viz.story.groups import Groups, group_claims
 
 FULL_STEPS = 4           # steps shown in full before the rest are sped up...
 ALL_FULL_UP_TO = 9       # ...unless there are at most this many
@@ -68,10 +69,8 @@ class _Setup:
         if self.C < 1:
             raise ValueError(f"channels must be >= 1 (got {self.C})")
         # F filters in G groups: filter f reads the C/G channels of its group f // (F/G)
-        self.F, self.G = int(values.get("filters", 1)), int(values.get("groups", 1))
-        if self.F < 1 or self.G < 1 or self.C % self.G or self.F % self.G:
-            raise ValueError(f"groups must divide channels ({self.C}) and filters ({self.F}) (got {self.G})")
-        self.Cg = self.C // self.G
+        self.groups = Groups(self.C, values.get("filters", 1), values.get("groups", 1))
+        self.F, self.G, self.Cg = self.groups.F, self.groups.G, self.groups.Cg
         seed = int(values.get("seed", 0))
         data = example_data(g.in_shape, self.C, g.kernel, g.out_shape, seed, values.get("values", "int"),
                             filters=self.F, groups=self.G)
@@ -111,12 +110,11 @@ class _Setup:
         return self.F > 1
 
     def group_of(self, f: int) -> int:
-        return f // (self.F // self.G)
+        return self.groups.group_of(f)
 
     def channels_of(self, f: int) -> range:
         """The input channels filter f reads (0-based): its group's C/G channels."""
-        g = self.group_of(f)
-        return range(g * self.Cg, (g + 1) * self.Cg)
+        return self.groups.channels_of(f)
 
     def w_rows(self, f: int) -> range:
         """Filter f's rows (1-D) or panels (2-D) in the drawn kernel grid."""
@@ -275,17 +273,10 @@ def _filter_weights(F: int, n: int) -> list[list[float]]:
 
 def _groups_caption(S: _Setup, steps) -> Caption:
     """With groups: each filter's steps light only the channels of its group (counted on the steps)."""
-    claims = []
-    for f in range(S.F):
-        lit = {cell[0] for s in steps if s.data.get("filter") == f for lt in s.lit
-               if lt.target == "x" and lt.role in ("window", "padding_tap") for cell in lt.cells}
-        want = set(S.channels_of(f))
-        claims.append(Claim(f"filter-{f + 1}-channels", f"filter {f + 1} reads only x{min(want) + 1}..x{max(want) + 1}",
-                            float(len(lit ^ want)), "==", 0.0, "channels lit outside its group, or missed",
-                            "zero"))
+    claims = group_claims(S.groups, steps, {"x"}, {"y"}, lambda f: f"filter {f + 1}")
     return Caption(f"With {S.G} groups each filter reads only the {S.Cg} channel{'s' if S.Cg > 1 else ''} of its "
                    f"group: {S.F // S.G} filter{'s' if S.F // S.G > 1 else ''} per group"
-                   f"{' (depthwise)' if S.Cg == 1 else ''}.", tuple(claims))
+                   f"{' (depthwise)' if S.Cg == 1 else ''}.", claims)
 
 
 def _forward_grids(S: _Setup, y) -> tuple[Grid, ...]:

@@ -26,27 +26,16 @@ from viz.story.arithmetic import _cells, _given, _grid, _plain
 from viz.story.conv import SUM_TOLERANCE, _shape_str, names, params_text, positions_labels, reads_text, weights
 from viz.story.conv_text import products
 from viz.story.core import Caption, Claim, Grid, Line, Lit, Step, Story, Write
+from viz.story.groups import Groups, group_claims
 from viz.text import fmt_factor, fmt_index, fmt_value, pretty_formula
 
 
-class Maps:
-    """Channels, maps and groups of one transposed convolution: who feeds whom, and their names."""
+class Maps(Groups):
+    """Channels, maps and groups of one transposed convolution: who feeds whom (`Groups`), and their names."""
 
     def __init__(self, channels: int = 1, filters: int = 1, groups: int = 1):
-        self.C, self.F, self.G = int(channels), int(filters), int(groups)
-        if min(self.C, self.F, self.G) < 1 or self.C % self.G or self.F % self.G:
-            raise ValueError(f"groups must divide channels ({self.C}) and filters ({self.F}) (got {self.G})")
-        self.Cg, self.Fg = self.C // self.G, self.F // self.G
+        super().__init__(channels, filters, groups)
         self.multi = self.C > 1 or self.F > 1
-
-    def maps_of(self, c: int) -> range:
-        """The output maps input channel c feeds (0-based): its group's F/G maps."""
-        g = c // self.Cg
-        return range(g * self.Fg, (g + 1) * self.Fg)
-
-    def channels_of(self, f: int) -> range:
-        g = f // self.Fg
-        return range(g * self.Cg, (g + 1) * self.Cg)
 
     def x_name(self, c: int) -> str:
         return "x" if self.C == 1 else f"x{c + 1}"
@@ -288,23 +277,9 @@ def _gather_steps(g, M: Maps, spread, holds, pads, w, gathered, integer) -> list
 def groups_caption(M: Maps, steps, outputs=("y", "y_gather")) -> Caption:
     """With groups, counted on the steps: the input channels each map's steps light (stamped from, or
     gathered over) are exactly its group's."""
-    inputs = {"x", "x_spread"}
-    read: dict[int, set] = {f: set() for f in range(M.F)}
-    for s in steps:
-        chans = {c[0] for lt in s.lit if lt.target in inputs and lt.role in ("window", "padding_tap", "muted")
-                 for c in lt.cells}
-        for lt in s.lit:
-            if lt.target in outputs and lt.role == "output":
-                for c in lt.cells:
-                    read[c[0] if M.F > 1 else 0] |= chans
-    claims = []
-    for f in range(M.F):
-        want = set(M.channels_of(f))
-        claims.append(Claim(f"filter-{f + 1}-channels", f"filter {f + 1} ({M.y_name(f)}) reads only "
-                            f"{M.x_name(min(want))}..{M.x_name(max(want))}", float(len(read[f] ^ want)), "==", 0.0,
-                            "channels lit outside its group, or missed", "zero"))
+    claims = group_claims(M, steps, {"x", "x_spread"}, outputs, lambda f: f"filter {f + 1} ({M.y_name(f)})")
     return Caption(f"With {M.G} groups each map is made from the {M.Cg} channel{'s' if M.Cg > 1 else ''} of its "
-                   f"group only: {M.Fg} map{'s' if M.Fg > 1 else ''} per group.", tuple(claims))
+                   f"group only: {M.Fg} map{'s' if M.Fg > 1 else ''} per group.", claims)
 
 
 # ---- the animation: both forms in one Story --------------------------------------------------------
