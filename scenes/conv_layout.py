@@ -301,12 +301,13 @@ def plan(story) -> dict[str, PartPlan]:
 
 
 def refusal(story) -> str | None:
-    """None when every part is legible at 1080p, else one line naming the limit that was passed."""
+    """None when every part is legible at 1080p, else the limit that was passed, in words (the registry
+    says the size is too large to draw legibly, and why)."""
     for part, pp in plan(story).items():
         px = pp.min_glyph_px()
         if px < style.MIN_GLYPH_PX - 1e-6:
             what = {pp.number_size: "numbers in cells", pp.text_size: "the products lines",
                     pp.index_size: "the position labels"}[min(pp.number_size, pp.text_size, pp.index_size)]
-            return (f"too large to draw legibly: {what} of the {PART_NAMES.get(part, part)} part would be "
+            return (f"{what} of the {PART_NAMES.get(part, part)} part would be "
                     f"{px:.1f} px tall at 1080p (at least {style.MIN_GLYPH_PX} px)")
     return None

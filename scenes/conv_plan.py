@@ -189,8 +189,7 @@ def refusal(story) -> str | None:
     if by_parts(story):
         from . import conv_layout
 
-        why = conv_layout.refusal(story)
-        return why.removeprefix("too large to draw legibly: ") if why else None
+        return conv_layout.refusal(story)
     plan = best(story)
     limit = f"at least {style.MIN_GLYPH_PX} px"
     if plan["text_scale"] < MIN_TEXT_SCALE:

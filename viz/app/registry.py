@@ -339,7 +339,9 @@ USER_ARRAYS = (
 
 
 def _shape(t) -> str:
-    return "x".join(str(v) for v in t)
+    from viz.text import fmt_shape
+
+    return fmt_shape(t, "x")
 
 
 def _conv_arrays(values: dict) -> dict:
@@ -408,9 +410,9 @@ def _check_conv_backward_animation(values: dict) -> None:
 
     why = refusal(get("animate conv-backward").build_story(values))
     if why:
-        size = "x".join(str(v) for v in values["input"])
-        raise ParamError("input", f"--input: {size} with {_maps(values)} is {why}; use a smaller --input, "
-                                  f"--channels, --filters, --kernel, --padding or --dilation")
+        size = _shape(values["input"])
+        raise ParamError("input", f"--input: {size} with {_maps(values)} is too large to draw legibly: {why}; "
+                                  f"use a smaller --input, --channels, --filters, --kernel, --padding or --dilation")
 
 
 def _check_conv_forward_animation(values: dict) -> None:
@@ -421,7 +423,7 @@ def _check_conv_forward_animation(values: dict) -> None:
 
     why = refusal(get("animate conv").build_story(values))
     if why:
-        size = "x".join(str(v) for v in values["input"])
+        size = _shape(values["input"])
         raise ParamError("input", f"--input: {size} with {_maps(values)} is too large to draw legibly: {why}; "
                                   f"use a smaller --input, --channels, --filters, --kernel, --padding or --dilation")
 
@@ -748,9 +750,8 @@ def _check_transpose_animation(values: dict) -> None:
                                   f"(at most {MAX_ANIMATED_AXIS}); use a smaller --input, --stride, --kernel or --dilation")
     if values.get("channels", 1) > 1 or values.get("filters", 1) > 1:     # several: legible at 1080p, or refused
         from scenes.rows_plan import transpose_refusal
-        from viz.story.transposed import transpose_animation_story
 
-        why = transpose_refusal(transpose_animation_story(values))
+        why = transpose_refusal(get("animate conv-transpose").build_story(values))   # the Story it renders
         if why:
             raise ParamError("input", f"--input: {_shape(values['input'])} with {values['channels']} channel(s) and "
                                       f"{values['filters']} map(s) is too large to draw legibly: {why}; use a smaller "
@@ -775,16 +776,15 @@ def _check_pool_animation(values: dict) -> None:
     """PyTorch's pooling rules, the arrays given, and no max window reading only padding (the
     reference's message)."""
     from viz import pool
-    from viz.story.arithmetic import pool_animation_story
 
     try:
-        g = pool.pool_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
-                               values["dilation"] if values["mode"] == "max" else 1, values["ceil_mode"])
+        pool.pool_geometry(values["input"], values["kernel"], values["stride"], values["padding"],
+                           values["dilation"] if values["mode"] == "max" else 1, values["ceil_mode"])
     except ValueError as err:
         raise ParamError("input", " ".join(str(err).split())) from None
     _check_given_arrays(values, _pool_arrays(values))
     try:
-        pool_animation_story(values)
+        get("animate pool").build_story(values)           # the Story it renders (kept for it)
     except ParamError:
         raise
     except ValueError as err:

@@ -203,8 +203,8 @@ def _gradient_lines(S: _Setup, label: str, name: str, index, pairs, vals, cols: 
     """The products of one gradient entry: one line per row of a 2-D window (one channel, one
     filter), one line (one channel), or one line per channel, "∂ℓ/∂w[c,j] = …" (channels are not
     summed; with several filters "channel c: …")."""
-    if len(pairs) == 1 and S.g.ndim == 2 and len(pairs[0]) == int(np.prod(S.g.kernel if name == "∂ℓ/∂x"
-                                                                           else S.g.out_shape)):
+    # a channel's ∂ℓ/∂x terms run over its filters' kernels: rows of one kernel only with one filter
+    if len(pairs) == 1 and S.g.ndim == 2 and not (S.several and name == "∂ℓ/∂x"):
         return row_lines(f"{label} =", pairs[0], cols, vals[0], S.integer)
     if len(pairs) == 1:
         return [products(pairs[0], vals[0], S.integer, head=f"{label} = ")]
